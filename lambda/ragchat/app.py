@@ -1,0 +1,255 @@
+"""The HTTP app (ASGI, Starlette): the same app serves the local mode and the Lambda.
+
+Every bad request gets a 4xx JSON body naming the field; streaming replies are
+server-sent events. The engine is synchronous, so it runs in the thread pool."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .engine import ChatEngine, ChatRequest, ChatResult, Token
+from .errors import ChatServiceError
+from .interfaces import GenerationParams, Turn
+from .schemas import ChatBody, OpenAIChatBody, RetrieveBody
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+# curl -d sends form-urlencoded by default; its body is still our JSON, so accept it.
+ACCEPTED_CONTENT_TYPES = {"", "application/json", "application/x-www-form-urlencoded"}
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field, self.extra = status, code, message, field, extra
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        body.update(self.extra)
+        return {"error": body}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.payload(), status_code=self.status)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ACCEPTED_CONTENT_TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send JSON (Content-Type: application/json), not {content_type}",
+            "content-type",
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes", "body")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes", "body")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}", "body") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object", "body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"field": _field_name(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise ApiError(422, "validation_error", errors[0]["message"], errors[0]["field"], errors=errors) from None
+
+
+def wants_stream(request: Request, flag: bool) -> bool:
+    return flag or "text/event-stream" in request.headers.get("accept", "")
+
+
+def sse(event: str | None, data: Any) -> str:
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
+
+
+def service_error(exc: ChatServiceError) -> ApiError:
+    extra: dict[str, Any] = {"step": exc.step} if exc.step else {}
+    return ApiError(exc.status, exc.code, str(exc), **extra)
+
+
+def error_response(error: ApiError, retry_after: int | None = None) -> JSONResponse:
+    response = error.response()
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+async def start_stream(events: Iterator[Token | ChatResult]) -> tuple[Token | ChatResult, Iterator[Token | ChatResult]]:
+    """Run the engine up to its first event before the response starts, so that failures
+    in moderation, retrieval or history still become proper HTTP errors."""
+    first = await run_in_threadpool(next, events)
+    return first, events
+
+
+def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[Route] | None = None) -> Starlette:
+    """`engine_provider` is called per request (cheaply: it returns a built engine), so
+    the Lambda can build its engine lazily and tests can swap it."""
+
+    async def chat(request: Request) -> Response:
+        body: ChatBody = await parse_body(request, ChatBody)
+        p = body.parameters
+        chat_request = ChatRequest(
+            inputs=body.inputs,
+            params=GenerationParams(temperature=p.temperature, top_k=p.top_k, max_new_tokens=p.max_new_tokens),
+            session_id=p.session_id,
+            no_retrieval=p.no_retrieval,
+        )
+        engine = engine_provider()
+        if not wants_stream(request, body.stream):
+            result = await run_in_threadpool(engine.chat, chat_request)
+            return JSONResponse(result.as_dict())
+        first, events = await start_stream(engine.stream(chat_request))
+
+        def frames() -> Iterator[str]:
+            try:
+                for event in _chain(first, events):
+                    if isinstance(event, Token):
+                        yield sse("token", {"text": event.text})
+                    else:
+                        yield sse("done", event.as_dict())
+            except ChatServiceError as exc:
+                yield sse("error", service_error(exc).payload())
+
+        return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def openai_chat(request: Request) -> Response:
+        body: OpenAIChatBody = await parse_body(request, OpenAIChatBody)
+        *earlier, last = body.messages
+        stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+        chat_request = ChatRequest(
+            inputs=last.content,
+            params=GenerationParams(
+                temperature=body.temperature,
+                top_k=body.top_k,
+                max_new_tokens=body.max_completion_tokens or body.max_tokens or 512,
+                stop=stop,
+            ),
+            history=[Turn(m.role, m.content) for m in earlier if m.role != "system"],
+        )
+        engine = engine_provider()
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        model = body.model or engine.profile.name
+        if not body.stream:
+            result = await run_in_threadpool(engine.chat, chat_request)
+            return JSONResponse(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": result.outputs},
+                            "finish_reason": "content_filter" if result.blocked else "stop",
+                        }
+                    ],
+                    "sources": [m.as_source() for m in result.sources],
+                    "moderation": result.moderation,
+                }
+            )
+        first, events = await start_stream(engine.stream(chat_request))
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            data = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **extra,
+            }
+            return sse(None, data)
+
+        def frames() -> Iterator[str]:
+            yield chunk({"role": "assistant", "content": ""})
+            for event in _chain(first, events):
+                if isinstance(event, Token):
+                    yield chunk({"content": event.text})
+                else:
+                    if event.blocked:
+                        yield chunk({"content": "\n\n" + event.outputs})
+                    finish = "content_filter" if event.blocked else "stop"
+                    yield chunk({}, finish, sources=[m.as_source() for m in event.sources])
+            yield sse(None, "[DONE]")
+
+        return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def retrieve(request: Request) -> Response:
+        body: RetrieveBody = await parse_body(request, RetrieveBody)
+        matches = await run_in_threadpool(engine_provider().retrieve, body.query, body.top_k)
+        return JSONResponse({"matches": [m.as_source() for m in matches]})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model_profile": engine_provider().profile.name})
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def on_service_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ChatServiceError)
+        log.warning("upstream failure in step %s: %s", exc.step, exc)
+        return error_response(service_error(exc), exc.retry_after)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return ApiError(exc.status_code, code, str(exc.detail), "path").response()
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return ApiError(500, "internal_error", "internal error; see the service log").response()
+
+    routes = [
+        Route("/chat", chat, methods=["POST"]),
+        Route("/v1/chat/completions", openai_chat, methods=["POST"]),
+        Route("/retrieve", retrieve, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        *(extra_routes or []),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: on_api_error,
+            ChatServiceError: on_service_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+    )
+
+
+def _chain(first: Token | ChatResult, rest: Iterator[Token | ChatResult]) -> Iterator[Token | ChatResult]:
+    yield first
+    yield from rest

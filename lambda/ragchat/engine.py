@@ -1,0 +1,194 @@
+"""The chat engine: one user turn from question to stored answer, the same locally and in
+the Lambda. It knows only the interfaces in `interfaces.py`."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from .context import join_context, select_context
+from .errors import RetrievalUnavailable
+from .interfaces import (
+    ConversationStore,
+    Embedder,
+    GenerationParams,
+    Generator,
+    Match,
+    ModerationResult,
+    Moderator,
+    RenderedPrompt,
+    Turn,
+    VectorIndex,
+)
+from .prompts import ModelProfile, StopFilter, fit_history
+
+log = logging.getLogger(__name__)
+
+REFUSAL = "Unfortunately I am unable to provide any information about this topic"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    context_budget_chars: int = 1000
+    retrieval_top_k: int = 5
+    namespace: str = ""
+    history_limit: int = 50
+    refusal: str = REFUSAL
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A validated user turn. With `history` given (OpenAI-style), the conversation comes
+    from the caller and nothing is stored."""
+
+    inputs: str
+    params: GenerationParams = GenerationParams()
+    session_id: str | None = None
+    no_retrieval: bool = False
+    history: Sequence[Turn] | None = None
+
+
+@dataclass
+class ChatResult:
+    outputs: str
+    session_id: str
+    sources: list[Match]
+    moderation: dict[str, Any]
+    blocked: bool = False
+    warnings: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outputs": self.outputs,
+            "session_id": self.session_id,
+            "sources": [m.as_source() for m in self.sources],
+            "moderation": self.moderation,
+            "warnings": self.warnings,
+            "timings_ms": self.timings_ms,
+        }
+
+
+@dataclass(frozen=True)
+class Token:
+    """A piece of the reply, streamed as soon as it is safe to show."""
+
+    text: str
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+class ChatEngine:
+    def __init__(
+        self,
+        *,
+        embedder: Embedder,
+        index: VectorIndex,
+        generator: Generator,
+        moderator: Moderator,
+        store: ConversationStore,
+        profile: ModelProfile,
+        settings: EngineSettings = EngineSettings(),
+    ) -> None:
+        self.embedder = embedder
+        self.index = index
+        self.generator = generator
+        self.moderator = moderator
+        self.store = store
+        self.profile = profile
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragchat")
+
+    # -- retrieval ---------------------------------------------------------------------
+    def retrieve(self, query: str, top_k: int | None = None) -> list[Match]:
+        vector = self.embedder.embed([query])[0]
+        return self.index.query(vector, top_k or self.settings.retrieval_top_k, self.settings.namespace)
+
+    # -- one turn ----------------------------------------------------------------------
+    def chat(self, request: ChatRequest) -> ChatResult:
+        """The buffered answer: the stream, consumed."""
+        for event in self.stream(request):
+            if isinstance(event, ChatResult):
+                return event
+        raise RuntimeError("chat stream ended without a result")  # pragma: no cover
+
+    def stream(self, request: ChatRequest) -> Iterator[Token | ChatResult]:
+        """Yields reply pieces as they are generated, then the final ChatResult."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        warnings: list[str] = []
+        session_id = request.session_id or str(uuid.uuid4())
+        stateless = request.history is not None
+
+        t = time.perf_counter()
+        history = list(request.history) if stateless else self.store.load(session_id, self.settings.history_limit)
+        timings["history"] = _ms(t)
+
+        input_check = self._pool.submit(self._timed, self.moderator.check, request.inputs)
+        matches: list[Match] = []
+        if not request.no_retrieval:
+            t = time.perf_counter()
+            try:
+                matches = self.retrieve(request.inputs)
+            except RetrievalUnavailable as exc:
+                log.warning("retrieval unavailable, answering without context: %s", exc)
+                warnings.append(f"retrieval unavailable, answered without retrieved context: {exc}")
+            timings["retrieval"] = _ms(t)
+        input_verdict, timings["moderation_input"] = input_check.result()
+        moderation: dict[str, Any] = {"input": input_verdict.as_dict()}
+
+        if input_verdict.flagged:
+            timings["total"] = _ms(started)
+            yield ChatResult(self.settings.refusal, session_id, [], moderation, True, warnings, timings)
+            return
+
+        sources = select_context(matches, self.settings.context_budget_chars)
+        prompt = self.build_prompt(request.inputs, join_context(sources), history, request.params)
+
+        t = time.perf_counter()
+        pieces: list[str] = []
+        stop_filter = StopFilter(self.profile.stop + request.params.stop, self.profile.strip_tokens)
+        gen_params = replace(request.params, stop=self.profile.stop + request.params.stop)
+        for piece in stop_filter.feed_all(self.generator.stream(prompt, gen_params)):
+            pieces.append(piece)
+            yield Token(piece)
+        reply = "".join(pieces).strip()
+        timings["generation"] = _ms(t)
+
+        output_verdict, timings["moderation_output"] = self._timed(self.moderator.check, reply)
+        moderation["output"] = output_verdict.as_dict()
+        blocked = output_verdict.flagged
+        answer = self.settings.refusal if blocked else reply
+
+        if not stateless:
+            t = time.perf_counter()
+            self.store.append(session_id, [Turn("user", request.inputs), Turn("assistant", answer)])
+            timings["store"] = _ms(t)
+        timings["total"] = _ms(started)
+        yield ChatResult(answer, session_id, sources, moderation, blocked, warnings, timings)
+
+    # -- prompt ------------------------------------------------------------------------
+    def build_prompt(
+        self, question: str, context: str, history: Sequence[Turn], params: GenerationParams
+    ) -> RenderedPrompt:
+        """Render the profile's prompt with as much recent history as the window allows."""
+        now = datetime.now(UTC)
+        if not self.profile.keeps_history or not history:
+            return self.profile.render(question, context, [], now)
+        base = self.profile.render(question, context, [], now)
+        budget = self.profile.context_window - params.max_new_tokens - self.generator.count_tokens(base.describe())
+        kept = fit_history(history, max(budget, 0), self.generator.count_tokens)
+        return self.profile.render(question, context, kept, now)
+
+    @staticmethod
+    def _timed(fn: Any, arg: str) -> tuple[ModerationResult, float]:
+        t = time.perf_counter()
+        return fn(arg), _ms(t)

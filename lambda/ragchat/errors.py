@@ -1,0 +1,42 @@
+"""Errors that adapters raise and the HTTP app maps to status codes.
+
+Each carries the pipeline step that failed, so a client sees which service broke."""
+
+from __future__ import annotations
+
+
+class ChatServiceError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, step: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.retry_after = retry_after
+
+
+class RetrievalUnavailable(ChatServiceError):
+    """The vector index cannot be reached; the engine answers without context."""
+
+    status = 503
+    code = "retrieval_unavailable"
+
+
+class UpstreamThrottled(ChatServiceError):
+    status = 429
+    code = "throttled"
+
+
+class UpstreamModelError(ChatServiceError):
+    status = 502
+    code = "model_error"
+
+
+class UpstreamTimeout(ChatServiceError):
+    status = 504
+    code = "timeout"
+
+
+class StoreUnavailable(ChatServiceError):
+    status = 503
+    code = "store_unavailable"

@@ -1,0 +1,124 @@
+"""The small interfaces the chat engine is built on, and the values that cross them.
+
+Every adapter (local models, SageMaker, Pinecone, DynamoDB, SQLite) implements one of
+these protocols, so the engine never knows which world it runs in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Document:
+    """A piece of knowledge to index: its text is what gets embedded and shown."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A retrieved document with its similarity score (cosine, higher is closer)."""
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def as_source(self) -> dict[str, Any]:
+        return {"id": self.id, "score": round(self.score, 6), "text": self.text, "metadata": self.metadata}
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation, as stored and as replayed into the prompt."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    temperature: float = 0.6
+    top_k: int = 40
+    max_new_tokens: int = 512
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """What a generator consumes: a flat prompt string, or chat messages for models with
+    a chat template (the generator applies it). Exactly one of the two is set."""
+
+    text: str | None = None
+    messages: tuple[dict[str, str], ...] | None = None
+
+    def describe(self) -> str:
+        if self.text is not None:
+            return self.text
+        return "\n".join(f"[{m['role']}] {m['content']}" for m in self.messages or ())
+
+
+@dataclass(frozen=True)
+class ModerationResult:
+    flagged: bool
+    label: str
+    provider: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"flagged": self.flagged, "label": self.label, "provider": self.provider}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors; one vector per text, independent of batch."""
+
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Pinecone semantics: string ids, upsert replaces, cosine query with metadata, namespaces."""
+
+    def upsert(self, documents: Sequence[Document], vectors: Sequence[Sequence[float]], namespace: str = "") -> int: ...
+
+    def query(self, vector: Sequence[float], top_k: int, namespace: str = "") -> list[Match]: ...
+
+    def delete(self, ids: Sequence[str], namespace: str = "") -> int: ...
+
+    def count(self, namespace: str = "") -> int: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A text generator that streams its reply as text pieces."""
+
+    def stream(self, prompt: RenderedPrompt, params: GenerationParams) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+@runtime_checkable
+class Moderator(Protocol):
+    def check(self, text: str) -> ModerationResult: ...
+
+
+@runtime_checkable
+class ConversationStore(Protocol):
+    """Append-only turns per session: appends never overwrite, so concurrent requests all land."""
+
+    def load(self, session_id: str, limit: int = 50) -> list[Turn]:
+        """The most recent `limit` turns, oldest first."""
+        ...
+
+    def append(self, session_id: str, turns: Sequence[Turn]) -> None:
+        """Store all turns or none."""
+        ...

@@ -1,0 +1,1 @@
+"""Local adapters: in-process models and files under one data folder, no AWS account."""

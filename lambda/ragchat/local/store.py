@@ -1,0 +1,63 @@
+"""Conversation store in one SQLite file: one row per turn, appended in a transaction.
+
+Appending (instead of rewriting the transcript, as the original did) means concurrent
+requests on one session all land, and a failed request writes nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+
+from ..interfaces import Turn
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS turns (
+    session_id TEXT NOT NULL,
+    turn INTEGER NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+    content TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (session_id, turn)
+)
+"""
+
+
+class SqliteConversationStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        # A connection per call: sqlite3 connections must not cross threads.
+        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+
+    def load(self, session_id: str, limit: int = 50) -> list[Turn]:
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT role, content FROM turns WHERE session_id = ? ORDER BY turn DESC LIMIT ?",
+                (session_id, limit),
+            ).fetchall()
+        return [Turn(role, content) for role, content in reversed(rows)]
+
+    def append(self, session_id: str, turns: Sequence[Turn]) -> None:
+        now = time.time()
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")  # take the write lock before reading the last turn number
+            try:
+                (last,) = db.execute(
+                    "SELECT COALESCE(MAX(turn), 0) FROM turns WHERE session_id = ?", (session_id,)
+                ).fetchone()
+                db.executemany(
+                    "INSERT INTO turns (session_id, turn, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
+                    [(session_id, last + i + 1, t.role, t.content, now) for i, t in enumerate(turns)],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise

@@ -1,0 +1,175 @@
+"""Model profiles: how each chat model wants its prompt, when it must stop, how to clean it.
+
+The engine builds one neutral conversation (instructions, context, history, question);
+a profile renders it in the model's own format. Profiles are plain data plus a render
+function, so adding a model is one small class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from .interfaces import RenderedPrompt, Turn
+
+INSTRUCTIONS = (
+    "Answer the QUESTION using the CONTEXT. If the CONTEXT does not contain the answer, "
+    'say "I don\'t know". Be concise.'
+)
+NO_CONTEXT_INSTRUCTIONS = 'Answer the question concisely. If you do not know the answer, say "I don\'t know".'
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """Prompt format, context window and stop rule of one chat model."""
+
+    name: str
+    context_window: int
+    stop: tuple[str, ...] = ()
+    strip_tokens: tuple[str, ...] = ()
+    keeps_history: bool = True
+
+    def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
+        raise NotImplementedError
+
+    def clean(self, text: str) -> str:
+        """The reply cut at the first stop sequence, special tokens removed, stripped."""
+        return "".join(StopFilter(self.stop, self.strip_tokens).feed_all([text])).strip()
+
+
+@dataclass(frozen=True)
+class OpenChatKitProfile(ModelProfile):
+    """GPT-NeoXT-Chat-Base-20B: `<human>:`/`<bot>:` turns after the current date and time;
+    the retrieved context is an extra `<human>:` turn just before the question."""
+
+    def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
+        lines = [now.strftime("%A, %B %d, %Y %H:%M UTC")]
+        for turn in history:
+            tag = "<human>" if turn.role == "user" else "<bot>"
+            lines.append(f"{tag}: {turn.content}")
+        if context:
+            lines.append(f"<human>: {INSTRUCTIONS}\nCONTEXT:\n{context}")
+        lines.append(f"<human>: {question}")
+        return RenderedPrompt(text="\n".join(lines) + "\n<bot>:")
+
+
+@dataclass(frozen=True)
+class ChatMessagesProfile(ModelProfile):
+    """Models with a chat template (SmolLM2, Llama-2-chat): a system message carrying the
+    instructions and context, then the history, then the question. The generator (or the
+    endpoint) applies the template, so the stop rule is the model's own end token."""
+
+    def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
+        system = f"{INSTRUCTIONS}\n\nCONTEXT:\n{context}" if context else NO_CONTEXT_INSTRUCTIONS
+        messages = [{"role": "system", "content": system}]
+        messages += [{"role": t.role, "content": t.content} for t in history]
+        messages.append({"role": "user", "content": question})
+        return RenderedPrompt(messages=tuple(messages))
+
+
+@dataclass(frozen=True)
+class InstructionProfile(ModelProfile):
+    """flan-t5: a single instruction prompt with CONTEXT/QUESTION/ANSWER sections; the
+    model has no chat format, so history is not replayed."""
+
+    def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
+        return RenderedPrompt(text=f"{INSTRUCTIONS}\n\nCONTEXT:\n{context}\n\nQUESTION:\n{question}\n\nANSWER:\n")
+
+
+PROFILES: dict[str, ModelProfile] = {
+    "gpt-neoxt-chat": OpenChatKitProfile(
+        name="gpt-neoxt-chat",
+        context_window=2048,
+        stop=("<human>", "</s>", "<|endoftext|>"),
+        strip_tokens=("<pad>",),
+    ),
+    "llama-2-chat": ChatMessagesProfile(name="llama-2-chat", context_window=4096, stop=("</s>",)),
+    "flan-t5": InstructionProfile(
+        name="flan-t5", context_window=512, stop=("</s>",), strip_tokens=("<pad>",), keeps_history=False
+    ),
+    "smollm2-local": ChatMessagesProfile(name="smollm2-local", context_window=2048, stop=("<|im_end|>",)),
+}
+
+
+def get_profile(name: str) -> ModelProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown model profile {name!r}; choose one of {sorted(PROFILES)}") from None
+
+
+def fit_history(history: Sequence[Turn], budget_tokens: int, count_tokens: Callable[[str], int]) -> list[Turn]:
+    """The most recent turns that fit in `budget_tokens`, dropped oldest first and always
+    whole: a user turn goes together with the reply that followed it."""
+    kept: list[Turn] = []
+    used = 0
+    index = len(history)
+    while index > 0:
+        start = index - 1
+        if history[start].role == "assistant" and start > 0 and history[start - 1].role == "user":
+            start -= 1  # keep the exchange together
+        exchange = list(history[start:index])
+        cost = sum(count_tokens(t.content) + 4 for t in exchange)
+        if used + cost > budget_tokens:
+            break
+        kept[:0] = exchange
+        used += cost
+        index = start
+    return kept
+
+
+class StopFilter:
+    """Streams text through a stop rule: pieces are passed on as soon as they cannot be
+    the start of a stop sequence; at a stop sequence the stream ends. Special tokens are
+    removed. Works the same for token streams from any container."""
+
+    def __init__(self, stop: Sequence[str], strip_tokens: Sequence[str] = ()) -> None:
+        self.stop = [s for s in stop if s]
+        self.strip_tokens = [s for s in strip_tokens if s]
+        self._pending = ""
+        self.stopped = False
+        self._started = False
+
+    def _hold_back(self) -> int:
+        """How many trailing characters of the pending text could begin a marker."""
+        longest = 0
+        for marker in self.stop + self.strip_tokens:
+            for size in range(min(len(marker) - 1, len(self._pending)), 0, -1):
+                if self._pending.endswith(marker[:size]):
+                    longest = max(longest, size)
+                    break
+        return longest
+
+    def feed(self, piece: str) -> str:
+        if self.stopped:
+            return ""
+        self._pending += piece
+        for token in self.strip_tokens:
+            self._pending = self._pending.replace(token, "")
+        cut = min((i for i in (self._pending.find(s) for s in self.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            out, self._pending, self.stopped = self._pending[:cut], "", True
+        else:
+            keep = self._hold_back()
+            out = self._pending[: len(self._pending) - keep]
+            self._pending = self._pending[len(self._pending) - keep :]
+        if not self._started:
+            out = out.lstrip()
+            self._started = bool(out)
+        return out
+
+    def flush(self) -> str:
+        out, self._pending = ("" if self.stopped else self._pending), ""
+        return out if self._started else out.lstrip()
+
+    def feed_all(self, pieces: Iterator[str] | Sequence[str]) -> Iterator[str]:
+        for piece in pieces:
+            out = self.feed(piece)
+            if out:
+                yield out
+            if self.stopped:
+                return
+        tail = self.flush()
+        if tail:
+            yield tail
