@@ -17,7 +17,7 @@ PROVIDER = "local-stand-in (keyword policy, not a real classifier)"
 _PATTERNS = [
     r"\b(build|make|assemble|construct)\b.{0,40}\b(bomb|explosive|nerve agent|bioweapon|chemical weapon)s?\b",
     r"\b(kill|murder|poison|shoot|stab)\b.{0,20}\b(him|her|them|my|someone|somebody|people|a person|you)\b",
-    r"\bhow (do|can|to) i\b.{0,30}\b(hurt|kill|harm)\b",
+    r"\bhow (do|can|to) i\b.{0,30}\b(hurt|kill|harm)\b.{0,20}\b(someone|somebody|people|a person|him|her|them|my)\b",
     r"\b(child|minor)s?\b.{0,30}\b(sexual|nude|porn)",
     r"\b(i want to|i'm going to|i will|going to)\b.{0,20}\b(kill|end) myself\b",
 ]

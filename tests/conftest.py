@@ -1,0 +1,86 @@
+"""Shared fixtures: an engine on test doubles, an HTTP client on it, a live server."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from doubles import (  # noqa: E402
+    FAQ_DOCS,
+    BagOfWordsEmbedder,
+    MemoryIndex,
+    MemoryStore,
+    RecordingGenerator,
+    ScriptedModerator,
+)
+from ragchat.engine import ChatEngine, EngineSettings  # noqa: E402
+from ragchat.prompts import get_profile  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_engine(profile: str = "gpt-neoxt-chat", **overrides) -> ChatEngine:
+    embedder = overrides.pop("embedder", BagOfWordsEmbedder())
+    index = overrides.pop("index", None)
+    if index is None:
+        index = MemoryIndex()
+        index.upsert(FAQ_DOCS, embedder.embed([d.text for d in FAQ_DOCS]))
+    parts = {
+        "embedder": embedder,
+        "index": index,
+        "generator": RecordingGenerator(),
+        "moderator": ScriptedModerator(),
+        "store": MemoryStore(),
+        "profile": get_profile(profile),
+        "settings": EngineSettings(),
+    }
+    parts.update(overrides)
+    return ChatEngine(**parts)
+
+
+@pytest.fixture
+def engine() -> ChatEngine:
+    return make_engine()
+
+
+@pytest.fixture
+def client(engine: ChatEngine):
+    from ragchat.app import create_app
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(lambda: engine), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(engine: ChatEngine) -> Iterator[str]:
+    """The app on a real uvicorn server on a loopback port, for real HTTP clients."""
+    import uvicorn
+    from ragchat.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(lambda: engine), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=5)

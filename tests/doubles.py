@@ -1,0 +1,133 @@
+"""Test doubles for the engine's interfaces: deterministic, instant, and recording what
+they were asked, so engine tests can assert on prompts and stored turns."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+from ragchat.interfaces import Document, GenerationParams, Match, ModerationResult, RenderedPrompt, Turn
+
+
+class BagOfWordsEmbedder:
+    """Hashes words into a 64-d vector: texts sharing words are close. Deterministic."""
+
+    dimension = 64
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        if self.delay:
+            time.sleep(self.delay)
+        out = []
+        for text in texts:
+            vector = [0.0] * self.dimension
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
+            norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+            out.append([x / norm for x in vector])
+        return out
+
+
+class MemoryIndex:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.spaces: dict[str, dict[str, tuple[Document, list[float]]]] = {}
+        self.delay = delay
+        self.queries: list[tuple[list[float], int, str]] = []
+
+    def upsert(self, documents, vectors, namespace: str = "") -> int:
+        space = self.spaces.setdefault(namespace, {})
+        for doc, vec in zip(documents, vectors, strict=True):
+            space[doc.id] = (doc, list(vec))
+        return len(documents)
+
+    def query(self, vector, top_k: int, namespace: str = "") -> list[Match]:
+        self.queries.append((list(vector), top_k, namespace))
+        if self.delay:
+            time.sleep(self.delay)
+        scored = [
+            Match(doc.id, sum(a * b for a, b in zip(vector, vec, strict=True)), doc.text, dict(doc.metadata))
+            for doc, vec in self.spaces.get(namespace, {}).values()
+        ]
+        return sorted(scored, key=lambda m: -m.score)[:top_k]
+
+    def delete(self, ids, namespace: str = "") -> int:
+        space = self.spaces.get(namespace, {})
+        return sum(space.pop(i, None) is not None for i in ids)
+
+    def count(self, namespace: str = "") -> int:
+        return len(self.spaces.get(namespace, {}))
+
+
+class RecordingGenerator:
+    """Streams a scripted reply in pieces and records every prompt it was given."""
+
+    def __init__(self, reply: str = "Spot training works on all instances.", pieces: int = 4) -> None:
+        self.reply = reply
+        self.pieces = pieces
+        self.prompts: list[RenderedPrompt] = []
+        self.params: list[GenerationParams] = []
+
+    def stream(self, prompt: RenderedPrompt, params: GenerationParams) -> Iterator[str]:
+        self.prompts.append(prompt)
+        self.params.append(params)
+        size = max(1, math.ceil(len(self.reply) / self.pieces))
+        for start in range(0, len(self.reply), size):
+            yield self.reply[start : start + size]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+class ScriptedModerator:
+    """Flags any text containing one of `blocked_words`; can be slowed to test overlap."""
+
+    def __init__(self, blocked_words: Sequence[str] = ("FORBIDDEN",), delay: float = 0.0) -> None:
+        self.blocked_words = blocked_words
+        self.delay = delay
+        self.checked: list[str] = []
+
+    def check(self, text: str) -> ModerationResult:
+        self.checked.append(text)
+        if self.delay:
+            time.sleep(self.delay)
+        flagged = any(w in text for w in self.blocked_words)
+        return ModerationResult(flagged, "needs intervention" if flagged else "casual", "test-double")
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.turns: dict[str, list[Turn]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, session_id: str, limit: int = 50) -> list[Turn]:
+        with self._lock:
+            return list(self.turns.get(session_id, []))[-limit:]
+
+    def append(self, session_id: str, turns: Sequence[Turn]) -> None:
+        with self._lock:
+            self.turns.setdefault(session_id, []).extend(turns)
+
+
+FAQ_DOCS = [
+    Document(
+        "row-90",
+        "Which instances can I use with Managed Spot Training?\nAll instances supported in SageMaker.",
+        {"source": "faq.csv", "row": 90},
+    ),
+    Document(
+        "row-84",
+        "What is Managed Spot Training?\nIt uses EC2 Spot instances to cut training cost.",
+        {"source": "faq.csv", "row": 84},
+    ),
+    Document(
+        "row-0", "What is Amazon SageMaker?\nA fully managed machine learning service.", {"source": "faq.csv", "row": 0}
+    ),
+]

@@ -1,0 +1,81 @@
+"""End to end on the real local models: MiniLM (ONNX) + FAISS + SmolLM2-135M, through the
+HTTP app, exactly as `make run` serves it."""
+
+import json
+import uuid
+
+import pytest
+from ragchat.app import create_app
+from ragchat.local.factory import LocalSettings, build_local_engine
+from starlette.testclient import TestClient
+
+pytestmark = pytest.mark.models
+SPOT = "Which instances can I use with Managed Spot Training in SageMaker?"
+
+
+@pytest.fixture(scope="module")
+def local_engine(tmp_path_factory):
+    return build_local_engine(LocalSettings(data_dir=tmp_path_factory.mktemp("data")), progress=False)
+
+
+@pytest.fixture(scope="module")
+def client(local_engine):
+    with TestClient(create_app(lambda: local_engine)) as test_client:
+        yield test_client
+
+
+def test_spot_question_answered_from_row_90_and_remembered(client, local_engine):
+    r = client.post("/chat", json={"inputs": SPOT, "parameters": {"max_new_tokens": 48, "temperature": 0}})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["outputs"].strip()
+    assert uuid.UUID(body["session_id"]).version == 4
+    assert body["sources"][0]["metadata"]["row"] == 90
+    assert "local-stand-in" in body["moderation"]["input"]["provider"]
+
+    follow = client.post(
+        "/chat",
+        json={
+            "inputs": "Does that include GPU instances?",
+            "parameters": {"session_id": body["session_id"], "max_new_tokens": 16},
+        },
+    )
+    assert follow.status_code == 200
+    stored = local_engine.store.load(body["session_id"])
+    assert [t.role for t in stored] == ["user", "assistant", "user", "assistant"]
+    assert stored[0].content == SPOT and stored[1].content == body["outputs"]
+
+
+def test_streaming_on_real_model(client):
+    with client.stream(
+        "POST",
+        "/chat",
+        json={"inputs": "What is Amazon SageMaker?", "stream": True, "parameters": {"max_new_tokens": 24}},
+    ) as r:
+        text = r.read().decode()
+    blocks = [b for b in text.strip().split("\n\n") if b]
+    tokens = [b for b in blocks if b.startswith("event: token")]
+    assert len(tokens) >= 2
+    final = json.loads(blocks[-1].split("data: ", 1)[1])
+    assert blocks[-1].startswith("event: done") and final["outputs"]
+    assert final["sources"][0]["metadata"]["row"] == 0
+
+
+def test_index_is_reused_until_the_file_changes(local_engine, tmp_path):
+    from ragchat.local.factory import DEFAULT_KNOWLEDGE_BASE, ensure_knowledge_base
+
+    state = tmp_path / "state.json"
+    kb = tmp_path / "faq.csv"
+    kb.write_bytes(DEFAULT_KNOWLEDGE_BASE.read_bytes())
+    from ragchat.local.vector_index import FaissVectorIndex
+
+    index = FaissVectorIndex(tmp_path / "index", 384)
+    assert ensure_knowledge_base(kb, local_engine.embedder, index, state, progress=False) is True
+    assert ensure_knowledge_base(kb, local_engine.embedder, index, state, progress=False) is False
+    kb.write_text(
+        kb.read_text(encoding="utf-8-sig").replace("all instances supported", "every instance type"), encoding="utf-8"
+    )
+    assert ensure_knowledge_base(kb, local_engine.embedder, index, state, progress=False) is True
+    assert index.count() == 154, "changed rows replace their old vectors"
+    top = index.query(local_engine.embedder.embed(["Which instances work with Managed Spot Training?"])[0], 1)[0]
+    assert "every instance type" in top.text

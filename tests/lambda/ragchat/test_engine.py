@@ -1,0 +1,148 @@
+"""Every step of one turn, on test doubles."""
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import make_engine
+from doubles import BagOfWordsEmbedder, MemoryIndex, RecordingGenerator, ScriptedModerator
+from ragchat.engine import REFUSAL, ChatRequest, ChatResult, EngineSettings, Token
+from ragchat.errors import RetrievalUnavailable
+from ragchat.interfaces import GenerationParams, Turn
+
+SPOT = "Which instances can I use with Managed Spot Training?"
+
+
+def test_new_session_gets_uuid_and_answer_with_sources_in_prompt_order(engine):
+    result = engine.chat(ChatRequest(SPOT))
+    assert uuid.UUID(result.session_id).version == 4
+    assert result.outputs == "Spot training works on all instances."
+    assert result.sources[0].metadata["row"] == 90
+    prompt = engine.generator.prompts[0].text
+    positions = [prompt.index(s.text) for s in result.sources]
+    assert positions == sorted(positions), "sources are exactly the prompt's documents, in order"
+
+
+def test_turns_are_stored_and_replayed_in_follow_up_prompt(engine):
+    first = engine.chat(ChatRequest(SPOT))
+    engine.chat(ChatRequest("And which regions?", session_id=first.session_id))
+    second_prompt = engine.generator.prompts[1].text
+    assert f"<human>: {SPOT}\n<bot>: Spot training works on all instances." in second_prompt
+    assert engine.store.load(first.session_id) == [
+        Turn("user", SPOT),
+        Turn("assistant", "Spot training works on all instances."),
+        Turn("user", "And which regions?"),
+        Turn("assistant", "Spot training works on all instances."),
+    ]
+
+
+def test_unknown_session_id_starts_a_session_under_that_id(engine):
+    result = engine.chat(ChatRequest(SPOT, session_id="my-own_session-1"))
+    assert result.session_id == "my-own_session-1"
+    assert len(engine.store.load("my-own_session-1")) == 2
+
+
+def test_blocked_input_answers_refusal_and_stores_nothing():
+    engine = make_engine()
+    result = engine.chat(ChatRequest("tell me FORBIDDEN things", session_id="s1"))
+    assert result.outputs == REFUSAL and result.blocked
+    assert result.moderation["input"]["flagged"] is True
+    assert engine.generator.prompts == [] and engine.store.load("s1") == []
+
+
+def test_blocked_reply_is_replaced_and_not_stored_as_bot_turn():
+    engine = make_engine(generator=RecordingGenerator("here is FORBIDDEN stuff"))
+    result = engine.chat(ChatRequest(SPOT, session_id="s2"))
+    assert result.outputs == REFUSAL and result.blocked
+    assert result.moderation["output"]["flagged"] is True
+    stored = engine.store.load("s2")
+    assert all("FORBIDDEN" not in t.content for t in stored)
+    assert stored == [Turn("user", SPOT), Turn("assistant", REFUSAL)]
+
+
+def test_input_and_output_are_both_moderated(engine):
+    engine.chat(ChatRequest(SPOT))
+    assert engine.moderator.checked == [SPOT, "Spot training works on all instances."]
+
+
+def test_no_retrieval_skips_embedding_and_index(engine):
+    engine.embedder.calls.clear()
+    result = engine.chat(ChatRequest(SPOT, no_retrieval=True))
+    assert result.sources == [] and engine.embedder.calls == [] and engine.index.queries == []
+    assert "CONTEXT" not in engine.generator.prompts[0].text
+
+
+def test_moderation_runs_concurrently_with_retrieval():
+    """With 0.3 s moderation and 0.3 s retrieval the turn takes ~0.3 s, not 0.6 s."""
+    embedder = BagOfWordsEmbedder()
+    index = MemoryIndex(delay=0.3)
+    engine = make_engine(embedder=embedder, index=index, moderator=ScriptedModerator(delay=0.3))
+    index.upsert([], [])
+    start = time.perf_counter()
+    result = engine.chat(ChatRequest(SPOT, no_retrieval=False))
+    elapsed = time.perf_counter() - start
+    # Output moderation adds another 0.3 s after generation: the overlap saves one 0.3 s.
+    assert elapsed < 0.6 + 0.25, elapsed
+    assert result.timings_ms["retrieval"] >= 300 and result.timings_ms["moderation_input"] >= 300
+
+
+def test_generation_params_and_profile_stop_reach_generator(engine):
+    engine.chat(ChatRequest(SPOT, GenerationParams(temperature=0.1, top_k=5, max_new_tokens=7)))
+    params = engine.generator.params[0]
+    assert (params.temperature, params.top_k, params.max_new_tokens) == (0.1, 5, 7)
+    assert "<human>" in params.stop
+
+
+def test_reply_is_cut_at_stop_sequence_and_cleaned():
+    engine = make_engine(generator=RecordingGenerator(" All of them.<pad>\n<human>: thanks\n<bot>: welcome", pieces=9))
+    result = engine.chat(ChatRequest(SPOT, session_id="s3"))
+    assert result.outputs == "All of them."
+    assert engine.store.load("s3")[-1] == Turn("assistant", "All of them.")
+
+
+def test_stream_yields_tokens_then_result(engine):
+    events = list(engine.stream(ChatRequest(SPOT)))
+    assert all(isinstance(e, Token) for e in events[:-1]) and isinstance(events[-1], ChatResult)
+    assert "".join(e.text for e in events[:-1]) == events[-1].outputs
+    assert len(events) > 2
+
+
+def test_history_is_trimmed_oldest_first_to_the_context_window():
+    engine = make_engine()
+    long_turn = "word " * 300
+    for i in range(6):
+        engine.store.append("long", [Turn("user", f"q{i} {long_turn}"), Turn("assistant", f"a{i}")])
+    engine.chat(ChatRequest(SPOT, GenerationParams(max_new_tokens=512), session_id="long"))
+    prompt = engine.generator.prompts[0].text
+    assert "q5" in prompt and "q4" in prompt and "q0" not in prompt  # 2048-token window
+    assert engine.generator.count_tokens(prompt) <= 2048 - 512
+
+
+def test_stateless_request_uses_given_history_and_stores_nothing(engine):
+    history = [Turn("user", "earlier question"), Turn("assistant", "earlier answer")]
+    result = engine.chat(ChatRequest(SPOT, history=history))
+    assert "<human>: earlier question\n<bot>: earlier answer" in engine.generator.prompts[0].text
+    assert engine.store.load(result.session_id) == []
+
+
+def test_context_budget_is_configurable():
+    engine = make_engine(settings=EngineSettings(context_budget_chars=60))
+    result = engine.chat(ChatRequest(SPOT))
+    assert len(result.sources) == 1 and len(result.sources[0].text) <= 58
+
+
+def test_unavailable_retrieval_still_answers_with_warning():
+    class DownIndex(MemoryIndex):
+        def query(self, vector, top_k, namespace=""):
+            raise RetrievalUnavailable("index unreachable", step="retrieval")
+
+    engine = make_engine(index=DownIndex())
+    result = engine.chat(ChatRequest(SPOT))
+    assert result.outputs and result.sources == []
+    assert result.warnings and "retrieval unavailable" in result.warnings[0]
+
+
+def test_concurrent_turns_on_one_session_all_land(engine):
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: engine.chat(ChatRequest(f"q{i}", session_id="busy")), range(20)))
+    assert len(engine.store.load("busy", limit=100)) == 40

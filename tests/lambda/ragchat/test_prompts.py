@@ -1,0 +1,74 @@
+from datetime import UTC, datetime
+
+import pytest
+from ragchat.interfaces import Turn
+from ragchat.prompts import PROFILES, StopFilter, fit_history, get_profile
+
+NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+
+
+def test_openchatkit_format_context_turn_before_question():
+    profile = get_profile("gpt-neoxt-chat")
+    history = [Turn("user", "hi"), Turn("assistant", "hello")]
+    text = profile.render("Which instances?", "CTX LINE", history, NOW).text
+    lines = text.split("\n")
+    assert lines[0].startswith("Sunday, November 22, 2026 09:30")
+    assert lines[1:3] == ["<human>: hi", "<bot>: hello"]
+    assert text.index("<human>: Answer the QUESTION") < text.index("CTX LINE") < text.index("<human>: Which instances?")
+    assert text.endswith("<human>: Which instances?\n<bot>:")
+
+
+def test_openchatkit_without_context_has_no_context_turn():
+    text = get_profile("gpt-neoxt-chat").render("Q?", "", [], NOW).text
+    assert "CONTEXT" not in text and text.endswith("<human>: Q?\n<bot>:")
+
+
+def test_chat_messages_profile_puts_context_in_system_message():
+    prompt = get_profile("llama-2-chat").render("Q?", "CTX", [Turn("user", "a"), Turn("assistant", "b")], NOW)
+    roles = [m["role"] for m in prompt.messages]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert "CONTEXT:\nCTX" in prompt.messages[0]["content"] and "I don't know" in prompt.messages[0]["content"]
+    assert prompt.messages[-1]["content"] == "Q?"
+
+
+def test_flan_prompt_has_sections_and_no_history():
+    profile = get_profile("flan-t5")
+    text = profile.render("Q?", "CTX", [Turn("user", "old")], NOW).text
+    assert "CONTEXT:\nCTX" in text and "QUESTION:\nQ?" in text and text.rstrip().endswith("ANSWER:")
+    assert "old" not in text and not profile.keeps_history
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ValueError, match="gpt-neoxt-chat"):
+        get_profile("gpt-5")
+
+
+def test_openchatkit_clean_cuts_at_next_human_turn_and_special_tokens():
+    profile = PROFILES["gpt-neoxt-chat"]
+    assert profile.clean(" All instances.<pad>\n<human>: and more") == "All instances."
+    assert profile.clean(" Yes.<|endoftext|>junk") == "Yes."
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 5, 7])
+def test_stop_filter_handles_stop_split_across_pieces(split):
+    text = "All instances.\n<human>: next question"
+    pieces = [text[i : i + split] for i in range(0, len(text), split)]
+    out = "".join(StopFilter(["<human>"], ["<pad>"]).feed_all(pieces))
+    assert out == "All instances.\n"
+
+
+def test_stop_filter_passes_text_through_promptly_and_keeps_false_starts():
+    f = StopFilter(["<human>"])
+    assert f.feed(" Hello") == "Hello"  # leading space of the reply is dropped
+    assert f.feed(" <hu") == " "  # could be a stop: held back
+    assert f.feed("go boss") == "<hugo boss"  # was not: released
+    assert f.flush() == ""
+
+
+def test_fit_history_drops_oldest_whole_exchanges():
+    history = [Turn("user", "one two"), Turn("assistant", "three"), Turn("user", "four"), Turn("assistant", "five six")]
+    count = lambda s: len(s.split())  # noqa: E731
+    assert fit_history(history, 100, count) == history
+    # Budget for the last exchange only (1 + 2 words + 4 per turn = 11): the first is dropped whole.
+    assert fit_history(history, 11, count) == history[2:]
+    assert fit_history(history, 5, count) == []
