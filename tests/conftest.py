@@ -53,8 +53,9 @@ def engine() -> ChatEngine:
 
 @pytest.fixture
 def client(engine: ChatEngine):
-    from ragchat.app import create_app
     from starlette.testclient import TestClient
+
+    from ragchat.app import create_app
 
     with TestClient(create_app(lambda: engine), raise_server_exceptions=False) as test_client:
         yield test_client
@@ -70,6 +71,7 @@ def free_port() -> int:
 def live_server(engine: ChatEngine) -> Iterator[str]:
     """The app on a real uvicorn server on a loopback port, for real HTTP clients."""
     import uvicorn
+
     from ragchat.app import create_app
 
     port = free_port()

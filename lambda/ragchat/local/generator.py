@@ -9,8 +9,11 @@ de-quantised weights are cached once as safetensors (reload: ~0.3 s)."""
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +34,9 @@ def default_model_cache() -> Path:
 
 
 def _fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return hashlib.sha256(f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:16]
+    """Identifies the weights by package version and file size: stable across re-installs."""
+    version = importlib.metadata.version(GGUF_PACKAGE.replace("_", "-"))
+    return hashlib.sha256(f"{path.name}:{version}:{path.stat().st_size}".encode()).hexdigest()[:16]
 
 
 def convert_gguf_once(cache_root: Path) -> Path:
@@ -45,18 +49,24 @@ def convert_gguf_once(cache_root: Path) -> Path:
     target = cache_root / f"smollm2-135m-instruct-{_fingerprint(gguf)}"
     if (target / "ready.json").exists():
         return target
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer.save_pretrained(tmp)
-    model.config.save_pretrained(tmp)
-    model.generation_config.save_pretrained(tmp)
-    save_model(model, str(tmp / "model.safetensors"))
-    (tmp / "ready.json").write_text(json.dumps({"source": str(gguf)}))
-    if target.exists():  # a concurrent conversion finished first
-        return target
-    os.replace(tmp, target)
+    cache_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=cache_root))  # private to this process
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer.save_pretrained(tmp)
+        model.config.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        save_model(model, str(tmp / "model.safetensors"))
+        (tmp / "ready.json").write_text(json.dumps({"source": str(gguf)}))
+        shutil.rmtree(target, ignore_errors=True)  # an earlier, unfinished copy
+        os.replace(tmp, target)
+    except OSError:
+        if not (target / "ready.json").exists():
+            raise
+        # another process finished the same conversion first: use its copy
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 import pytest
+
 from ragchat.interfaces import Turn
 from ragchat.prompts import PROFILES, StopFilter, fit_history, get_profile
 

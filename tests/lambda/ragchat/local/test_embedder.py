@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from ragchat.local.embedder import OnnxMiniLMEmbedder, package_dir
 
 TEXTS = [

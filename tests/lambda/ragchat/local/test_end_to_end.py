@@ -5,9 +5,10 @@ import json
 import uuid
 
 import pytest
+from starlette.testclient import TestClient
+
 from ragchat.app import create_app
 from ragchat.local.factory import LocalSettings, build_local_engine
-from starlette.testclient import TestClient
 
 pytestmark = pytest.mark.models
 SPOT = "Which instances can I use with Managed Spot Training in SageMaker?"

@@ -1,4 +1,5 @@
 import pytest
+
 from ragchat.local.moderator import PROVIDER, KeywordStandInModerator
 
 

@@ -2,6 +2,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from ragchat.interfaces import Turn
 from ragchat.local.store import SqliteConversationStore
 

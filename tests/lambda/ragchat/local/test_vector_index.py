@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+
 from ragchat.interfaces import Document
 from ragchat.local.vector_index import FaissVectorIndex
 
