@@ -1,0 +1,262 @@
+"""The RAG chatbot stack: SageMaker endpoints, the conversation table, the Pinecone key
+secret, and the chat Lambda behind a streaming Function URL.
+
+Everything that bills by the hour (the endpoints) or holds data (table, secret) is removed
+by `cdk destroy` unless `ragchat:retain_data` is true."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import BundlingOptions, BundlingOutput, CfnOutput, DockerImage, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from .bundling import ModelArchiveBundling, PipInstallBundling
+from .config import DeploymentConfig
+from .endpoint import EndpointSpec, SageMakerEndpoint
+from .images import HF_CPU, HF_TGI, LMI
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_CODE = ROOT / "model_code"
+LAMBDA_SOURCE = ROOT / "lambda"
+# AWS Lambda Web Adapter: lets the ASGI app stream through a RESPONSE_STREAM Function URL.
+WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerX86:25"
+TTL_ATTRIBUTE = "expires_at"
+
+
+class RagChatStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+
+        self.endpoints: dict[str, SageMakerEndpoint] = {"chat": self._chat_endpoint()}
+        if config.moderation == "endpoint":
+            self.endpoints["moderation"] = SageMakerEndpoint(
+                self,
+                "ModerationLlm",
+                EndpointSpec(
+                    image=LMI,
+                    instance_type=config.moderation_instance_type,
+                    model_archive=self._model_archive("ModerationConfig", "moderation_llm"),
+                    startup_timeout_seconds=1800,
+                    download_timeout_seconds=1800,
+                ),
+            )
+        self.endpoints["embedding"] = SageMakerEndpoint(
+            self,
+            "Embedding",
+            EndpointSpec(
+                image=HF_CPU,
+                instance_type=config.embedding_instance_type,
+                environment={"HF_MODEL_ID": "sentence-transformers/all-MiniLM-L6-v2", "HF_TASK": "feature-extraction"},
+                model_archive=self._model_archive("EmbeddingCode", "embeddings"),
+                min_instances=config.embedding_min_instances,
+                max_instances=config.embedding_max_instances,
+            ),
+        )
+
+        self.table = dynamodb.Table(
+            self,
+            "Conversations",
+            partition_key=dynamodb.Attribute(name="session_id", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="turn", type=dynamodb.AttributeType.NUMBER),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            removal_policy=removal,
+        )
+
+        if config.pinecone_secret_arn:
+            self.secret = secretsmanager.Secret.from_secret_complete_arn(
+                self, "PineconeApiKey", config.pinecone_secret_arn
+            )
+        else:
+            # A random placeholder: the real key is set after deploy (see the output), so no
+            # key ever appears in the template.
+            self.secret = secretsmanager.Secret(
+                self,
+                "PineconeApiKey",
+                description="Pinecone API key for the RAG chatbot (replace the placeholder after deploy)",
+                generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True),
+                removal_policy=removal,
+            )
+
+        self.function = self._chat_function()
+        self.function_url = self.function.add_function_url(
+            auth_type=lambda_.FunctionUrlAuthType[config.function_url_auth],
+            invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
+        )
+        self._outputs()
+
+    # -- endpoints ---------------------------------------------------------------------
+    def _model_archive(
+        self, construct_id: str, folder: str, overrides: dict[str, str] | None = None
+    ) -> s3_assets.Asset:
+        source = MODEL_CODE / folder
+        return s3_assets.Asset(
+            self,
+            construct_id,
+            path=str(source),
+            bundling=BundlingOptions(
+                image=DockerImage.from_registry("public.ecr.aws/docker/library/python:3.12-slim"),
+                local=ModelArchiveBundling(source, overrides),
+                command=["sh", "-c", "cd /asset-input && tar -czf /asset-output/model.tar.gz ."],
+                output_type=BundlingOutput.ARCHIVED,
+            ),
+        )
+
+    def _chat_endpoint(self) -> SageMakerEndpoint:
+        config = self.config
+        common = {
+            "instance_type": config.resolved_chat_instance_type,
+            "min_instances": config.chat_min_instances,
+            "max_instances": config.chat_max_instances,
+            "startup_timeout_seconds": 3600,
+            "download_timeout_seconds": 3600,
+            "invocations_per_instance_target": 10,
+        }
+        if config.chat_model == "gpt-neoxt-chat":
+            overrides = {"option.model_id": config.chat_model_s3_uri} if config.chat_model_s3_uri else None
+            archive = self._model_archive("ChatConfig", "chat_llm", overrides)
+            endpoint = SageMakerEndpoint(self, "ChatLlm", EndpointSpec(image=LMI, model_archive=archive, **common))
+            if config.chat_model_s3_uri:
+                self._grant_weights_read(endpoint.role, config.chat_model_s3_uri)
+            return endpoint
+        model_id = {"flan-t5": "google/flan-t5-xl", "llama-2-chat": "meta-llama/Llama-2-7b-chat-hf"}[config.chat_model]
+        environment = {
+            "HF_MODEL_ID": model_id,
+            "SM_NUM_GPUS": "1",
+            "MAX_INPUT_LENGTH": "3072",
+            "MAX_TOTAL_TOKENS": "4096",
+        }
+        return SageMakerEndpoint(self, "ChatLlm", EndpointSpec(image=HF_TGI, environment=environment, **common))
+
+    def _grant_weights_read(self, role: iam.IRole, s3_uri: str) -> None:
+        bucket, _, prefix = s3_uri.removeprefix("s3://").partition("/")
+        prefix = prefix.rstrip("/")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"arn:{self.partition}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{self.partition}:s3:::{bucket}"],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}/*" if prefix else "*"]}},
+            )
+        )
+
+    # -- the chat Lambda ---------------------------------------------------------------
+    def _chat_function(self) -> lambda_.Function:
+        config = self.config
+        log_group = logs.LogGroup(
+            self,
+            "ChatFunctionLogs",
+            retention=_retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        code = lambda_.Code.from_asset(
+            str(LAMBDA_SOURCE),
+            bundling=BundlingOptions(
+                image=lambda_.Runtime.PYTHON_3_14.bundling_image,
+                local=PipInstallBundling(LAMBDA_SOURCE, "ragchat", LAMBDA_SOURCE / "requirements.txt"),
+                command=[
+                    "bash",
+                    "-c",
+                    "pip install --no-cache-dir -r requirements.txt -t /asset-output"
+                    " && cp -r ragchat run.sh /asset-output/",
+                ],
+            ),
+        )
+        environment = {
+            "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+            "AWS_LWA_INVOKE_MODE": "response_stream",
+            "AWS_LWA_READINESS_CHECK_PATH": "/health",
+            "PORT": "8080",
+            "RAGCHAT_MODEL_PROFILE": config.chat_model,
+            "RAGCHAT_CHAT_ENDPOINT": self.endpoints["chat"].endpoint_name,
+            "RAGCHAT_EMBEDDING_ENDPOINT": self.endpoints["embedding"].endpoint_name,
+            "RAGCHAT_MODERATION": config.moderation,
+            "RAGCHAT_TABLE": self.table.table_name,
+            "RAGCHAT_CONVERSATION_TTL_DAYS": str(config.conversation_ttl_days),
+            "RAGCHAT_PINECONE_SECRET_ARN": self.secret.secret_arn,  # the ARN, never the key
+            "RAGCHAT_PINECONE_INDEX": config.pinecone_index,
+            "POWERTOOLS_SERVICE_NAME": "ragchat",
+            "POWERTOOLS_METRICS_NAMESPACE": "RagChat",
+        }
+        if "moderation" in self.endpoints:
+            environment["RAGCHAT_MODERATION_ENDPOINT"] = self.endpoints["moderation"].endpoint_name
+        role = iam.Role(
+            self,
+            "ChatFunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="The chat Lambda: its log group, its endpoints, its table, its secret",
+        )
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self,
+            "ChatFunction",
+            role=role,
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.X86_64,
+            handler="run.sh",
+            code=code,
+            memory_size=config.lambda_memory_mb,
+            timeout=Duration.seconds(config.lambda_timeout_seconds),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self,
+                    "WebAdapter",
+                    WEB_ADAPTER_LAYER.format(partition=self.partition, region=self.region),
+                )
+            ],
+            environment=environment,
+            description="RAG chat service: moderate, embed, retrieve, generate, store",
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
+                resources=[e.endpoint_arn for e in self.endpoints.values()],
+            )
+        )
+        if config.moderation == "comprehend":
+            function.add_to_role_policy(iam.PolicyStatement(actions=["comprehend:DetectToxicContent"], resources=["*"]))
+        self.table.grant_read_write_data(function)
+        self.secret.grant_read(function)
+        return function
+
+    def _outputs(self) -> None:
+        CfnOutput(self, "ChatUrl", value=self.function_url.url, description="The chat Function URL")
+        CfnOutput(self, "ConversationTable", value=self.table.table_name)
+        CfnOutput(self, "PineconeSecretArn", value=self.secret.secret_arn)
+        for name, endpoint in self.endpoints.items():
+            CfnOutput(self, f"{name.capitalize()}EndpointName", value=endpoint.endpoint_name)
+        CfnOutput(
+            self,
+            "SetPineconeKeyCommand",
+            value=f"aws secretsmanager put-secret-value --secret-id {self.secret.secret_arn} "
+            '--secret-string "$PINECONE_API_KEY"',
+            description="Run once after deploy with your key in $PINECONE_API_KEY",
+        )
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    """The RetentionDays member for a number of days (config.LOG_RETENTION_DAYS)."""
+    names = {1: "ONE_DAY", 3: "THREE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH", 60: "TWO_MONTHS",
+             90: "THREE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR", 731: "TWO_YEARS", 1827: "FIVE_YEARS",
+             3653: "TEN_YEARS"}  # fmt: skip
+    return logs.RetentionDays[names[days]]

@@ -1,0 +1,153 @@
+"""The deployment's configuration: one typed, validated object read from CDK context.
+
+Every key is a context key prefixed `ragchat:` (in cdk.json, or `-c ragchat:KEY=VALUE`).
+Values from `-c` arrive as strings and are converted; anything invalid fails synth with
+a message naming the key and what it accepts, before any resource is defined."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+PREFIX = "ragchat:"
+
+CHAT_MODELS = ("gpt-neoxt-chat", "llama-2-chat", "flan-t5")
+MODERATION_MODES = ("endpoint", "comprehend", "off")
+FUNCTION_URL_AUTH = ("AWS_IAM", "NONE")
+LOG_RETENTION_DAYS = (1, 3, 7, 14, 30, 60, 90, 180, 365, 731, 1827, 3653)
+
+DEFAULT_CHAT_INSTANCE = {
+    "gpt-neoxt-chat": "ml.g5.12xlarge",
+    "llama-2-chat": "ml.g5.4xlarge",
+    "flan-t5": "ml.g5.2xlarge",
+}
+INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*x?large$|^ml\.[a-z0-9]+\.(medium|large|xlarge)$")
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+PINECONE_INDEX = re.compile(r"^[a-z0-9][a-z0-9-]{0,44}$")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    chat_model: str = "gpt-neoxt-chat"
+    chat_instance_type: str = ""  # empty: the chat model's default
+    chat_model_s3_uri: str = ""  # empty: weights from the Hugging Face hub
+    chat_min_instances: int = 1
+    chat_max_instances: int = 1
+    moderation: str = "endpoint"
+    moderation_instance_type: str = "ml.g5.2xlarge"
+    embedding_instance_type: str = "ml.t2.large"
+    embedding_min_instances: int = 1
+    embedding_max_instances: int = 1
+    pinecone_index: str = "retrieval-augmentation-aws"
+    pinecone_secret_arn: str = ""  # empty: the stack creates the secret
+    function_url_auth: str = "AWS_IAM"
+    allow_public_function_url: bool = False
+    retain_data: bool = False
+    conversation_ttl_days: int = 30
+    log_retention_days: int = 30
+    lambda_memory_mb: int = 1024
+    lambda_timeout_seconds: int = 300
+
+    @property
+    def resolved_chat_instance_type(self) -> str:
+        return self.chat_instance_type or DEFAULT_CHAT_INSTANCE[self.chat_model]
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> DeploymentConfig:
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in context.items():
+            if not key.startswith(PREFIX):
+                continue
+            name = key[len(PREFIX) :]
+            if name not in known:
+                raise ConfigError(f"{key}: unknown setting; known settings: {', '.join(PREFIX + k for k in known)}")
+            values[name] = _convert(key, raw, type(known[name].default))
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        def check(ok: bool, key: str, message: str) -> None:
+            if not ok:
+                raise ConfigError(f"{PREFIX}{key}: {message} (got {getattr(self, key)!r})")
+
+        def one_of(key: str, allowed: tuple) -> None:
+            check(getattr(self, key) in allowed, key, f"must be one of {', '.join(map(str, allowed))}")
+
+        def between(key: str, low: int, high: int) -> None:
+            check(low <= getattr(self, key) <= high, key, f"must be between {low} and {high}")
+
+        one_of("chat_model", CHAT_MODELS)
+        one_of("moderation", MODERATION_MODES)
+        one_of("function_url_auth", FUNCTION_URL_AUTH)
+        one_of("log_retention_days", LOG_RETENTION_DAYS)
+        for key in ("chat_instance_type", "moderation_instance_type", "embedding_instance_type"):
+            value = getattr(self, key)
+            check(
+                value == "" and key == "chat_instance_type" or bool(INSTANCE_TYPE.match(value)),
+                key,
+                "must be a SageMaker instance type such as ml.g5.12xlarge",
+            )
+        for prefix in ("chat", "embedding"):
+            between(f"{prefix}_min_instances", 1, 20)
+            between(f"{prefix}_max_instances", 1, 20)
+            check(
+                getattr(self, f"{prefix}_max_instances") >= getattr(self, f"{prefix}_min_instances"),
+                f"{prefix}_max_instances",
+                f"must be at least {prefix}_min_instances",
+            )
+        check(
+            self.chat_model_s3_uri == "" or bool(S3_URI.match(self.chat_model_s3_uri)),
+            "chat_model_s3_uri",
+            "must be an s3://bucket/prefix URI",
+        )
+        check(
+            self.chat_model_s3_uri == "" or self.chat_model == "gpt-neoxt-chat",
+            "chat_model_s3_uri",
+            "weights from S3 are supported for the LMI-served gpt-neoxt-chat model only",
+        )
+        check(
+            bool(PINECONE_INDEX.match(self.pinecone_index)),
+            "pinecone_index",
+            "must be 1-45 lower-case letters, digits or hyphens",
+        )
+        check(
+            self.pinecone_secret_arn == "" or bool(SECRET_ARN.match(self.pinecone_secret_arn)),
+            "pinecone_secret_arn",
+            "must be a Secrets Manager secret ARN",
+        )
+        check(
+            self.function_url_auth != "NONE" or self.allow_public_function_url,
+            "function_url_auth",
+            "NONE makes the chat URL public to anyone: also set ragchat:allow_public_function_url=true",
+        )
+        between("conversation_ttl_days", 1, 3650)
+        between("lambda_memory_mb", 256, 10240)
+        between("lambda_timeout_seconds", 30, 900)
+
+
+def _convert(key: str, raw: Any, kind: type) -> Any:
+    """Context values from -c are strings; cdk.json values keep their JSON types."""
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise ConfigError(f"{key}: must be true or false (got {raw!r})")
+    if kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
+            return int(raw)
+        raise ConfigError(f"{key}: must be a whole number (got {raw!r})")
+    if not isinstance(raw, str):
+        raise ConfigError(f"{key}: must be a string (got {raw!r})")
+    return raw.strip()

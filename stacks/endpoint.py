@@ -1,0 +1,124 @@
+"""A SageMaker real-time endpoint: model, endpoint config, endpoint and auto scaling.
+
+No resource gets a fixed name, so CloudFormation can replace a config or endpoint cleanly
+when settings change. The execution role may pull only its image's repository and read
+only its model data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from .images import DlcImage
+
+VARIANT = "AllTraffic"
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    image: DlcImage
+    instance_type: str
+    environment: dict[str, str] = field(default_factory=dict)
+    model_archive: s3_assets.Asset | None = None
+    min_instances: int = 1
+    max_instances: int = 1
+    startup_timeout_seconds: int = 600
+    download_timeout_seconds: int = 600
+    invocations_per_instance_target: int = 20
+
+
+class SageMakerEndpoint(Construct):
+    def __init__(self, scope: Construct, construct_id: str, spec: EndpointSpec) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"SageMaker execution role of the {construct_id} endpoint",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[spec.image.repository_arn(self)],
+            )
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[
+                    f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/Endpoints/*"
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints*", "AWS/SageMaker*"]}},
+            )
+        )
+        container: dict = {"image": spec.image.uri(self), "environment": spec.environment or None}
+        if spec.model_archive is not None:
+            archive = spec.model_archive
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:{stack.partition}:s3:::{archive.s3_bucket_name}/{archive.s3_object_key}"],
+                )
+            )
+            container["model_data_url"] = archive.s3_object_url
+
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(**container),
+        )
+        self.model.node.add_dependency(self.role)
+        self.config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT,
+                    model_name=self.model.attr_model_name,
+                    initial_instance_count=spec.min_instances,
+                    instance_type=spec.instance_type,
+                    initial_variant_weight=1.0,
+                    container_startup_health_check_timeout_in_seconds=spec.startup_timeout_seconds,
+                    model_data_download_timeout_in_seconds=spec.download_timeout_seconds,
+                )
+            ],
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_config_name=self.config.attr_endpoint_config_name
+        )
+        self.endpoint_name = self.endpoint.attr_endpoint_name
+        self.endpoint_arn = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
+
+        target = autoscaling.ScalableTarget(
+            self,
+            "Scaling",
+            service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=spec.min_instances,
+            max_capacity=spec.max_instances,
+        )
+        target.node.add_dependency(self.endpoint)
+        if spec.max_instances > spec.min_instances:
+            target.scale_to_track_metric(
+                "InvocationsPerInstance",
+                target_value=spec.invocations_per_instance_target,
+                predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+                scale_in_cooldown=Duration.minutes(10),
+                scale_out_cooldown=Duration.minutes(2),
+            )

@@ -1,0 +1,65 @@
+"""`cdk synth` through the pinned CLI, as a user runs it: no AWS credentials, no Docker.
+Bundling runs for real (pip for the Lambda's platform, tar for the model archives)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from cdk_helpers import ROOT
+
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+
+
+@pytest.fixture(scope="module")
+def cloud_assembly(tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", PATH=f"{ROOT / '.venv' / 'bin'}:{env['PATH']}")
+    env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"  # prove Docker is not needed
+    result = subprocess.run(
+        [str(CDK), "synth", "-q", "-o", str(outdir)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return outdir
+
+
+def test_synth_produces_template_and_bundled_assets(cloud_assembly):
+    template = json.loads((cloud_assembly / "RagChat.template.json").read_text())
+    assert template["Resources"]
+    archives = sorted(cloud_assembly.glob("asset.*.tar.gz"))
+    names = {n for a in archives for n in tarfile.open(a).getnames()}
+    assert {"serving.properties", "code/inference.py"} <= names
+    lambda_assets = [p for p in cloud_assembly.glob("asset.*") if (p / "run.sh").exists()]
+    assert len(lambda_assets) == 1
+    bundle = lambda_assets[0]
+    assert (bundle / "ragchat" / "engine.py").exists() and not (bundle / "ragchat" / "local").exists()
+    assert list((bundle / "pydantic_core").glob("*cpython-314-x86_64-linux-gnu.so")), "wheels for the Lambda runtime"
+
+
+def test_cfn_lint_clean_on_synthesized_templates(cloud_assembly):
+    templates = [str(p) for p in cloud_assembly.glob("*.template.json")]
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "parseable", *templates], capture_output=True, text=True
+    )
+    errors = [line for line in result.stdout.splitlines() if ":E" in line]
+    assert errors == [], result.stdout
+
+
+def test_invalid_configuration_fails_synth_naming_the_key(tmp_path):
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    result = subprocess.run(
+        [str(CDK), "synth", "-q", "-o", str(tmp_path), "-c", "ragchat:moderation=sometimes"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "ragchat:moderation: must be one of endpoint, comprehend, off" in result.stderr
+    shutil.rmtree(tmp_path, ignore_errors=True)

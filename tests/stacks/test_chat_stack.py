@@ -1,0 +1,180 @@
+"""Template assertions for every resource, least privilege, retention, and no secrets."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cdk_helpers import ROOT, resources, synth
+
+
+def test_chat_endpoint_runs_lmi_on_g5_12xlarge_with_long_health_check(default_template):
+    configs = resources(default_template, "AWS::SageMaker::EndpointConfig")
+    variants = [c["ProductionVariants"][0] for c in configs.values()]
+    chat = next(v for v in variants if v["InstanceType"] == "ml.g5.12xlarge")
+    assert chat["ContainerStartupHealthCheckTimeoutInSeconds"] == 3600
+    assert chat["ModelDataDownloadTimeoutInSeconds"] == 3600 and chat["InitialInstanceCount"] == 1
+    assert sorted(v["InstanceType"] for v in variants) == ["ml.g5.12xlarge", "ml.g5.2xlarge", "ml.t2.large"]
+    images = json.dumps(resources(default_template, "AWS::SageMaker::Model"))
+    assert "djl-inference:0.31.0-lmi13.0.0-cu124" in images
+    assert "huggingface-pytorch-inference:2.1.0-transformers4.37.0-cpu-py310-ubuntu22.04" in images
+
+
+def test_lmi_configuration_is_tensor_parallel_4_fp16():
+    props = (ROOT / "model_code" / "chat_llm" / "serving.properties").read_text()
+    assert "option.tensor_parallel_degree=4" in props and "option.dtype=fp16" in props
+    assert "option.model_id=togethercomputer/GPT-NeoXT-Chat-Base-20B" in props
+
+
+def test_image_account_comes_from_the_region_fact_mapping(default_template):
+    mapping = default_template["Mappings"]["DlcRepositoryAccountMap"]
+    assert mapping["us-east-1"]["value"] == "763104351884"
+    assert len(mapping) > 20, "every commercial region has an entry"
+
+
+def test_endpoints_have_no_fixed_names_and_scale_between_min_and_max(default_template):
+    own_name = {
+        "AWS::SageMaker::Endpoint": "EndpointName",
+        "AWS::SageMaker::EndpointConfig": "EndpointConfigName",
+        "AWS::SageMaker::Model": "ModelName",
+    }
+    for kind, name in own_name.items():
+        for props in resources(default_template, kind).values():
+            assert name not in props
+    targets = resources(default_template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert len(targets) == 3 and all((t["MinCapacity"], t["MaxCapacity"]) == (1, 1) for t in targets.values())
+    assert resources(default_template, "AWS::ApplicationAutoScaling::ScalingPolicy") == {}
+
+
+def test_target_tracking_when_max_above_min():
+    template, _ = synth(chat_max_instances=3)
+    (policy,) = resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    spec = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert spec["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+
+
+def test_function_url_is_iam_and_streaming(default_template):
+    (url,) = resources(default_template, "AWS::Lambda::Url").values()
+    assert url["AuthType"] == "AWS_IAM" and url["InvokeMode"] == "RESPONSE_STREAM"
+    (function,) = resources(default_template, "AWS::Lambda::Function").values()
+    assert function["TracingConfig"] == {"Mode": "Active"} and function["Timeout"] == 300
+    assert function["Environment"]["Variables"]["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    (logs,) = resources(default_template, "AWS::Logs::LogGroup").values()
+    assert logs["RetentionInDays"] == 30
+
+
+def test_public_url_needs_explicit_acknowledgement():
+    template, _ = synth(function_url_auth="NONE", allow_public_function_url=True)
+    assert next(iter(resources(template, "AWS::Lambda::Url").values()))["AuthType"] == "NONE"
+
+
+def test_table_keys_ttl_pitr_encryption(default_template):
+    (table,) = resources(default_template, "AWS::DynamoDB::Table").values()
+    assert table["KeySchema"] == [
+        {"AttributeName": "session_id", "KeyType": "HASH"},
+        {"AttributeName": "turn", "KeyType": "RANGE"},
+    ]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+@pytest.mark.parametrize(("retain", "policy"), [(False, "Delete"), (True, "Retain")])
+def test_stateful_resources_follow_the_retention_setting(retain, policy):
+    template, _ = synth(retain_data=retain)
+    for kind in ("AWS::DynamoDB::Table", "AWS::SecretsManager::Secret"):
+        for item in resources(template, kind).values():
+            assert item["_raw"]["DeletionPolicy"] == policy and item["_raw"]["UpdateReplacePolicy"] == policy
+    # What bills by the hour is always removed.
+    for kind in (
+        "AWS::SageMaker::Endpoint",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::Model",
+        "AWS::Logs::LogGroup",
+    ):
+        for item in resources(template, kind).values():
+            assert item["_raw"].get("DeletionPolicy", "Delete") == "Delete"
+
+
+def statements(template):
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        yield from policy["PolicyDocument"]["Statement"]
+
+
+ACKNOWLEDGED_STAR_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    "cloudwatch:PutMetricData",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "comprehend:DetectToxicContent",
+}
+
+
+@pytest.mark.parametrize("settings", [{}, {"moderation": "comprehend"}, {"chat_model_s3_uri": "s3://my-bucket/neoxt"}])
+def test_least_privilege(settings):
+    template, _ = synth(**settings)
+    for statement in statements(template):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not {"sagemaker:*", "dynamodb:*", "s3:*", "*"} & set(actions)
+        if statement["Resource"] == "*":
+            assert set(actions) <= ACKNOWLEDGED_STAR_ACTIONS, actions
+    invoke = next(s for s in statements(template) if "sagemaker:InvokeEndpoint" in s["Action"])
+    expected = 2 if settings.get("moderation") == "comprehend" else 3
+    assert len(invoke["Resource"]) == expected and all("Ref" in r for r in invoke["Resource"])
+    assert "AmazonSageMakerFullAccess" not in json.dumps(template)
+
+
+def test_weights_from_s3_are_readable_only_under_their_prefix():
+    template, _ = synth(chat_model_s3_uri="s3://my-bucket/neoxt")
+    reads = [s for s in statements(template) if s["Action"] == "s3:GetObject"]
+    assert any(json.dumps(s["Resource"]).endswith('s3:::my-bucket/neoxt/*"]]}') for s in reads)
+
+
+def test_comprehend_mode_has_no_moderation_endpoint():
+    template, _ = synth(moderation="comprehend")
+    assert len(resources(template, "AWS::SageMaker::Endpoint")) == 2
+    (function,) = resources(template, "AWS::Lambda::Function").values()
+    assert function["Environment"]["Variables"]["RAGCHAT_MODERATION"] == "comprehend"
+
+
+def test_secret_is_generated_or_imported_never_in_template(default_template):
+    (secret,) = resources(default_template, "AWS::SecretsManager::Secret").values()
+    assert "SecretString" not in secret and "GenerateSecretString" in secret
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pinecone-AbCdEf"
+    template, _ = synth(pinecone_secret_arn=arn)
+    assert resources(template, "AWS::SecretsManager::Secret") == {}
+    assert arn in json.dumps(template)
+
+
+def test_outputs(default_template):
+    assert {
+        "ChatUrl",
+        "ConversationTable",
+        "PineconeSecretArn",
+        "ChatEndpointName",
+        "EmbeddingEndpointName",
+        "ModerationEndpointName",
+        "SetPineconeKeyCommand",
+    } <= set(default_template["Outputs"])
+
+
+def test_no_secret_value_anywhere_in_the_cloud_assembly(monkeypatch):
+    fake_key = "pcsk_TESTKEY_do_not_leak_123"
+    monkeypatch.setenv("PINECONE_API_KEY", fake_key)
+    _, outdir = synth()
+    for path in outdir.rglob("*"):
+        if path.is_file():
+            assert fake_key not in path.read_text(errors="ignore"), path
+
+
+def test_cfn_lint_has_no_errors():
+    _, outdir = synth(chat_max_instances=2, moderation="endpoint")
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "parseable", *map(str, outdir.glob("*.template.json"))],
+        capture_output=True,
+        text=True,
+    )
+    errors = [line for line in result.stdout.splitlines() if ":E" in line]
+    assert errors == [], result.stdout

@@ -1,0 +1,57 @@
+import pytest
+
+from stacks.config import ConfigError, DeploymentConfig
+
+
+def test_defaults():
+    config = DeploymentConfig.from_context({})
+    assert config.chat_model == "gpt-neoxt-chat" and config.resolved_chat_instance_type == "ml.g5.12xlarge"
+    assert config.embedding_instance_type == "ml.t2.large" and config.moderation == "endpoint"
+    assert config.pinecone_index == "retrieval-augmentation-aws" and config.function_url_auth == "AWS_IAM"
+
+
+def test_cli_strings_are_converted_and_other_context_ignored():
+    config = DeploymentConfig.from_context(
+        {"ragchat:chat_max_instances": "3", "ragchat:retain_data": "true", "@aws-cdk/x": True}
+    )
+    assert config.chat_max_instances == 3 and config.retain_data is True
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("chat_model", "gpt-5", "must be one of gpt-neoxt-chat, llama-2-chat, flan-t5"),
+        ("moderation", "maybe", "must be one of endpoint, comprehend, off"),
+        ("function_url_auth", "OPEN", "must be one of AWS_IAM, NONE"),
+        ("function_url_auth", "NONE", "allow_public_function_url"),
+        ("chat_instance_type", "g5.12xlarge", "SageMaker instance type"),
+        ("moderation_instance_type", "big", "SageMaker instance type"),
+        ("embedding_instance_type", "", "SageMaker instance type"),
+        ("chat_min_instances", "0", "between 1 and 20"),
+        ("chat_max_instances", "21", "between 1 and 20"),
+        ("embedding_min_instances", "x", "whole number"),
+        ("chat_model_s3_uri", "https://bucket/x", "s3://"),
+        ("pinecone_index", "Bad_Name", "lower-case"),
+        ("pinecone_secret_arn", "arn:aws:s3:::bucket", "Secrets Manager secret ARN"),
+        ("retain_data", "yes", "true or false"),
+        ("conversation_ttl_days", "0", "between 1 and 3650"),
+        ("log_retention_days", "10", "must be one of"),
+        ("lambda_memory_mb", "128", "between 256 and 10240"),
+        ("lambda_timeout_seconds", "901", "between 30 and 900"),
+        ("not_a_setting", "1", "unknown setting"),
+    ],
+)
+def test_each_invalid_value_names_the_key(key, value, message):
+    with pytest.raises(ConfigError) as error:
+        DeploymentConfig.from_context({f"ragchat:{key}": value})
+    assert f"ragchat:{key}" in str(error.value) and message in str(error.value)
+
+
+def test_max_below_min_is_refused():
+    with pytest.raises(ConfigError, match="ragchat:chat_max_instances: must be at least chat_min_instances"):
+        DeploymentConfig.from_context({"ragchat:chat_min_instances": 2, "ragchat:chat_max_instances": 1})
+
+
+def test_s3_weights_only_for_lmi_model():
+    with pytest.raises(ConfigError, match="ragchat:chat_model_s3_uri"):
+        DeploymentConfig.from_context({"ragchat:chat_model": "flan-t5", "ragchat:chat_model_s3_uri": "s3://b/p"})
