@@ -32,7 +32,10 @@ def test_synth_produces_template_and_bundled_assets(cloud_assembly):
     template = json.loads((cloud_assembly / "RagChat.template.json").read_text())
     assert template["Resources"]
     archives = sorted(cloud_assembly.glob("asset.*.tar.gz"))
-    names = {n for a in archives for n in tarfile.open(a).getnames()}
+    names = set()
+    for archive in archives:
+        with tarfile.open(archive) as tar:
+            names |= set(tar.getnames())
     assert {"serving.properties", "code/inference.py"} <= names
     lambda_assets = [p for p in cloud_assembly.glob("asset.*") if (p / "run.sh").exists()]
     assert len(lambda_assets) == 1
