@@ -37,9 +37,7 @@ class PipInstallBundling:
         shutil.copytree(
             self.source / self.package, out / self.package, ignore=shutil.ignore_patterns("__pycache__", "local")
         )
-        for extra in ("run.sh",):
-            if (self.source / extra).exists():
-                shutil.copy2(self.source / extra, out / extra)
+        shutil.copy2(self.source / "run.sh", out / "run.sh")  # the Lambda's entry script
         return True
 
 

@@ -130,7 +130,7 @@ class RagChatStack(Stack):
             archive = self._model_archive("ChatConfig", "chat_llm", overrides)
             endpoint = SageMakerEndpoint(self, "ChatLlm", EndpointSpec(image=LMI, model_archive=archive, **common))
             if config.chat_model_s3_uri:
-                self._grant_weights_read(endpoint.role, config.chat_model_s3_uri)
+                self._grant_weights_read(endpoint.role)
             return endpoint
         model_id = {"flan-t5": "google/flan-t5-xl", "llama-2-chat": "meta-llama/Llama-2-7b-chat-hf"}[config.chat_model]
         environment = {
@@ -141,20 +141,16 @@ class RagChatStack(Stack):
         }
         return SageMakerEndpoint(self, "ChatLlm", EndpointSpec(image=HF_TGI, environment=environment, **common))
 
-    def _grant_weights_read(self, role: iam.IRole, s3_uri: str) -> None:
-        bucket, _, prefix = s3_uri.removeprefix("s3://").partition("/")
-        prefix = prefix.rstrip("/")
+    def _grant_weights_read(self, role: iam.IRole) -> None:
+        bucket, keys = self.config.weights_object_pattern
         role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[f"arn:{self.partition}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"],
-            )
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{self.partition}:s3:::{bucket}/{keys}"])
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[f"arn:{self.partition}:s3:::{bucket}"],
-                conditions={"StringLike": {"s3:prefix": [f"{prefix}/*" if prefix else "*"]}},
+                conditions={"StringLike": {"s3:prefix": [keys]}},
             )
         )
 

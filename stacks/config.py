@@ -59,6 +59,13 @@ class DeploymentConfig:
     def resolved_chat_instance_type(self) -> str:
         return self.chat_instance_type or DEFAULT_CHAT_INSTANCE[self.chat_model]
 
+    @property
+    def weights_object_pattern(self) -> tuple[str, str]:
+        """(bucket, object-key pattern) the chat model's S3 weights live under."""
+        bucket, _, prefix = self.chat_model_s3_uri.removeprefix("s3://").partition("/")
+        prefix = prefix.rstrip("/")
+        return bucket, f"{prefix}/*" if prefix else "*"
+
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> DeploymentConfig:
         known = {f.name: f for f in fields(cls)}
