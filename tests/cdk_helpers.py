@@ -1,6 +1,7 @@
 """Synthesizing the CDK app in tests: cdk-nag included, bundling skipped."""
 
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,3 +31,11 @@ def synth(**settings) -> tuple[dict, Path]:
 
 def resources(template: dict, kind: str) -> dict[str, dict]:
     return {k: v["Properties"] | {"_raw": v} for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def cfn_lint_errors(templates: list[Path]) -> tuple[list[str], str]:
+    """cfn-lint's error lines (warnings ignored) over the templates, and its full output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "parseable", *map(str, templates)], capture_output=True, text=True
+    )
+    return [line for line in result.stdout.splitlines() if ":E" in line], result.stdout

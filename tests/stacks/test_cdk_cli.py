@@ -5,12 +5,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 
 import pytest
 
-from cdk_helpers import ROOT
+from cdk_helpers import ROOT, cfn_lint_errors
 
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 
@@ -45,12 +44,8 @@ def test_synth_produces_template_and_bundled_assets(cloud_assembly):
 
 
 def test_cfn_lint_clean_on_synthesized_templates(cloud_assembly):
-    templates = [str(p) for p in cloud_assembly.glob("*.template.json")]
-    result = subprocess.run(
-        [sys.executable, "-m", "cfnlint", "--format", "parseable", *templates], capture_output=True, text=True
-    )
-    errors = [line for line in result.stdout.splitlines() if ":E" in line]
-    assert errors == [], result.stdout
+    errors, output = cfn_lint_errors(list(cloud_assembly.glob("*.template.json")))
+    assert errors == [], output
 
 
 def test_invalid_configuration_fails_synth_naming_the_key(tmp_path):

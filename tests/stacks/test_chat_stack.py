@@ -1,12 +1,10 @@
 """Template assertions for every resource, least privilege, retention, and no secrets."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from cdk_helpers import ROOT, resources, synth
+from cdk_helpers import ROOT, cfn_lint_errors, resources, synth
 
 
 def test_chat_endpoint_runs_lmi_on_g5_12xlarge_with_long_health_check(default_template):
@@ -171,10 +169,5 @@ def test_no_secret_value_anywhere_in_the_cloud_assembly(monkeypatch):
 
 def test_cfn_lint_has_no_errors():
     _, outdir = synth(chat_max_instances=2, moderation="endpoint")
-    result = subprocess.run(
-        [sys.executable, "-m", "cfnlint", "--format", "parseable", *map(str, outdir.glob("*.template.json"))],
-        capture_output=True,
-        text=True,
-    )
-    errors = [line for line in result.stdout.splitlines() if ":E" in line]
-    assert errors == [], result.stdout
+    errors, output = cfn_lint_errors(list(outdir.glob("*.template.json")))
+    assert errors == [], output
