@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lambda"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from retrieval_quality import load_question_set  # noqa: E402
+
 from ragchat.interfaces import GenerationParams, RenderedPrompt  # noqa: E402
 from ragchat.local.embedder import OnnxMiniLMEmbedder  # noqa: E402
 from ragchat.local.factory import (  # noqa: E402
@@ -23,11 +25,7 @@ from ragchat.local.factory import (  # noqa: E402
 )
 from ragchat.local.vector_index import FaissVectorIndex  # noqa: E402
 
-QUESTIONS = [
-    line.split('"q": "')[1].split('"')[0]
-    for line in (ROOT / "bench" / "questions" / "paraphrases_dev.jsonl").read_text().splitlines()
-    if line.strip()
-]
+QUESTIONS = [item["q"] for item in load_question_set("paraphrases_dev")]
 
 
 def pct(samples: list[float], q: float) -> float:

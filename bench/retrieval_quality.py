@@ -44,14 +44,19 @@ def original_context_rule(matches: list[Match], budget: int = BUDGET) -> list[Ma
     return chosen
 
 
+def load_question_set(name: str) -> list[dict]:
+    """A question set from bench/questions/NAME.jsonl: {"q": question, "rows": [relevant FAQ rows]}."""
+    path = ROOT / "bench" / "questions" / f"{name}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def question_sets(docs) -> dict[str, list[dict]]:
     by_question: dict[str, list[int]] = {}
     for d in docs:
         by_question.setdefault(d.metadata["title"], []).append(d.metadata["row"])
     sets = {"faq_questions": [{"q": q, "rows": rows} for q, rows in by_question.items()]}
     for name in ("paraphrases_dev", "paraphrases_heldout"):
-        path = ROOT / "bench" / "questions" / f"{name}.jsonl"
-        sets[name] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        sets[name] = load_question_set(name)
     return sets
 
 
