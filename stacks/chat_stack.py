@@ -172,7 +172,8 @@ class RagChatStack(Stack):
                     "bash",
                     "-c",
                     "pip install --no-cache-dir -r requirements.txt -t /asset-output"
-                    " && cp -r ragchat run.sh /asset-output/",
+                    " && cp -r ragchat run.sh /asset-output/"
+                    " && rm -rf /asset-output/ragchat/local",  # as the local bundling: no model adapters
                 ],
             ),
         )
