@@ -74,6 +74,7 @@ class RecordingGenerator:
         self.pieces = pieces
         self.prompts: list[RenderedPrompt] = []
         self.params: list[GenerationParams] = []
+        self.buffered_calls = 0
 
     def stream(self, prompt: RenderedPrompt, params: GenerationParams) -> Iterator[str]:
         self.prompts.append(prompt)
@@ -81,6 +82,10 @@ class RecordingGenerator:
         size = max(1, math.ceil(len(self.reply) / self.pieces))
         for start in range(0, len(self.reply), size):
             yield self.reply[start : start + size]
+
+    def generate(self, prompt: RenderedPrompt, params: GenerationParams) -> str:
+        self.buffered_calls += 1
+        return "".join(self.stream(prompt, params))
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -97,6 +97,7 @@ class ChatEngine:
         store: ConversationStore,
         profile: ModelProfile,
         settings: EngineSettings = EngineSettings(),
+        observer: Callable[[ChatResult], None] | None = None,
     ) -> None:
         self.embedder = embedder
         self.index = index
@@ -105,6 +106,7 @@ class ChatEngine:
         self.store = store
         self.profile = profile
         self.settings = settings
+        self.observer = observer  # sees every finished turn: metrics and logs in the Lambda
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragchat")
 
     # -- retrieval ---------------------------------------------------------------------
@@ -114,13 +116,13 @@ class ChatEngine:
 
     # -- one turn ----------------------------------------------------------------------
     def chat(self, request: ChatRequest) -> ChatResult:
-        """The buffered answer: the stream, consumed."""
-        for event in self.stream(request):
+        """The buffered answer: the stream, consumed, with the reply generated in one call."""
+        for event in self.stream(request, buffered=True):
             if isinstance(event, ChatResult):
                 return event
         raise RuntimeError("chat stream ended without a result")  # pragma: no cover
 
-    def stream(self, request: ChatRequest) -> Iterator[Token | ChatResult]:
+    def stream(self, request: ChatRequest, buffered: bool = False) -> Iterator[Token | ChatResult]:
         """Yields reply pieces as they are generated, then the final ChatResult."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -147,7 +149,7 @@ class ChatEngine:
 
         if input_verdict.flagged:
             timings["total"] = _ms(started)
-            yield ChatResult(self.settings.refusal, session_id, [], moderation, True, warnings, timings)
+            yield self._finished(ChatResult(self.settings.refusal, session_id, [], moderation, True, warnings, timings))
             return
 
         sources = select_context(matches, self.settings.context_budget_chars)
@@ -157,7 +159,8 @@ class ChatEngine:
         pieces: list[str] = []
         stop_filter = StopFilter(self.profile.stop + request.params.stop, self.profile.strip_tokens)
         gen_params = replace(request.params, stop=self.profile.stop + request.params.stop)
-        for piece in stop_filter.feed_all(self.generator.stream(prompt, gen_params)):
+        raw = [self.generator.generate(prompt, gen_params)] if buffered else self.generator.stream(prompt, gen_params)
+        for piece in stop_filter.feed_all(raw):
             pieces.append(piece)
             yield Token(piece)
         reply = "".join(pieces).strip()
@@ -173,7 +176,15 @@ class ChatEngine:
             self.store.append(session_id, [Turn("user", request.inputs), Turn("assistant", answer)])
             timings["store"] = _ms(t)
         timings["total"] = _ms(started)
-        yield ChatResult(answer, session_id, sources, moderation, blocked, warnings, timings)
+        yield self._finished(ChatResult(answer, session_id, sources, moderation, blocked, warnings, timings))
+
+    def _finished(self, result: ChatResult) -> ChatResult:
+        if self.observer is not None:
+            try:
+                self.observer(result)
+            except Exception:  # an observer (metrics, logs) must never fail a turn
+                log.exception("chat observer failed")
+        return result
 
     # -- prompt ------------------------------------------------------------------------
     def build_prompt(

@@ -99,9 +99,12 @@ class VectorIndex(Protocol):
 
 @runtime_checkable
 class Generator(Protocol):
-    """A text generator that streams its reply as text pieces."""
+    """A text generator: the reply streamed as text pieces, or whole (buffered requests
+    use it, so a remote model can answer in one call instead of a stream)."""
 
     def stream(self, prompt: RenderedPrompt, params: GenerationParams) -> Iterator[str]: ...
+
+    def generate(self, prompt: RenderedPrompt, params: GenerationParams) -> str: ...
 
     def count_tokens(self, text: str) -> int: ...
 

@@ -122,7 +122,8 @@ def fit_history(history: Sequence[Turn], budget_tokens: int, count_tokens: Calla
 class StopFilter:
     """Streams text through a stop rule: pieces are passed on as soon as they cannot be
     the start of a stop sequence; at a stop sequence the stream ends. Special tokens are
-    removed. Works the same for token streams from any container."""
+    removed, and so is whitespace at either end, so the streamed pieces join to exactly
+    the stored reply. Works the same for token streams from any container."""
 
     def __init__(self, stop: Sequence[str], strip_tokens: Sequence[str] = ()) -> None:
         self.stop = [s for s in stop if s]
@@ -149,9 +150,10 @@ class StopFilter:
             self._pending = self._pending.replace(token, "")
         cut = min((i for i in (self._pending.find(s) for s in self.stop) if i >= 0), default=-1)
         if cut >= 0:
-            out, self._pending, self.stopped = self._pending[:cut], "", True
+            out, self._pending, self.stopped = self._pending[:cut].rstrip(), "", True
         else:
-            keep = self._hold_back()
+            # trailing whitespace waits for more text: before a stop or the end it is dropped
+            keep = max(self._hold_back(), len(self._pending) - len(self._pending.rstrip()))
             out = self._pending[: len(self._pending) - keep]
             self._pending = self._pending[len(self._pending) - keep :]
         if not self._started:
@@ -160,7 +162,7 @@ class StopFilter:
         return out
 
     def flush(self) -> str:
-        out, self._pending = ("" if self.stopped else self._pending), ""
+        out, self._pending = ("" if self.stopped else self._pending.rstrip()), ""
         return out if self._started else out.lstrip()
 
     def feed_all(self, pieces: Iterator[str] | Sequence[str]) -> Iterator[str]:

@@ -95,6 +95,9 @@ class SmolLM2Generator:
             )
         return self.tokenizer(prompt.text or "", return_tensors="pt")
 
+    def generate(self, prompt: RenderedPrompt, params: GenerationParams) -> str:
+        return "".join(self.stream(prompt, params))
+
     def stream(self, prompt: RenderedPrompt, params: GenerationParams) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer

@@ -1,0 +1,171 @@
+"""The vector index on Pinecone, through the `pinecone` SDK.
+
+The API key lives in Secrets Manager: it is read at first use, cached for a few minutes
+(so a rotated key is picked up), re-read at once when Pinecone rejects it, and never
+logged. Any Pinecone failure becomes `RetrievalUnavailable`, so the engine still answers,
+without retrieved context, and says so."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ..errors import RetrievalUnavailable
+from ..interfaces import Document, Match
+
+log = logging.getLogger(__name__)
+STEP = "retrieval"
+UPSERT_BATCH = 100
+
+
+class SecretApiKey:
+    """The Pinecone API key from one Secrets Manager secret, cached for `max_age` seconds.
+
+    The secret holds the key as plain text, or JSON with an `api_key` (or `apiKey`) field."""
+
+    def __init__(self, client: Any, secret_id: str, max_age: float = 300.0) -> None:
+        self.client = client
+        self.secret_id = secret_id
+        self.max_age = max_age
+        self._value: str | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, refresh: bool = False) -> str:
+        with self._lock:
+            if refresh or self._value is None or time.monotonic() - self._read_at > self.max_age:
+                self._value = self._read()
+                self._read_at = time.monotonic()
+            return self._value
+
+    def _read(self) -> str:
+        try:
+            raw = self.client.get_secret_value(SecretId=self.secret_id)["SecretString"]
+        except Exception as exc:  # noqa: BLE001 - any failure means no key; the type is enough
+            raise RetrievalUnavailable(
+                f"cannot read the Pinecone API key from Secrets Manager ({type(exc).__name__})", step=STEP
+            ) from None
+        key = raw.strip()
+        if key.startswith("{"):
+            try:
+                data = json.loads(key)
+                key = str(data.get("api_key") or data.get("apiKey") or "")
+            except json.JSONDecodeError:
+                key = ""
+        if not key:
+            raise RetrievalUnavailable(
+                f"the secret {self.secret_id} holds no Pinecone API key; set it with "
+                f"`aws secretsmanager put-secret-value --secret-id {self.secret_id} --secret-string <KEY>`",
+                step=STEP,
+            )
+        return key
+
+
+class PineconeVectorIndex:
+    """Pinecone semantics are the interface's semantics: string ids, upsert replaces,
+    cosine scores, namespaces. Document text is stored in metadata `text`."""
+
+    def __init__(
+        self,
+        index_name: str,
+        api_key: Callable[..., str],
+        *,
+        host: str = "",
+        control_plane_host: str = "",
+        timeout: float = 10.0,
+        max_retries: int = 2,
+    ) -> None:
+        self.index_name = index_name
+        self.api_key = api_key
+        self.host = host
+        self.control_plane_host = control_plane_host
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._index: Any = None
+        self._index_key: str | None = None
+        self._lock = threading.Lock()
+
+    # -- client ------------------------------------------------------------------------
+    def client(self, key: str | None = None) -> Any:
+        from pinecone import Pinecone, RetryConfig
+
+        return Pinecone(
+            api_key=key or self.api_key(),
+            host=self.control_plane_host or None,
+            timeout=self.timeout,
+            retry_config=RetryConfig(max_retries=self.max_retries, backoff_factor=0.2, max_wait=2.0),
+            source_tag="ragchat",
+        )
+
+    def _data_plane(self) -> Any:
+        key = self.api_key()
+        with self._lock:
+            if self._index is None or key != self._index_key:
+                pc = self.client(key)
+                self._index = pc.index(host=self.host) if self.host else pc.index(name=self.index_name)
+                self._index_key = key
+            return self._index
+
+    def _call(self, operation: str, fn: Callable[[Any], Any]) -> Any:
+        from pinecone.errors import PineconeError, UnauthorizedError
+
+        try:
+            return fn(self._data_plane())
+        except UnauthorizedError:
+            self.api_key(refresh=True)  # the key may have been replaced since we cached it
+            raise RetrievalUnavailable(
+                f"Pinecone rejected the API key while trying to {operation}; check the key in the secret",
+                step=STEP,
+            ) from None
+        except PineconeError as exc:
+            log.warning("pinecone %s failed: %s", operation, type(exc).__name__)
+            raise RetrievalUnavailable(
+                f"Pinecone index {self.index_name} is unavailable ({type(exc).__name__})", step=STEP
+            ) from None
+
+    # -- VectorIndex -------------------------------------------------------------------
+    def query(self, vector: Sequence[float], top_k: int, namespace: str = "") -> list[Match]:
+        response = self._call(
+            "query",
+            lambda index: index.query(vector=list(vector), top_k=top_k, namespace=namespace, include_metadata=True),
+        )
+        matches = []
+        for match in response.matches:
+            metadata = dict(match.metadata or {})
+            text = str(metadata.pop("text", ""))
+            matches.append(Match(match.id, float(match.score), text, metadata))
+        return matches
+
+    def upsert(self, documents: Sequence[Document], vectors: Sequence[Sequence[float]], namespace: str = "") -> int:
+        records = [
+            {"id": doc.id, "values": list(vec), "metadata": {**doc.metadata, "text": doc.text}}
+            for doc, vec in zip(documents, vectors, strict=True)
+        ]
+        total = 0
+        for start in range(0, len(records), UPSERT_BATCH):
+            batch = records[start : start + UPSERT_BATCH]
+            response = self._call("upsert", lambda index, b=batch: index.upsert(vectors=b, namespace=namespace))
+            total += response.upserted_count
+        return total
+
+    def delete(self, ids: Sequence[str], namespace: str = "") -> int:
+        ids = list(ids)
+        for start in range(0, len(ids), 1000):
+            batch = ids[start : start + 1000]
+            self._call("delete", lambda index, b=batch: index.delete(ids=b, namespace=namespace))
+        return len(ids)
+
+    def count(self, namespace: str = "") -> int:
+        stats = self._call("describe index stats", lambda index: index.describe_index_stats())
+        summary = stats.namespaces.get(namespace or "__default__") or stats.namespaces.get(namespace)
+        return summary.vector_count if summary else 0
+
+    def list_ids(self, namespace: str = "") -> Iterator[str]:
+        pages = self._call("list ids", lambda index: list(index.list(namespace=namespace)))
+        for page in pages:
+            for item in page.vectors:
+                yield item.id

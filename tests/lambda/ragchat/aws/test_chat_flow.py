@@ -1,0 +1,128 @@
+"""The whole chat flow on the AWS adapters, against the stand-ins: every request each
+service received is asserted field by field."""
+
+from __future__ import annotations
+
+import json
+
+from aws_world import CHAT, EMBEDDING, MODERATION, REPLY
+
+QUESTION = "Which instances can I use with Managed Spot Training?"
+
+
+def sse_events(text: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_buffered_turn_calls_each_service_as_documented(aws_client, aws_world):
+    response = aws_client.post("/chat", json={"inputs": QUESTION, "parameters": {"temperature": 0.6, "top_k": 40}})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["outputs"] == REPLY  # the `<human>` run-on is cut off
+    assert body["sources"][0]["id"] == "row-90"
+    assert body["sources"][0]["metadata"] == {"source": "faq.csv", "row": 90}
+    assert body["moderation"]["input"] == {"flagged": False, "label": "casual", "provider": "gpt-jt-moderation-6b"}
+    assert body["warnings"] == []
+
+    sm = aws_world.sagemaker
+    [embed] = sm.calls(EMBEDDING)
+    assert embed.json() == {"inputs": [QUESTION]}
+    assert embed.headers["content-type"] == "application/json"
+
+    [generate] = sm.calls(CHAT)
+    assert generate.extra["streaming"] is False  # buffered request: InvokeEndpoint
+    payload = generate.json()
+    assert set(payload) == {"inputs", "parameters"}
+    assert payload["parameters"] == {
+        "max_new_tokens": 512,
+        "do_sample": True,
+        "temperature": 0.6,
+        "top_k": 40,
+        "stop_sequences": ["<human>", "</s>", "<|endoftext|>"],
+    }
+    prompt = payload["inputs"]
+    assert prompt.endswith(f"<human>: {QUESTION}\n<bot>:")
+    assert "All instances supported in SageMaker." in prompt  # the retrieved context
+    assert "x-amzn-sagemaker-custom-attributes" not in generate.headers
+
+    moderation = sm.calls(MODERATION)
+    assert len(moderation) == 2  # the input and the reply
+    checked = [m.json()["inputs"].rsplit("Input: ", 1)[1] for m in moderation]
+    assert sorted(checked) == sorted([f"{QUESTION}\nOutput:", f"{REPLY}\nOutput:"])
+    assert moderation[0].json()["parameters"] == {
+        "max_new_tokens": 8,
+        "do_sample": False,
+        "stop_sequences": ["Input:", "\n"],
+    }
+
+    [query] = aws_world.pinecone.data_requests("/query")
+    sent = query.json()
+    assert sent["topK"] == 5 and sent["includeMetadata"] is True
+    assert sent.get("namespace", "") == ""
+    assert len(sent["vector"]) == 384
+    assert abs(sum(x * x for x in sent["vector"]) - 1.0) < 1e-6  # normalised
+    assert query.headers["api-key"]  # the key from Secrets Manager reached Pinecone
+
+
+def test_turns_are_stored_one_item_each_with_ttl(aws_client, aws_world):
+    first = aws_client.post("/chat", json={"inputs": QUESTION}).json()
+    session = first["session_id"]
+    aws_client.post("/chat", json={"inputs": "And what does it cost?", "parameters": {"session_id": session}})
+
+    items = aws_world.items(session)
+    assert [(i["role"]["S"], i["content"]["S"]) for i in items] == [
+        ("user", QUESTION),
+        ("assistant", REPLY),
+        ("user", "And what does it cost?"),
+        ("assistant", REPLY),
+    ]
+    turns = [int(i["turn"]["N"]) for i in items]
+    assert turns == sorted(turns) and len(set(turns)) == 4
+    created = {int(i["expires_at"]["N"]) for i in items}
+    assert all(30 * 86400 - 5 < e - int(t) // 1_000_000 <= 30 * 86400 + 5 for e, t in zip(created, turns, strict=False))
+    # the second prompt replays the first exchange in OpenChatKit format
+    prompt = aws_world.sagemaker.calls(CHAT)[-1].json()["inputs"]
+    assert f"<human>: {QUESTION}\n<bot>: {REPLY}" in prompt
+
+
+def test_streaming_turn_uses_the_response_stream(aws_client, aws_world):
+    with aws_client.stream("POST", "/chat", json={"inputs": QUESTION, "stream": True}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = "".join(response.iter_text())
+
+    events = sse_events(text)
+    tokens = [data["text"] for kind, data in events if kind == "token"]
+    kind, done = events[-1]
+    assert kind == "done"
+    assert len(tokens) > 3
+    assert "".join(tokens) == REPLY == done["outputs"]
+    [generate] = aws_world.sagemaker.calls(CHAT)
+    assert generate.extra["streaming"] is True
+    assert generate.json()["stream"] is True
+
+
+def test_openai_route_runs_on_aws_adapters(aws_client, aws_world):
+    response = aws_client.post(
+        "/v1/chat/completions",
+        json={"model": "ragchat", "messages": [{"role": "user", "content": QUESTION}]},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == REPLY
+    assert aws_world.items("anything") == []  # OpenAI-style requests are stateless
+
+
+def test_retrieve_route_queries_pinecone(aws_client, aws_world):
+    response = aws_client.post("/retrieve", json={"query": QUESTION, "top_k": 2})
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()["matches"]][:1] == ["row-90"]
+    assert aws_world.pinecone.data_requests("/query")[0].json()["topK"] == 2
+
+
+def test_health_names_the_profile(aws_client):
+    assert aws_client.get("/health").json() == {"status": "ok", "model_profile": "gpt-neoxt-chat"}

@@ -1,0 +1,174 @@
+"""A stand-in for Pinecone (API version 2026-07): the control plane (`/indexes`) and one
+index's data plane (`/vectors/upsert`, `/query`, `/vectors/delete`, `/vectors/list`,
+`/describe_index_stats`) on one loopback port. Vectors are kept in memory and scored by
+cosine, as a serverless cosine index does. Every request needs the `Api-Key` header."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from .base import Recorded, StandInServer, send_json
+
+
+def _error(handler: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
+    send_json(handler, status, {"error": {"code": code, "message": message}, "status": status})
+
+
+class PineconeStandIn(StandInServer):
+    def __init__(self, api_key: str = "pc-test-key", ready_after: int = 0) -> None:
+        self.api_key = api_key
+        self.ready_after = ready_after  # describes before a new index reports Ready
+        self.indexes: dict[str, dict[str, Any]] = {}
+        self.spaces: dict[str, dict[str, tuple[list[float], dict[str, Any]]]] = {}
+        self.failures: deque[int] = deque()
+        self.fail_on: set[str] = set()  # paths that fail while failures are queued
+        self._describes: dict[str, int] = {}
+        self._data_lock = threading.Lock()
+        super().__init__()
+
+    # -- test controls ---------------------------------------------------------------
+    def add_index(self, name: str, dimension: int = 384, metric: str = "cosine", ready: bool = True) -> None:
+        self.indexes[name] = self._model(name, dimension, metric, ready)
+
+    def fail(self, status: int, times: int = 1, paths: tuple[str, ...] = ()) -> None:
+        self.failures.extend([status] * times)
+        self.fail_on = set(paths)
+
+    def data_requests(self, path: str) -> list[Recorded]:
+        return [r for r in self.requests if urlparse(r.path).path == path]
+
+    def reset(self) -> None:
+        super().reset()
+        self.failures.clear()
+        self.fail_on = set()
+
+    def vectors(self, namespace: str = "") -> dict[str, tuple[list[float], dict[str, Any]]]:
+        return self.spaces.get(namespace, {})
+
+    def _model(self, name: str, dimension: int, metric: str, ready: bool) -> dict[str, Any]:
+        return {
+            "name": name,
+            "host": self.url,
+            "status": {"ready": ready, "state": "Ready" if ready else "Initializing"},
+            "schema": {"fields": {"values": {"type": "dense_vector", "dimension": dimension, "metric": metric}}},
+            "deployment": {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"},
+            "deletion_protection": "disabled",
+        }
+
+    # -- HTTP --------------------------------------------------------------------------
+    def handle(self, handler: BaseHTTPRequestHandler, recorded: Recorded) -> None:
+        if recorded.headers.get("api-key") != self.api_key:
+            _error(handler, 401, "UNAUTHENTICATED", "Invalid API Key")
+            return
+        url = urlparse(recorded.path)
+        path, query = url.path, parse_qs(url.query)
+        if self.failures and (not self.fail_on or path in self.fail_on):
+            status = self.failures.popleft()
+            _error(handler, status, "UNAVAILABLE" if status >= 500 else "RESOURCE_EXHAUSTED", "injected failure")
+            return
+        if path.startswith("/indexes"):
+            self._control(handler, recorded, path)
+            return
+        body = recorded.json() if recorded.body else {}
+        with self._data_lock:
+            routes = {
+                "/vectors/upsert": self._upsert,
+                "/query": self._query,
+                "/vectors/delete": self._delete,
+                "/describe_index_stats": self._stats,
+                "/vectors/list": lambda b: self._list(query),
+            }
+            if path not in routes:
+                _error(handler, 404, "NOT_FOUND", f"unknown path {path}")
+                return
+            status, payload = routes[path](body)
+        send_json(handler, status, payload)
+
+    def _control(self, handler: BaseHTTPRequestHandler, recorded: Recorded, path: str) -> None:
+        parts = [p for p in path.split("/") if p]
+        if recorded.method == "GET" and len(parts) == 1:
+            send_json(handler, 200, {"indexes": list(self.indexes.values())})
+        elif recorded.method == "POST" and len(parts) == 1:
+            body = recorded.json()
+            name = body["name"]
+            if name in self.indexes:
+                _error(handler, 409, "ALREADY_EXISTS", f"Resource {name} already exists")
+                return
+            field = next(iter(body["schema"]["fields"].values()))
+            self.indexes[name] = self._model(name, field["dimension"], field["metric"], ready=self.ready_after == 0)
+            self.indexes[name]["deployment"] = body.get("deployment", self.indexes[name]["deployment"])
+            self._describes[name] = 0
+            send_json(handler, 201, self.indexes[name])
+        elif recorded.method == "GET" and len(parts) == 2:
+            model = self.indexes.get(parts[1])
+            if model is None:
+                _error(handler, 404, "NOT_FOUND", f"Resource {parts[1]} not found")
+                return
+            count = self._describes[parts[1]] = self._describes.get(parts[1], 0) + 1
+            if count >= self.ready_after:
+                model["status"] = {"ready": True, "state": "Ready"}
+            send_json(handler, 200, model)
+        else:
+            _error(handler, 405, "METHOD_NOT_ALLOWED", "not supported by the stand-in")
+
+    def _dimension(self) -> int:
+        fields = next(iter(self.indexes.values()))["schema"]["fields"] if self.indexes else {}
+        return next(iter(fields.values()))["dimension"] if fields else 384
+
+    def _upsert(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        space = self.spaces.setdefault(body.get("namespace", ""), {})
+        for vector in body["vectors"]:
+            if len(vector["values"]) != self._dimension():
+                message = f"Vector dimension {len(vector['values'])} does not match the dimension of the index"
+                return 400, {"error": {"code": "INVALID_ARGUMENT", "message": message}, "status": 400}
+        for vector in body["vectors"]:
+            space[vector["id"]] = (vector["values"], vector.get("metadata") or {})
+        return 200, {"upsertedCount": len(body["vectors"])}
+
+    def _query(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        namespace = body.get("namespace", "")
+        query = body["vector"]
+        norm_q = math.sqrt(sum(x * x for x in query)) or 1.0
+        scored = []
+        for vid, (values, metadata) in self.spaces.get(namespace, {}).items():
+            norm_v = math.sqrt(sum(x * x for x in values)) or 1.0
+            score = sum(a * b for a, b in zip(query, values, strict=True)) / (norm_q * norm_v)
+            match: dict[str, Any] = {"id": vid, "score": score, "values": []}
+            if body.get("includeMetadata"):
+                match["metadata"] = metadata
+            scored.append(match)
+        scored.sort(key=lambda m: -m["score"])
+        return 200, {"matches": scored[: body["topK"]], "namespace": namespace, "usage": {"readUnits": 1}}
+
+    def _delete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        space = self.spaces.get(body.get("namespace", ""), {})
+        for vid in body.get("ids", []):
+            space.pop(vid, None)
+        return 200, {}
+
+    def _stats(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        namespaces = {(ns or "__default__"): {"vectorCount": len(space)} for ns, space in self.spaces.items() if space}
+        total = sum(len(space) for space in self.spaces.values())
+        return 200, {
+            "namespaces": namespaces,
+            "dimension": self._dimension(),
+            "indexFullness": 0.0,
+            "totalVectorCount": total,
+        }
+
+    def _list(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        namespace = query.get("namespace", [""])[0]
+        limit = int(query.get("limit", ["100"])[0])
+        start = int(query.get("paginationToken", ["0"])[0])
+        prefix = query.get("prefix", [""])[0]
+        ids = sorted(i for i in self.spaces.get(namespace, {}) if i.startswith(prefix))
+        page = ids[start : start + limit]
+        payload: dict[str, Any] = {"vectors": [{"id": i} for i in page], "namespace": namespace, "usage": {}}
+        if start + limit < len(ids):
+            payload["pagination"] = {"next": str(start + limit)}
+        return 200, payload
