@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,8 @@ REFUSAL = "Unfortunately I am unable to provide any information about this topic
 class EngineSettings:
     context_budget_chars: int = 1000
     retrieval_top_k: int = 5
+    # Context is optional: past this deadline (a slow or retrying index) answer without it.
+    retrieval_timeout_seconds: float = 5.0
     namespace: str = ""
     history_limit: int = 50
     refusal: str = REFUSAL
@@ -138,11 +141,16 @@ class ChatEngine:
         matches: list[Match] = []
         if not request.no_retrieval:
             t = time.perf_counter()
+            lookup = self._pool.submit(self.retrieve, request.inputs)
             try:
-                matches = self.retrieve(request.inputs)
+                matches = lookup.result(timeout=self.settings.retrieval_timeout_seconds)
             except RetrievalUnavailable as exc:
                 log.warning("retrieval unavailable, answering without context: %s", exc)
                 warnings.append(f"retrieval unavailable, answered without retrieved context: {exc}")
+            except FuturesTimeout:
+                limit = self.settings.retrieval_timeout_seconds
+                log.warning("retrieval took over %ss, answering without context", limit)
+                warnings.append(f"retrieval unavailable, answered without retrieved context: no answer in {limit}s")
             timings["retrieval"] = _ms(t)
         input_verdict, timings["moderation_input"] = input_check.result()
         moderation: dict[str, Any] = {"input": input_verdict.as_dict()}

@@ -76,6 +76,7 @@ def build_aws_engine(settings: AwsSettings, clients: AwsClients | None = None) -
         settings=EngineSettings(
             context_budget_chars=settings.context_budget_chars,
             retrieval_top_k=settings.retrieval_top_k,
+            retrieval_timeout_seconds=settings.retrieval_timeout_seconds,
             namespace=settings.namespace,
         ),
     )

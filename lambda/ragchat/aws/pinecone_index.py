@@ -91,6 +91,9 @@ class PineconeVectorIndex:
 
     # -- client ------------------------------------------------------------------------
     def client(self, key: str | None = None) -> Any:
+        """The control-plane client. Its retry settings reach the control plane only: in
+        pinecone 10.2 the data-plane `Index` keeps the SDK default (3 retries with
+        backoff), which the engine's retrieval deadline bounds."""
         from pinecone import Pinecone, RetryConfig
 
         return Pinecone(

@@ -35,6 +35,7 @@ class AwsSettings:
     namespace: str = ""
     retrieval_top_k: int = 5
     context_budget_chars: int = 1000
+    retrieval_timeout_seconds: float = 5.0
     secret_max_age_seconds: int = 300
     toxicity_threshold: float = 0.5
 
@@ -68,6 +69,7 @@ class AwsSettings:
             namespace=env.get("RAGCHAT_PINECONE_NAMESPACE", ""),
             retrieval_top_k=_number(env, "RAGCHAT_RETRIEVAL_TOP_K", 5, int),
             context_budget_chars=_number(env, "RAGCHAT_CONTEXT_BUDGET_CHARS", 1000, int),
+            retrieval_timeout_seconds=_number(env, "RAGCHAT_RETRIEVAL_TIMEOUT_SECONDS", 5.0, float),
             secret_max_age_seconds=_number(env, "RAGCHAT_SECRET_MAX_AGE_SECONDS", 300, int),
             toxicity_threshold=_number(env, "RAGCHAT_TOXICITY_THRESHOLD", 0.5, float),
             **values,

@@ -146,3 +146,11 @@ def test_concurrent_turns_on_one_session_all_land(engine):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: engine.chat(ChatRequest(f"q{i}", session_id="busy")), range(20)))
     assert len(engine.store.load("busy", limit=100)) == 40
+
+
+def test_slow_retrieval_past_the_deadline_answers_without_context():
+    engine = make_engine(index=MemoryIndex(delay=0.5), settings=EngineSettings(retrieval_timeout_seconds=0.1))
+    result = engine.chat(ChatRequest("Which instances can I use with Managed Spot Training?"))
+    assert result.sources == []
+    assert result.warnings == ["retrieval unavailable, answered without retrieved context: no answer in 0.1s"]
+    assert result.timings_ms["retrieval"] < 400

@@ -1,0 +1,173 @@
+"""Each upstream failure becomes a clear JSON answer; nothing is half-written."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from aws_world import CHAT, EMBEDDING, MODERATION, REPLY
+from standins.sagemaker_runtime import LmiContainer
+
+QUESTION = "Which instances can I use with Managed Spot Training?"
+
+
+def test_throttled_endpoint_is_retried_then_answers(aws_client, aws_world):
+    aws_world.sagemaker.fail(CHAT, 400, "ThrottlingException", "Rate exceeded", times=2)
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 200
+    assert response.json()["outputs"] == REPLY
+    assert len(aws_world.sagemaker.calls(CHAT)) == 3  # two throttled attempts, then success
+
+
+def test_persistent_throttling_is_429_with_retry_after(aws_client, aws_world):
+    aws_world.sagemaker.fail(CHAT, 400, "ThrottlingException", "Rate exceeded", times=10, retry_after=7)
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    error = response.json()["error"]
+    assert error["code"] == "throttled" and error["step"] == "generation"
+    assert len(aws_world.sagemaker.calls(CHAT)) == 3  # bounded: botocore standard mode, 3 attempts
+    assert aws_world.items(response.json().get("session_id", "none")) == []
+
+
+def test_endpoint_scaled_to_zero_is_429(aws_client, aws_world):
+    aws_world.sagemaker.fail(EMBEDDING, 429, "ModelNotReadyException", "Model is not ready", times=5)
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 429
+    assert response.json()["error"]["step"] == "embedding"
+    assert response.headers["retry-after"] == "2"
+
+
+def test_model_error_is_502_naming_the_step(aws_client, aws_world):
+    aws_world.sagemaker.fail(CHAT, 424, "ModelError", "Received server error (500) from primary")
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error == {
+        "code": "model_error",
+        "message": f"the model behind {CHAT} returned an error: Received server error (500) from primary",
+        "step": "generation",
+    }
+    assert len(aws_world.sagemaker.calls(CHAT)) == 1  # a model error is not retried
+
+
+def test_moderation_endpoint_failure_is_502(aws_client, aws_world):
+    aws_world.sagemaker.fail(MODERATION, 503, "ServiceUnavailable", "busy", times=3)
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 502
+    assert response.json()["error"]["step"] == "moderation"
+
+
+def test_timeout_is_504(aws_world, monkeypatch):
+    from botocore.config import Config
+    from starlette.testclient import TestClient
+
+    from ragchat.aws import factory
+    from ragchat.aws.server import create_aws_app
+
+    monkeypatch.setattr(factory, "GENERATION", Config(read_timeout=0.3, retries={"total_max_attempts": 1}))
+    aws_world.sagemaker.delays[CHAT] = 1.0
+    with TestClient(create_aws_app(aws_world.settings), raise_server_exceptions=False) as client:
+        response = client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 504
+    assert response.json()["error"] == {
+        "code": "timeout",
+        "message": f"endpoint {CHAT} did not answer in time",
+        "step": "generation",
+    }
+
+
+def test_stream_error_mid_reply_ends_the_stream_with_an_error_event(aws_client, aws_world):
+    aws_world.sagemaker.deploy(CHAT, LmiContainer(REPLY, stream_error_after=3))
+    with aws_client.stream("POST", "/chat", json={"inputs": QUESTION, "stream": True}) as response:
+        assert response.status_code == 200
+        text = "".join(response.iter_text())
+    assert "event: token" in text
+    assert text.rstrip().split("\n\n")[-1].startswith("event: error")
+    assert '"step": "generation"' in text and "ModelStreamError" in text
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_pinecone_down_still_answers_without_context(aws_client, aws_world, status):
+    aws_world.pinecone.fail(status, times=10, paths=("/query",))
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["outputs"] == REPLY
+    assert body["sources"] == []
+    assert body["warnings"] and "retrieval unavailable" in body["warnings"][0]
+    assert len(aws_world.pinecone.data_requests("/query")) == 4  # the SDK's retries: 1 + 3, with backoff
+    prompt = aws_world.sagemaker.calls(CHAT)[0].json()["inputs"]
+    assert "CONTEXT" not in prompt
+
+
+def test_wrong_pinecone_key_still_answers_and_rereads_the_secret(aws_client, aws_world):
+    aws_world.secrets.put_secret_value(SecretId=aws_world.settings.pinecone_secret_arn, SecretString="wrong-key")
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 200
+    assert response.json()["sources"] == []
+    assert "retrieval unavailable" in response.json()["warnings"][0]
+
+
+def test_dynamodb_failure_is_503_and_nothing_half_written(aws_client, aws_world):
+    first = aws_client.post("/chat", json={"inputs": QUESTION}).json()
+    session = first["session_id"]
+    aws_world.dynamodb.delete_table(TableName=aws_world.settings.table)
+    response = aws_client.post("/chat", json={"inputs": "again", "parameters": {"session_id": session}})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "store_unavailable"
+    assert response.json()["error"]["step"] == "history"
+
+
+def test_store_write_failure_is_503_with_nothing_stored(aws_world):
+    from ragchat.aws.dynamodb_store import DynamoDbConversationStore
+    from ragchat.errors import StoreUnavailable
+    from ragchat.interfaces import Turn
+
+    store = DynamoDbConversationStore(aws_world.dynamodb, aws_world.settings.table)
+    too_big = "x" * 500_000  # over DynamoDB's 400 KB item limit: the transaction is refused
+    with pytest.raises(StoreUnavailable) as caught:
+        store.append("s-1", [Turn("user", "hello"), Turn("assistant", too_big)])
+    assert caught.value.status == 503 and caught.value.step == "store"
+    assert aws_world.items("s-1") == []  # the user turn did not land alone
+
+
+def test_twenty_concurrent_turns_on_one_session_all_land(aws_world):
+    from ragchat.aws.dynamodb_store import DynamoDbConversationStore
+    from ragchat.interfaces import Turn
+
+    store = DynamoDbConversationStore(aws_world.dynamodb, aws_world.settings.table)
+    start = threading.Barrier(20)
+
+    def turn(n: int) -> None:
+        start.wait()
+        store.append("shared", [Turn("user", f"question {n}"), Turn("assistant", f"answer {n}")])
+
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(turn, range(20)))
+
+    items = aws_world.items("shared")
+    assert len(items) == 40
+    contents = {i["content"]["S"] for i in items}
+    assert contents == {f"question {n}" for n in range(20)} | {f"answer {n}" for n in range(20)}
+    by_turn = sorted(items, key=lambda i: int(i["turn"]["N"]))
+    for user, bot in zip(by_turn[::2], by_turn[1::2], strict=True):  # each pair stays together
+        assert user["role"]["S"] == "user" and bot["role"]["S"] == "assistant"
+        assert user["content"]["S"].split()[-1] == bot["content"]["S"].split()[-1]
+
+
+def test_twenty_concurrent_requests_on_one_session_through_the_app(aws_client, aws_world):
+    session = "concurrent-session"
+
+    def ask(n: int) -> int:
+        body = {"inputs": f"question {n}", "parameters": {"session_id": session}}
+        return aws_client.post("/chat", json=body).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(ask, range(20)))
+    assert statuses == [200] * 20
+    items = aws_world.items(session)
+    assert len(items) == 40
+    assert {i["content"]["S"] for i in items if i["role"]["S"] == "user"} == {f"question {n}" for n in range(20)}
