@@ -86,7 +86,7 @@ class TgiContainer:
     """Hugging Face LLM (TGI): buffered `[{"generated_text"}]`, streamed `data:{...}` events."""
 
     def __init__(self, reply: str) -> None:
-        self.model = TextModel(reply, run_on="</s> trailing")
+        self.model = TextModel(reply, run_on=" </s> trailing")
 
     def _tokens(self, body: dict[str, Any]) -> list[str]:
         if not isinstance(body.get("inputs"), str):
