@@ -56,9 +56,10 @@ class TextModel:
 class LmiContainer:
     """DJL Serving LMI with rolling batch: `{"inputs", "parameters", "stream"}`."""
 
-    def __init__(self, reply: str, stream_error_after: int | None = None) -> None:
+    def __init__(self, reply: str, stream_error_after: int | None = None, token_delay: float = 0.0) -> None:
         self.model = TextModel(reply)
         self.stream_error_after = stream_error_after
+        self.token_delay = token_delay  # seconds between streamed tokens, as a real model takes
 
     def _tokens(self, body: dict[str, Any]) -> list[str]:
         if not isinstance(body.get("inputs"), str):
@@ -239,7 +240,10 @@ class SageMakerRuntimeStandIn(StandInServer):
     @staticmethod
     def _frames(container: Any, chunks: list[bytes]) -> Any:
         error_after = getattr(container, "stream_error_after", None)
+        delay = getattr(container, "token_delay", 0.0)
         for i, chunk in enumerate(chunks):
+            if delay and i:
+                time.sleep(delay)
             if error_after is not None and i == error_after:
                 yield model_stream_error("CUDA out of memory")
                 return

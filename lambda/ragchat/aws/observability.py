@@ -3,8 +3,9 @@
 Behind the Lambda Web Adapter the app sees HTTP requests, not Lambda events, so the
 invocation's request id and X-Ray trace id come from the headers the adapter adds
 (`x-amzn-lambda-context`, `x-amzn-request-context`, `x-amzn-trace-id`). Every log line
-carries them. Metrics go out in CloudWatch embedded metric format: one latency metric
-per step of each turn, moderation blocks, retrieval outages and error answers.
+carries them, and the trace header goes on to the AWS calls of the turn. Metrics go out
+in CloudWatch embedded metric format: one latency metric per step of each turn,
+moderation blocks, retrieval outages and error answers.
 
 Logs never hold the user's text or the reply (only their sizes), nor any secret."""
 
@@ -95,8 +96,14 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        logger.remove_keys(["request_id", "xray_trace_id"])
-        logger.append_keys(**invocation_ids(scope.get("headers", [])))
+        ids = invocation_ids(scope.get("headers", []))
+        trace = ids.pop("xray_trace_id", "")
+        if trace:
+            # Where the Lambda runtime would put it: Powertools adds it to every log line,
+            # and botocore passes it on to AWS calls (the trace continues into SageMaker).
+            os.environ["_X_AMZN_TRACE_ID"] = trace
+        logger.remove_keys(["request_id"])
+        logger.append_keys(**ids)
         started = time.perf_counter()
         status = 500
 

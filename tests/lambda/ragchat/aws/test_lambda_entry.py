@@ -1,0 +1,134 @@
+"""Function URL events through the real Lambda entry point: `lambda/run.sh` starts the app
+with uvicorn, as the function's handler does, and the Web Adapter's documented conversion
+carries events in and results (buffered or streamed) out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aws_world import CHAT, REPLY
+from conftest import PROJECT_ROOT, free_port
+from standins.sagemaker_runtime import LmiContainer
+from standins.web_adapter import WebAdapter, function_url_event
+
+QUESTION = "Which instances can I use with Managed Spot Training?"
+CONTEXT = {
+    "request_id": "8f7e6d5c-0000-4b3a-9c2d-1e0f00000001",
+    "deadline": 1795341900000,
+    "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:ragchat-chat",
+    "xray_trace_id": "Root=1-6740a1b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1",
+}
+
+
+class LambdaProcess:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.log = log
+        full_env = {**os.environ, **env, "PORT": str(self.port), "AWS_LAMBDA_FUNCTION_NAME": "ragchat-chat"}
+        full_env["PATH"] = f"{PROJECT_ROOT / '.venv' / 'bin'}:{full_env['PATH']}"
+        self.process = subprocess.Popen(
+            ["bash", str(PROJECT_ROOT / "lambda" / "run.sh")],
+            cwd=PROJECT_ROOT / "lambda",  # the function's code root, as /var/task
+            env=full_env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 30) -> bool:
+        """The adapter's readiness check: GET /health until it answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                time.sleep(0.1)
+        return False
+
+    def stop(self) -> str:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        return self.log.read_text()
+
+
+@pytest.fixture
+def function(aws_world, tmp_path) -> Iterator[tuple[WebAdapter, LambdaProcess]]:
+    process = LambdaProcess(aws_world.lambda_env(), tmp_path / "function.log")
+    assert process.wait_ready(), process.stop()
+    adapter = WebAdapter(process.url)
+    yield adapter, process
+    adapter.close()
+    process.stop()
+
+
+def test_buffered_function_url_event(function, aws_world):
+    adapter, process = function
+    result = adapter.invoke(function_url_event("POST", "/chat", {"inputs": QUESTION}), CONTEXT)
+
+    assert result["statusCode"] == 200
+    assert result["isBase64Encoded"] is False
+    body = json.loads(result["body"])
+    assert body["outputs"] == REPLY
+    assert body["sources"][0]["id"] == "row-90"
+    assert len(aws_world.items(body["session_id"])) == 2
+
+    logs = [json.loads(line) for line in process.stop().splitlines() if line.startswith("{")]
+    turn = next(line for line in logs if line.get("message") == "chat turn")
+    assert turn["request_id"] == CONTEXT["request_id"]
+    assert turn["xray_trace_id"] == "1-6740a1b2-0123456789abcdef01234567"
+    # the trace continues into the AWS calls of the turn
+    assert aws_world.sagemaker.calls(CHAT)[0].headers["x-amzn-trace-id"] == CONTEXT["xray_trace_id"]
+    assert turn["level"] == "INFO" and turn["service"] == "ragchat"
+    metrics = [line for line in logs if "_aws" in line]
+    names = {m["Name"] for line in metrics for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"GenerationLatency", "RetrievalLatency", "TurnLatency", "Requests"} <= names
+
+
+def test_streaming_function_url_event_streams_tokens_as_they_come(function, aws_world):
+    adapter, _ = function
+    aws_world.sagemaker.deploy(CHAT, LmiContainer(REPLY, token_delay=0.08))
+    event = function_url_event("POST", "/chat", {"inputs": QUESTION, "stream": True})
+
+    result = adapter.invoke_streaming(event, CONTEXT)
+
+    assert result.prelude["statusCode"] == 200
+    assert result.prelude["headers"]["content-type"].startswith("text/event-stream")
+    text = result.body.decode()
+    assert text.count("event: token") > 5
+    assert text.rstrip().split("\n\n")[-1].startswith("event: done")
+    # the first token left the function long before the last one was generated
+    assert len(result.chunk_times) > 5
+    assert result.chunk_times[-1] - result.chunk_times[0] > 0.5
+
+
+def test_base64_body_and_bad_input_through_the_adapter(function):
+    adapter, _ = function
+    ok = adapter.invoke(function_url_event("POST", "/retrieve", {"query": QUESTION}, base64_body=True), CONTEXT)
+    bad = adapter.invoke(function_url_event("POST", "/chat", "{not json"), CONTEXT)
+    missing = adapter.invoke(function_url_event("GET", "/nope"), CONTEXT)
+
+    assert ok["statusCode"] == 200 and json.loads(ok["body"])["matches"][0]["id"] == "row-90"
+    assert bad["statusCode"] == 400
+    assert json.loads(bad["body"])["error"]["field"] == "body"
+    assert missing["statusCode"] == 404 and json.loads(missing["body"])["error"]["code"] == "not_found"
+
+
+def test_misconfigured_function_stops_at_startup_naming_the_variable(aws_world, tmp_path):
+    env = aws_world.lambda_env()
+    del env["RAGCHAT_TABLE"]
+    process = LambdaProcess(env, tmp_path / "function.log")
+    assert process.wait_ready(timeout=15) is False
+    output = process.stop()
+    assert "missing environment variable(s): RAGCHAT_TABLE" in output
+    assert "Traceback" not in output.split("configuration error", 1)[0]
