@@ -41,6 +41,10 @@ def test_synth_produces_template_and_bundled_assets(cloud_assembly):
     bundle = lambda_assets[0]
     assert (bundle / "ragchat" / "engine.py").exists() and not (bundle / "ragchat" / "local").exists()
     assert list((bundle / "pydantic_core").glob("*cpython-314-x86_64-linux-gnu.so")), "wheels for the Lambda runtime"
+    for package in ("boto3", "botocore", "pinecone", "aws_lambda_powertools", "starlette", "uvicorn"):
+        assert (bundle / package / "__init__.py").exists(), package
+    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
+    assert size < 250 * 1024 * 1024, f"the Lambda's unzipped limit is 250 MB; the bundle is {size / 2**20:.0f} MB"
 
 
 def test_cfn_lint_clean_on_synthesized_templates(cloud_assembly):
