@@ -40,6 +40,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_local.py
 	$(BIN)/python bench/bench_lambda.py
+	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/retrieval_quality.py
 
 clean:

@@ -1,4 +1,4 @@
-"""`ragchat`: serve the local chat service, ask one question, or chat in a REPL."""
+"""`ragchat`: serve the local chat service, ask one question, chat in a REPL, or ingest documents."""
 
 from __future__ import annotations
 
@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--max-new-tokens", type=int, default=256)
         p.add_argument("--no-retrieval", action="store_true")
         p.set_defaults(run=fn)
+
+    from .ingest.command import add_parser as add_ingest_parser
+
+    add_ingest_parser(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

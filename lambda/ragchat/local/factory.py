@@ -42,17 +42,15 @@ def ensure_knowledge_base(
 ) -> bool:
     """Index the FAQ unless the index already holds this exact file. Returns True if it built."""
     digest = file_sha256(path)
-    if (
-        state_file.exists()
-        and json.loads(state_file.read_text()).get(str(path.name)) == digest
-        and index.count(namespace)
-    ):
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if state.get(str(path.name)) == digest and index.count(namespace):
         return False
     from tqdm import tqdm
 
     documents = faq_documents(path)
     current = {d.id for d in documents}
-    stale = [i for i in index.list_ids(namespace) if i not in current]
+    # only rows of an earlier version of this file go: documents added by `ragchat ingest` stay
+    stale = [i for i in state.get(f"{path.name}:ids", []) if i not in current]
     if stale:
         index.delete(stale, namespace)
     batch = 32
@@ -63,8 +61,8 @@ def ensure_knowledge_base(
             chunk = documents[start : start + batch]
             index.upsert(chunk, document_vectors(embedder, chunk), namespace)
             bar.update(len(chunk))
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
     state[str(path.name)] = digest
+    state[f"{path.name}:ids"] = sorted(current)
     state_file.write_text(json.dumps(state))
     return True
 

@@ -1,0 +1,130 @@
+"""Chunking by the embedding model's tokens, along the text's own structure.
+
+all-MiniLM-L6-v2 reads at most 256 word pieces ([CLS] and [SEP] included) and silently
+ignores the rest, so no chunk may be longer. Paragraphs are packed into chunks up to the
+target size; a heading always starts a new chunk (and names its section); a paragraph too
+long on its own is cut into token windows that overlap. Consecutive chunks of a section
+share their boundary paragraph when it is short, so a fact split across them is found."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..interfaces import Document
+from .sources import SourceText
+
+MODEL_MAX_TOKENS = 256
+SPECIAL_TOKENS = 2  # [CLS] and [SEP]
+
+
+class TokenCounter(Protocol):
+    def count(self, text: str) -> int: ...
+
+    def windows(self, text: str, size: int, overlap: int) -> list[str]:
+        """The text cut into spans of at most `size` tokens, each starting `size - overlap`
+        tokens after the previous one."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    target_tokens: int = 200
+    overlap_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_tokens <= MODEL_MAX_TOKENS - SPECIAL_TOKENS:
+            raise ValueError(f"chunk size must be between 1 and {MODEL_MAX_TOKENS - SPECIAL_TOKENS} tokens")
+        if not 0 <= self.overlap_tokens < self.target_tokens:
+            raise ValueError("chunk overlap must be at least 0 and below the chunk size")
+
+
+HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+
+
+def chunk_id(source: str, position: int, text: str) -> str:
+    """Stable across runs: the same chunk of the same source gets the same id."""
+    return hashlib.sha256(f"{source}\x00{position}\x00{text}".encode()).hexdigest()[:32]
+
+
+def _paragraphs(text: str) -> list[tuple[str, str | None]]:
+    """(paragraph, heading it falls under); heading lines are their own entries."""
+    out: list[tuple[str, str | None]] = []
+    heading: str | None = None
+    for block in re.split(r"\n\s*\n", text):
+        lines = [line.rstrip() for line in block.strip().split("\n") if line.strip()]
+        buffer: list[str] = []
+        for line in lines:
+            match = HEADING.match(line.strip())
+            if match:
+                if buffer:
+                    out.append(("\n".join(buffer), heading))
+                    buffer = []
+                heading = match.group(2).strip()
+                out.append((line.strip(), "\0heading"))
+            else:
+                buffer.append(line)
+        if buffer:
+            out.append(("\n".join(buffer), heading))
+    return out
+
+
+def chunk_text(text: str, counter: TokenCounter, settings: ChunkSettings = ChunkSettings()) -> list[tuple[str, str]]:
+    """(chunk text, section heading or "") in order."""
+    chunks: list[tuple[str, str]] = []
+    current: list[str] = []
+    section = ""
+
+    def flush(keep_tail: bool) -> None:
+        nonlocal current
+        if not current:
+            return
+        chunks.append(("\n\n".join(current), section))
+        tail = current[-1]
+        current = [tail] if keep_tail and len(current) > 1 and counter.count(tail) <= settings.overlap_tokens else []
+
+    for paragraph, heading in _paragraphs(text):
+        if heading == "\0heading":
+            flush(keep_tail=False)
+            section = HEADING.match(paragraph).group(2).strip()
+            current = [paragraph]
+            continue
+        size = counter.count(paragraph)
+        if size > settings.target_tokens:
+            if len(current) > 1 or (current and not HEADING.match(current[0])):
+                flush(keep_tail=False)
+            prefix = current[0] + "\n" if current else ""
+            current = []
+            budget = settings.target_tokens - (counter.count(prefix) if prefix else 0)
+            for window in counter.windows(paragraph, max(budget, settings.overlap_tokens + 1), settings.overlap_tokens):
+                chunks.append((prefix + window, section))
+            continue
+        if current and counter.count("\n\n".join([*current, paragraph])) > settings.target_tokens:
+            flush(keep_tail=True)
+        current.append(paragraph)
+    if current:
+        chunks.append(("\n\n".join(current), section))
+    return chunks
+
+
+def chunk_documents(
+    texts: Sequence[SourceText], counter: TokenCounter, settings: ChunkSettings = ChunkSettings()
+) -> list[Document]:
+    documents = []
+    for item in texts:
+        for position, (text, section) in enumerate(chunk_text(item.text, counter, settings)):
+            metadata = {**item.metadata, "source": item.source, "chunk": position}
+            if section:
+                metadata["section"] = section
+            documents.append(Document(chunk_id(item.source, _position_key(item, position), text), text, metadata))
+    return documents
+
+
+def _position_key(item: SourceText, position: int) -> int:
+    """A row or line of a multi-record file is part of the position, so two records of one
+    file never share an id."""
+    record = item.metadata.get("row", item.metadata.get("line", 0))
+    return int(record) * 100_000 + position

@@ -1,0 +1,110 @@
+"""`ragchat ingest`: load documents into the local index or into Pinecone."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .chunking import ChunkSettings, chunk_documents
+from .pipeline import IngestSummary, ingest
+from .sources import CsvOptions, JsonlOptions, read_sources
+from .targets import TargetError, local_target, pinecone_api_key, pinecone_target
+
+DEFAULT_INDEX = "retrieval-augmentation-aws"
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "ingest",
+        help="load documents into the local index or Pinecone",
+        description="Chunk, embed and upsert CSV, JSONL, and folders of .md/.txt/.html files. Re-runs upsert only "
+        "what is new; an interrupted run resumes where it stopped.",
+    )
+    p.add_argument("sources", nargs="+", type=Path, help="files or folders")
+    p.add_argument("--target", choices=("local", "pinecone"), default="local")
+    p.add_argument("--index", default=DEFAULT_INDEX, help=f"Pinecone index name (default {DEFAULT_INDEX})")
+    p.add_argument("--namespace", default="")
+    p.add_argument("--embedder", choices=("local", "sagemaker"), default="local")
+    p.add_argument("--endpoint", help="the embedding endpoint (stack output EmbeddingEndpointName)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--chunk-tokens", type=int, default=200, help="target chunk size in word pieces (max 254)")
+    p.add_argument("--overlap-tokens", type=int, default=32)
+    p.add_argument("--sync", action="store_true", help="also delete vectors of chunks no longer in the sources")
+    p.add_argument("--dry-run", action="store_true", help="read, chunk and compare, write nothing")
+    p.add_argument("--csv-columns", default="0,1", help="text columns, by 0-based index or by name with a header")
+    p.add_argument("--csv-title-column", default="0", help="column used as title, or 'none'")
+    p.add_argument("--csv-header", action="store_true", help="the CSV's first row names the columns")
+    p.add_argument("--text-field", default="text", help="JSONL: the field holding the text")
+    p.add_argument("--metadata-fields", help="JSONL: comma-separated fields to keep (default: all scalar fields)")
+    p.add_argument("--cloud", default="aws", help="Pinecone serverless cloud for a new index")
+    p.add_argument("--region", default="us-east-1", help="Pinecone serverless region for a new index")
+    p.add_argument("--secret-arn", help="read the Pinecone key from this secret (default: $PINECONE_API_KEY)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def _embedder(args: argparse.Namespace):
+    if args.embedder == "sagemaker":
+        if not args.endpoint:
+            raise TargetError("--embedder sagemaker needs --endpoint (the stack output EmbeddingEndpointName)")
+        import boto3
+
+        from ..aws.embedder import SageMakerEmbedder
+        from ..aws.factory import FAST
+        from ..aws.sagemaker import SageMakerRuntime
+
+        return SageMakerEmbedder(SageMakerRuntime(boto3.client("sagemaker-runtime", config=FAST)), args.endpoint)
+    from ..local.embedder import OnnxMiniLMEmbedder
+
+    return OnnxMiniLMEmbedder()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ChatServiceError
+    from .tokens import MiniLMTokens
+
+    try:
+        settings = ChunkSettings(args.chunk_tokens, args.overlap_tokens)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    title = None if args.csv_title_column.lower() == "none" else args.csv_title_column
+    csv_options = CsvOptions(tuple(c.strip() for c in args.csv_columns.split(",")), title, args.csv_header)
+    fields = tuple(f.strip() for f in args.metadata_fields.split(",")) if args.metadata_fields else None
+    texts, problems = read_sources(args.sources, csv_options, JsonlOptions(args.text_field, fields))
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    if not texts:
+        print("error: nothing valid to ingest in the given sources", file=sys.stderr)
+        return 1
+    chunks = chunk_documents(texts, MiniLMTokens(), settings)
+    summary = IngestSummary(documents=len(texts), problems=[str(p) for p in problems])
+    try:
+        embedder = _embedder(args)
+        if args.target == "local":
+            from ..local.factory import LocalSettings
+
+            data_dir = Path(args.data_dir) if args.data_dir else LocalSettings().data_dir
+            index = local_target(data_dir, embedder.dimension)
+        else:
+            index = pinecone_target(
+                args.index, embedder.dimension, pinecone_api_key(args.secret_arn), cloud=args.cloud, region=args.region
+            )
+        ingest(
+            chunks,
+            embedder,
+            index,
+            namespace=args.namespace,
+            batch_size=args.batch_size,
+            sync=args.sync,
+            dry_run=args.dry_run,
+            progress=not args.no_progress,
+            summary=summary,
+        )
+    except (TargetError, ChatServiceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(f"partial: {summary.line()}", file=sys.stderr)
+        return 2
+    print(summary.line())
+    return 0

@@ -1,0 +1,74 @@
+"""One ingestion run: chunk, find what the index already holds, embed and upsert the rest
+in batches, optionally delete what the sources no longer contain.
+
+Resuming is a consequence of stable ids: a re-run lists the ids already in the index and
+embeds only the chunks that are missing, so an interrupted run loses at most the batch it
+was writing, and a finished one is a no-op."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..interfaces import Document, Embedder
+from ..knowledge import document_vectors
+
+
+@dataclass
+class IngestSummary:
+    documents: int = 0
+    chunks: int = 0
+    upserted: int = 0
+    skipped: int = 0  # already in the index
+    deleted: int = 0
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        rate = self.upserted / self.seconds if self.seconds else 0.0
+        return (
+            f"documents {self.documents}, chunks {self.chunks}, upserted {self.upserted}, "
+            f"skipped {self.skipped} (already indexed), deleted {self.deleted}, problems {len(self.problems)}, "
+            f"{self.seconds:.1f} s ({rate:.0f} chunks/s)"
+        )
+
+
+def ingest(
+    chunks: Sequence[Document],
+    embedder: Embedder,
+    index: object,
+    *,
+    namespace: str = "",
+    batch_size: int = 64,
+    sync: bool = False,
+    dry_run: bool = False,
+    progress: bool = True,
+    summary: IngestSummary | None = None,
+) -> IngestSummary:
+    """`index` is a VectorIndex that can also `list_ids(namespace)`."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    summary = summary or IngestSummary()
+    summary.chunks = len(chunks)
+    existing = set(index.list_ids(namespace))  # type: ignore[attr-defined]
+    wanted = {chunk.id for chunk in chunks}
+    todo = [chunk for chunk in chunks if chunk.id not in existing]
+    summary.skipped = len(chunks) - len(todo)
+    stale = sorted(existing - wanted) if sync else []
+    if dry_run:
+        summary.upserted, summary.deleted = 0, 0
+        summary.seconds = time.perf_counter() - started
+        print(f"dry run: would upsert {len(todo)} chunks and delete {len(stale)}", file=sys.stderr)
+        return summary
+    with tqdm(total=len(todo), desc="Embedding and upserting", unit="chunk", disable=not progress) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            summary.upserted += index.upsert(batch, document_vectors(embedder, batch), namespace)  # type: ignore[attr-defined]
+            bar.update(len(batch))
+    if stale:
+        summary.deleted = index.delete(stale, namespace)  # type: ignore[attr-defined]
+    summary.seconds = time.perf_counter() - started
+    return summary

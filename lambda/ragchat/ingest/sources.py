@@ -1,0 +1,208 @@
+"""Readers for the knowledge-base formats: CSV (column selection), JSONL (a text field and
+metadata fields), and folders of Markdown, text and HTML files.
+
+Bad input never stops a run: each unreadable file, malformed row or empty text becomes a
+`Problem` naming file and line, and the rest is read."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """One document as read: where it came from, its text, and its metadata."""
+
+    source: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # "file" or "file:line"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    """Columns by 0-based index, or by name when the file has a header row. The FAQ's
+    defaults: no header, question and answer as one text, the question as title."""
+
+    text_columns: Sequence[str] = ("0", "1")
+    title_column: str | None = "0"
+    header: bool = False
+
+
+@dataclass(frozen=True)
+class JsonlOptions:
+    text_field: str = "text"
+    metadata_fields: Sequence[str] | None = None  # None: every other scalar field
+
+
+def read_sources(
+    paths: Sequence[Path], csv_options: CsvOptions = CsvOptions(), jsonl_options: JsonlOptions = JsonlOptions()
+) -> tuple[list[SourceText], list[Problem]]:
+    texts: list[SourceText] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if not path.exists():
+            problems.append(Problem(str(path), "no such file or folder"))
+            continue
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            suffix = file.suffix.lower()
+            if suffix == ".csv":
+                reader = _read_csv(file, csv_options, problems)
+            elif suffix in (".jsonl", ".ndjson"):
+                reader = _read_jsonl(file, jsonl_options, problems)
+            elif suffix in TEXT_SUFFIXES:
+                reader = _read_text_file(file, problems)
+            else:
+                if not path.is_dir():
+                    problems.append(Problem(str(file), f"unsupported file type {suffix or '(none)'}"))
+                continue
+            texts.extend(reader)
+    return texts, problems
+
+
+def _read_csv(path: Path, options: CsvOptions, problems: list[Problem]) -> Iterator[SourceText]:
+    rows: list[tuple[int, list[str]]] = []  # (the line the row starts on, its fields)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            start = 1
+            for row in reader:
+                rows.append((start, row))
+                start = reader.line_num + 1  # quoted fields may span lines
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        problems.append(Problem(str(path), f"cannot read: {exc}"))
+        return
+    header: list[str] = []
+    if options.header and rows:
+        header, rows = rows[0][1], rows[1:]
+
+    def column(name: str) -> int:
+        if name.isdigit():
+            return int(name)
+        if name in header:
+            return header.index(name)
+        raise ValueError(f"no column {name!r} (columns: {', '.join(header) or 'none: the file has no header'})")
+
+    try:
+        text_columns = [column(c) for c in options.text_columns]
+        title_column = column(options.title_column) if options.title_column is not None else None
+    except ValueError as exc:
+        problems.append(Problem(str(path), str(exc)))
+        return
+    for offset, (line, row) in enumerate(rows):
+        where = f"{path}:{line}"
+        if len(row) <= max(text_columns):
+            problems.append(Problem(where, f"expected at least {max(text_columns) + 1} columns, found {len(row)}"))
+            continue
+        parts = [row[i].strip() for i in text_columns]
+        text = "\n".join(p for p in parts if p)
+        if not text:
+            problems.append(Problem(where, "empty text"))
+            continue
+        metadata: dict[str, Any] = {"row": offset}
+        if title_column is not None and title_column < len(row) and row[title_column].strip():
+            metadata["title"] = row[title_column].strip()
+        yield SourceText(str(path), text, metadata)
+
+
+def _read_jsonl(path: Path, options: JsonlOptions, problems: list[Problem]) -> Iterator[SourceText]:
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(str(path), f"cannot read: {exc}"))
+        return
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(where, f"not valid JSON: {exc.msg}"))
+            continue
+        if not isinstance(record, dict):
+            problems.append(Problem(where, "expected a JSON object"))
+            continue
+        text = record.get(options.text_field)
+        if not isinstance(text, str) or not text.strip():
+            problems.append(Problem(where, f"no text in field {options.text_field!r}"))
+            continue
+        names = options.metadata_fields
+        if names is None:
+            names = [
+                k for k, v in record.items() if k != options.text_field and isinstance(v, str | int | float | bool)
+            ]
+        metadata = {k: record[k] for k in names if k in record and record[k] is not None}
+        metadata["line"] = number
+        yield SourceText(str(path), text.strip(), metadata)
+
+
+def _read_text_file(path: Path, problems: list[Problem]) -> Iterator[SourceText]:
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(str(path), f"cannot read as UTF-8 text: {exc}"))
+        return
+    text = html_to_text(raw) if path.suffix.lower() in (".html", ".htm") else raw
+    text = re.sub(r"\r\n?", "\n", text).strip()
+    if not text:
+        problems.append(Problem(str(path), "empty text"))
+        return
+    yield SourceText(str(path), text, {"file": path.name})
+
+
+class _TextExtractor(HTMLParser):
+    BLOCKS = {"p", "div", "section", "article", "li", "tr", "br", "pre", "blockquote", "table", "ul", "ol"}
+    SKIP = {"script", "style", "noscript", "template", "head"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in self.SKIP:
+            self._skip += 1
+        elif re.fullmatch(r"h[1-6]", tag):
+            self.parts.append("\n\n" + "#" * int(tag[1]) + " ")
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif re.fullmatch(r"h[1-6]", tag) or tag in self.BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """Visible text, with headings as Markdown headings and blocks as paragraphs, so the
+    chunker sees the same structure as in a Markdown file."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts)
+    paragraphs = [re.sub(r"[ \t]+", " ", p).strip() for p in re.split(r"\n\s*\n", text)]
+    return "\n\n".join(p for p in paragraphs if p)

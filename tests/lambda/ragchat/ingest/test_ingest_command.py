@@ -1,0 +1,201 @@
+"""`ragchat ingest` end to end: into the local index (then found by `/retrieve`) and into
+Pinecone (the stand-in speaks its control and data planes; the SDK is pointed at it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import make_engine
+from ragchat.cli import main
+from ragchat.ingest.chunking import chunk_documents
+from ragchat.ingest.pipeline import ingest
+from ragchat.ingest.sources import read_sources
+from ragchat.local.vector_index import FaissVectorIndex
+from standins.pinecone_server import PineconeStandIn
+
+KEY = "pc-ingest-key"
+
+
+def run_cli(data_dir: Path, *args: str) -> int:
+    return main(["--data-dir", str(data_dir), "ingest", *args, "--no-progress"])
+
+
+def summary(capsys) -> str:
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from ragchat.local.embedder import OnnxMiniLMEmbedder
+
+    return OnnxMiniLMEmbedder()
+
+
+def test_local_ingest_then_retrieve_finds_the_documents(tmp_path, docs_folder, capsys, embedder):
+    assert run_cli(tmp_path / "data", str(docs_folder)) == 0
+    assert summary(capsys).startswith("documents 3, chunks ")
+
+    from starlette.testclient import TestClient
+
+    from ragchat.app import create_app
+
+    index = FaissVectorIndex(tmp_path / "data" / "index", 384)
+    engine = make_engine(embedder=embedder, index=index)
+    with TestClient(create_app(lambda: engine)) as client:
+        matches = client.post("/retrieve", json={"query": "what is the zebra-quokka protocol?"}).json()["matches"]
+        billing = client.post("/retrieve", json={"query": "how are idle endpoints billed?"}).json()["matches"]
+    assert matches[0]["metadata"]["file"] == "spot.md" and "zebra-quokka" in matches[0]["text"]
+    assert matches[0]["metadata"]["section"] == "Spot training"
+    assert billing[0]["metadata"]["file"] == "pricing.html"
+
+
+def test_second_run_upserts_nothing_and_sync_deletes_what_is_gone(tmp_path, docs_folder, capsys):
+    data = tmp_path / "data"
+    assert run_cli(data, str(docs_folder)) == 0
+    first = summary(capsys)
+    assert run_cli(data, str(docs_folder)) == 0
+    assert ", upserted 0, skipped " in summary(capsys)
+
+    (docs_folder / "notes.txt").unlink()
+    (docs_folder / "spot.md").write_text("# Spot training\n\nNow much shorter.\n")
+    assert run_cli(data, str(docs_folder), "--dry-run", "--sync") == 0
+    assert FaissVectorIndex(data / "index", 384).count() == int(first.split("chunks ")[1].split(",")[0])
+    assert run_cli(data, str(docs_folder), "--sync") == 0
+    line = summary(capsys)
+    assert ", upserted 1, " in line and ", deleted 0," not in line
+    index = FaissVectorIndex(data / "index", 384)
+    texts = [m.text for m in index.query([0.0] * 383 + [1.0], 50)]
+    assert any("Now much shorter." in t for t in texts)
+    assert not any("scales to zero" in t for t in texts)  # notes.txt's chunk was deleted
+
+
+class FailingIndex:
+    """Lets `fail_at` upserts through, then fails: an interrupted run."""
+
+    def __init__(self, inner, fail_at: int) -> None:
+        self.inner, self.fail_at, self.calls = inner, fail_at, 0
+
+    def upsert(self, documents, vectors, namespace=""):
+        self.calls += 1
+        if self.calls > self.fail_at:
+            raise ConnectionError("network dropped")
+        return self.inner.upsert(documents, vectors, namespace)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class CountingEmbedder:
+    def __init__(self, inner) -> None:
+        self.inner, self.dimension, self.texts = inner, inner.dimension, 0
+
+    def embed(self, texts):
+        self.texts += len(texts)
+        return self.inner.embed(texts)
+
+
+def test_interrupted_run_resumes_without_re_embedding_finished_batches(tmp_path, tokens, embedder):
+    from ragchat.local.factory import DEFAULT_KNOWLEDGE_BASE
+
+    texts, _ = read_sources([DEFAULT_KNOWLEDGE_BASE])
+    chunks = chunk_documents(texts, tokens)
+    index = FaissVectorIndex(tmp_path / "index", 384)
+    with pytest.raises(ConnectionError):
+        ingest(chunks, embedder, FailingIndex(index, fail_at=2), batch_size=32, progress=False)
+    assert index.count() == 64
+
+    counting = CountingEmbedder(embedder)
+    result = ingest(chunks, counting, index, batch_size=32, progress=False)
+    assert (result.skipped, result.upserted) == (64, len(chunks) - 64)
+    titled = sum(1 for c in chunks[64:] if c.metadata.get("title"))
+    assert counting.texts == len(chunks) - 64 + titled  # only the missing chunks (and their titles)
+    assert index.count() == len(chunks)
+
+
+def test_bad_input_reports_and_exits_non_zero_when_nothing_is_valid(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n")
+    assert run_cli(tmp_path / "data", str(bad), str(tmp_path / "missing.csv")) == 1
+    err = capsys.readouterr().err
+    assert f"skipped {bad}:1: not valid JSON" in err
+    assert f"skipped {tmp_path / 'missing.csv'}: no such file or folder" in err
+    assert "nothing valid to ingest" in err
+
+
+def test_local_index_of_another_dimension_is_refused(tmp_path, docs_folder, capsys):
+    FaissVectorIndex(tmp_path / "data" / "index", 768).upsert([], [])
+    (tmp_path / "data" / "index" / "manifest.json").write_text(json.dumps({"dimension": 768, "namespaces": []}))
+    assert run_cli(tmp_path / "data", str(docs_folder)) == 2
+    assert "refusing to write" in capsys.readouterr().err
+
+
+# -- Pinecone ---------------------------------------------------------------------------
+@pytest.fixture
+def pinecone(monkeypatch):
+    server = PineconeStandIn(api_key=KEY, ready_after=2)
+    monkeypatch.setenv("PINECONE_CONTROLLER_HOST", server.url)
+    monkeypatch.setenv("PINECONE_API_KEY", KEY)
+    yield server
+    server.close()
+
+
+def test_pinecone_ingest_creates_the_index_waits_and_upserts(tmp_path, docs_folder, pinecone, capsys):
+    code = run_cli(tmp_path, str(docs_folder), "--target", "pinecone", "--index", "kb", "--batch-size", "4")
+    assert code == 0, capsys.readouterr().err
+    line = summary(capsys)
+
+    [create] = [r for r in pinecone.requests if r.method == "POST" and r.path == "/indexes"]
+    assert create.json() == {
+        "name": "kb",
+        "schema": {"fields": {"values": {"type": "dense_vector", "dimension": 384, "metric": "cosine"}}},
+        "deployment": {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"},
+    }
+    describes = [r for r in pinecone.requests if r.method == "GET" and r.path == "/indexes/kb"]
+    assert len(describes) >= 2  # polled until Ready
+    upserts = pinecone.data_requests("/vectors/upsert")
+    sizes = [len(u.json()["vectors"]) for u in upserts]
+    assert all(size <= 4 for size in sizes)
+    total = sum(sizes)
+    assert f"upserted {total}," in line
+    vector = upserts[0].json()["vectors"][0]
+    assert len(vector["values"]) == 384 and len(vector["id"]) == 32
+    assert {"text", "source", "chunk"} <= set(vector["metadata"])
+    assert all(r.headers["api-key"] == KEY for r in pinecone.requests)
+
+    pinecone.reset()
+    assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone", "--index", "kb") == 0
+    assert ", upserted 0, skipped " in summary(capsys)
+    assert pinecone.data_requests("/vectors/upsert") == []
+    assert pinecone.data_requests("/vectors/list")  # it asked what the index holds
+    assert not [r for r in pinecone.requests if r.method == "POST" and r.path == "/indexes"]
+
+    (docs_folder / "notes.txt").unlink()
+    assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone", "--index", "kb", "--sync") == 0
+    [delete] = pinecone.data_requests("/vectors/delete")
+    assert len(delete.json()["ids"]) == 1
+    assert len(pinecone.vectors()) == total - 1
+
+
+def test_pinecone_index_of_another_dimension_is_refused_before_writing(tmp_path, docs_folder, pinecone, capsys):
+    pinecone.add_index("kb", dimension=768)
+    assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone", "--index", "kb") == 2
+    assert "has dimension 768, the embedder 384" in capsys.readouterr().err
+    assert pinecone.data_requests("/vectors/upsert") == []
+
+
+def test_pinecone_throttling_is_retried(tmp_path, docs_folder, pinecone, capsys):
+    pinecone.add_index("kb")
+    pinecone.fail(429, times=2, paths=("/vectors/upsert",))
+    assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone", "--index", "kb") == 0
+    upserts = pinecone.data_requests("/vectors/upsert")
+    assert len(upserts) == 3  # two throttled attempts, then the batch landed
+    assert len(pinecone.vectors()) == len(upserts[-1].json()["vectors"])
+
+
+def test_pinecone_without_a_key_says_how_to_give_one(tmp_path, docs_folder, monkeypatch, capsys):
+    monkeypatch.delenv("PINECONE_API_KEY", raising=False)
+    assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone") == 2
+    assert "set PINECONE_API_KEY, or pass --secret-arn" in capsys.readouterr().err

@@ -1,0 +1,123 @@
+"""Reading every source format, reporting bad input, and chunking by the model's tokens."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from ragchat.ingest.chunking import ChunkSettings, chunk_documents, chunk_id, chunk_text
+from ragchat.ingest.sources import CsvOptions, JsonlOptions, html_to_text, read_sources
+from ragchat.local.factory import DEFAULT_KNOWLEDGE_BASE
+
+
+def test_the_faq_csv_reads_as_154_rows_with_row_and_title():
+    texts, problems = read_sources([DEFAULT_KNOWLEDGE_BASE])
+    assert problems == [] and len(texts) == 154
+    row90 = texts[90]
+    assert row90.metadata["row"] == 90
+    assert row90.metadata["title"].startswith("Which instances can I use with Managed Spot Training")
+    assert "used with all instances supported in Amazon SageMaker" in row90.text
+
+
+def test_csv_problems_name_file_and_line_and_the_rest_is_read(tmp_path):
+    path = tmp_path / "kb.csv"
+    path.write_text("question,answer\nWhat is X?,X is a thing.\nonly one column\n,\nWhat is Y?,Y too.\n")
+    texts, problems = read_sources([path], CsvOptions(("question", "answer"), "question", header=True))
+    assert [t.text for t in texts] == ["What is X?\nX is a thing.", "What is Y?\nY too."]
+    assert [str(p) for p in problems] == [
+        f"{path}:3: expected at least 2 columns, found 1",
+        f"{path}:4: empty text",
+    ]
+
+
+def test_csv_unknown_column_is_reported(tmp_path):
+    path = tmp_path / "kb.csv"
+    path.write_text("q,a\nx,y\n")
+    texts, problems = read_sources([path], CsvOptions(("question",), None, header=True))
+    assert texts == [] and "no column 'question' (columns: q, a)" in str(problems[0])
+
+
+def test_jsonl_text_field_metadata_and_bad_lines(tmp_path):
+    path = tmp_path / "kb.jsonl"
+    lines = [
+        json.dumps({"text": "Endpoints bill per second.", "url": "https://x/1", "tags": ["a"]}),
+        "{not json",
+        json.dumps({"body": "no text field"}),
+        "[1, 2]",
+        json.dumps({"text": "  "}),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    texts, problems = read_sources([path], jsonl_options=JsonlOptions())
+    assert len(texts) == 1 and texts[0].metadata == {"url": "https://x/1", "line": 1}
+    assert [p.where for p in problems] == [f"{path}:2", f"{path}:3", f"{path}:4", f"{path}:5"]
+    assert "not valid JSON" in problems[0].message and "no text in field 'text'" in problems[1].message
+
+
+def test_folder_reads_markdown_text_and_html_and_skips_others(docs_folder):
+    (docs_folder / "broken.txt").write_bytes(b"\xff\xfe\x00bad utf-8 \xc3")
+    (docs_folder / "empty.md").write_text("   \n")
+    texts, problems = read_sources([docs_folder])
+    assert sorted(t.metadata["file"] for t in texts) == ["notes.txt", "pricing.html", "spot.md"]
+    assert sorted(str(p).split(": ")[1] for p in problems) == ["cannot read as UTF-8 text", "empty text"]
+    html = next(t for t in texts if t.metadata["file"] == "pricing.html").text
+    assert html == "# Pricing\n\nInference endpoints are billed per instance-second, even when idle."
+
+
+def test_html_to_text_drops_scripts_and_keeps_structure():
+    text = html_to_text("<h2>A</h2><ul><li>one</li><li>two &amp; three</li></ul><script>x()</script>")
+    assert text == "## A\n\none\n\ntwo & three"
+
+
+def test_missing_path_is_a_problem(tmp_path):
+    texts, problems = read_sources([tmp_path / "nope"])
+    assert texts == [] and str(problems[0]).endswith("no such file or folder")
+
+
+def test_no_chunk_exceeds_the_model_window_and_nothing_is_lost(tokens, docs_folder):
+    texts, _ = read_sources([docs_folder, DEFAULT_KNOWLEDGE_BASE])
+    chunks = chunk_documents(texts, tokens, ChunkSettings(200, 32))
+    assert max(tokens.count(c.text) for c in chunks) <= 200  # the model reads 254 + [CLS] + [SEP]
+    for text in texts:
+        covered = " ".join(c.text for c in chunks if c.metadata["source"] == text.source and _same_record(c, text))
+        missing = set(re.findall(r"\w+", text.text)) - set(re.findall(r"\w+", covered))
+        assert not missing, (text.source, sorted(missing)[:5])
+
+
+def _same_record(chunk, text) -> bool:
+    return all(chunk.metadata.get(k) == text.metadata.get(k) for k in ("row", "line", "file"))
+
+
+def test_headings_start_chunks_and_name_their_section(tokens, docs_folder):
+    texts, _ = read_sources([docs_folder / "spot.md"])
+    chunks = chunk_documents(texts, tokens, ChunkSettings(120, 24))
+    assert chunks[0].text.startswith("# Spot training") and chunks[0].metadata["section"] == "Spot training"
+    checkpoint_chunks = [c for c in chunks if c.metadata.get("section") == "Checkpoints"]
+    assert checkpoint_chunks[0].text.startswith("## Checkpoints")
+    assert len(checkpoint_chunks) >= 4  # the long paragraph is cut into windows
+    assert [c.metadata["chunk"] for c in chunks] == list(range(len(chunks)))
+
+
+def test_long_paragraphs_overlap_between_windows(tokens):
+    paragraph = " ".join(f"word{n}" for n in range(600))
+    pieces = [text for text, _ in chunk_text(paragraph, tokens, ChunkSettings(100, 20))]
+    assert len(pieces) > 3
+    for first, second in zip(pieces, pieces[1:], strict=False):
+        tail = first.split()[-3:]
+        assert " ".join(tail) in second  # the next window starts inside the previous one
+
+
+def test_chunk_ids_are_stable_and_distinct(tokens, docs_folder):
+    texts, _ = read_sources([docs_folder, DEFAULT_KNOWLEDGE_BASE])
+    first = chunk_documents(texts, tokens)
+    again = chunk_documents(texts, tokens)
+    assert [c.id for c in first] == [c.id for c in again]
+    assert len({c.id for c in first}) == len(first)
+    assert chunk_id("a", 0, "x") != chunk_id("a", 1, "x") != chunk_id("b", 0, "x")
+
+
+@pytest.mark.parametrize(("size", "overlap"), [(0, 0), (300, 10), (100, 100)])
+def test_invalid_chunk_settings_are_refused(size, overlap):
+    with pytest.raises(ValueError, match="chunk"):
+        ChunkSettings(size, overlap)
