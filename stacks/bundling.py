@@ -34,9 +34,9 @@ class PipInstallBundling:
         ]  # fmt: skip
         if subprocess.run(command, check=False).returncode != 0:
             return False
-        shutil.copytree(
-            self.source / self.package, out / self.package, ignore=shutil.ignore_patterns("__pycache__", "local")
-        )
+        # the Lambda needs neither the local model adapters nor the ingestion command
+        ignore = shutil.ignore_patterns("__pycache__", "local", "ingest")
+        shutil.copytree(self.source / self.package, out / self.package, ignore=ignore)
         shutil.copy2(self.source / "run.sh", out / "run.sh")  # the Lambda's entry script
         return True
 

@@ -173,7 +173,7 @@ class RagChatStack(Stack):
                     "-c",
                     "pip install --no-cache-dir -r requirements.txt -t /asset-output"
                     " && cp -r ragchat run.sh /asset-output/"
-                    " && rm -rf /asset-output/ragchat/local",  # as the local bundling: no model adapters
+                    " && rm -rf /asset-output/ragchat/local /asset-output/ragchat/ingest",  # as local bundling
                 ],
             ),
         )

@@ -39,7 +39,8 @@ def test_synth_produces_template_and_bundled_assets(cloud_assembly):
     lambda_assets = [p for p in cloud_assembly.glob("asset.*") if (p / "run.sh").exists()]
     assert len(lambda_assets) == 1
     bundle = lambda_assets[0]
-    assert (bundle / "ragchat" / "engine.py").exists() and not (bundle / "ragchat" / "local").exists()
+    assert (bundle / "ragchat" / "engine.py").exists() and (bundle / "ragchat" / "aws" / "server.py").exists()
+    assert not (bundle / "ragchat" / "local").exists() and not (bundle / "ragchat" / "ingest").exists()
     assert list((bundle / "pydantic_core").glob("*cpython-314-x86_64-linux-gnu.so")), "wheels for the Lambda runtime"
     for package in ("boto3", "botocore", "pinecone", "aws_lambda_powertools", "starlette", "uvicorn"):
         assert (bundle / package / "__init__.py").exists(), package
