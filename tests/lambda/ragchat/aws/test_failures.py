@@ -98,7 +98,11 @@ def test_pinecone_down_still_answers_without_context(aws_client, aws_world, stat
     assert body["outputs"] == REPLY
     assert body["sources"] == []
     assert body["warnings"] and "retrieval unavailable" in body["warnings"][0]
-    assert len(aws_world.pinecone.data_requests("/query")) == 4  # the SDK's retries: 1 + 3, with backoff
+    # retried with backoff, and bounded twice: the SDK makes at most 1 + 3 attempts, and the
+    # engine stops waiting at its retrieval deadline (the SDK's jittered backoff and its
+    # process-wide retry budget decide how many attempts fit before that)
+    assert 2 <= len(aws_world.pinecone.data_requests("/query")) <= 4
+    assert body["timings_ms"]["retrieval"] < 5500
     prompt = aws_world.sagemaker.calls(CHAT)[0].json()["inputs"]
     assert "CONTEXT" not in prompt
 
