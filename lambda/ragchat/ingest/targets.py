@@ -51,7 +51,7 @@ def pinecone_target(
     """The index, created and waited for if missing, refused if its dimension differs."""
     index = PineconeVectorIndex(name, lambda refresh=False: api_key)
     client = index.client(api_key)
-    if client.indexes.exists(name):
+    if name in {model.name for model in client.indexes.list()}:
         existing = _dense_dimension(client.indexes.describe(name))
         if existing != dimension:
             raise TargetError(

@@ -147,6 +147,7 @@ def test_pinecone_ingest_creates_the_index_waits_and_upserts(tmp_path, docs_fold
     assert code == 0, capsys.readouterr().err
     line = summary(capsys)
 
+    assert [r.path for r in pinecone.requests][0] == "/indexes"  # listed first: is it there?
     [create] = [r for r in pinecone.requests if r.method == "POST" and r.path == "/indexes"]
     assert create.json() == {
         "name": "kb",
