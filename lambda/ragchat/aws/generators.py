@@ -61,14 +61,17 @@ def _text_prompt(prompt: RenderedPrompt) -> str:
 
 
 @dataclass(frozen=True)
-class LmiContract(PayloadContract):
-    """DJL Serving / LMI with rolling batch (GPT-NeoXT): `{"inputs", "parameters", "stream"}`;
-    buffered `{"generated_text"}`, streamed JSON lines `{"token": {"text"}}`."""
+class TextPromptContract(PayloadContract):
+    """Containers that take `{"inputs": <prompt>, "parameters", "stream"}` and answer
+    `generated_text` (alone or in a one-element list); they differ in what they call the
+    stop parameter and in how they frame streamed tokens (both read by `parse_line`)."""
+
+    stop_parameter: str = "stop"
 
     def request(self, prompt: RenderedPrompt, params: GenerationParams, stream: bool) -> dict[str, Any]:
         parameters = _sampling(params)
         if params.stop:
-            parameters["stop_sequences"] = list(params.stop)
+            parameters[self.stop_parameter] = list(params.stop)
         body: dict[str, Any] = {"inputs": _text_prompt(prompt), "parameters": parameters}
         if stream:
             body["stream"] = True
@@ -81,23 +84,19 @@ class LmiContract(PayloadContract):
 
 
 @dataclass(frozen=True)
-class TgiContract(PayloadContract):
-    """Hugging Face LLM container (TGI), for flan-t5: `{"inputs", "parameters", "stream"}`;
-    buffered `[{"generated_text"}]`, streamed server-sent events `data:{"token": {"text"}}`."""
+class LmiContract(TextPromptContract):
+    """DJL Serving / LMI with rolling batch (GPT-NeoXT): `parameters.stop_sequences`;
+    buffered `{"generated_text"}`, streamed JSON lines `{"token": {"text"}}`."""
 
-    def request(self, prompt: RenderedPrompt, params: GenerationParams, stream: bool) -> dict[str, Any]:
-        parameters = _sampling(params)
-        if params.stop:
-            parameters["stop"] = list(params.stop)
-        body: dict[str, Any] = {"inputs": _text_prompt(prompt), "parameters": parameters}
-        if stream:
-            body["stream"] = True
-        return body
+    stop_parameter: str = "stop_sequences"
 
-    def parse(self, answer: Any) -> str:
-        if isinstance(answer, list):
-            answer = answer[0] if answer else {}
-        return answer["generated_text"]
+
+@dataclass(frozen=True)
+class TgiContract(TextPromptContract):
+    """Hugging Face LLM container (TGI), for flan-t5: `parameters.stop`; buffered
+    `[{"generated_text"}]`, streamed server-sent events `data:{"token": {"text"}}`."""
+
+    stop_parameter: str = "stop"
 
 
 @dataclass(frozen=True)

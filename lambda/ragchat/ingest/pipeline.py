@@ -59,7 +59,6 @@ def ingest(
     summary.skipped = len(chunks) - len(todo)
     stale = sorted(existing - wanted) if sync else []
     if dry_run:
-        summary.upserted, summary.deleted = 0, 0
         summary.seconds = time.perf_counter() - started
         print(f"dry run: would upsert {len(todo)} chunks and delete {len(stale)}", file=sys.stderr)
         return summary
