@@ -108,20 +108,13 @@ def main() -> None:
     import uvicorn
     from moto.server import ThreadedMotoServer
 
-    from aws_world import CHAT, EMBEDDING, INDEX, MODERATION, PINECONE_KEY, bag_of_words_384, moderation_rule
+    from aws_world import PINECONE_KEY, create_deployment, deploy_stand_ins
     from conftest import free_port
-    from doubles import FAQ_DOCS
     from ragchat.aws import pinecone_index
     from ragchat.aws.factory import AwsClients
     from ragchat.aws.server import create_aws_app
-    from ragchat.aws.settings import AwsSettings
     from standins.pinecone_server import PineconeStandIn
-    from standins.sagemaker_runtime import (
-        EmbeddingContainer,
-        LmiContainer,
-        ModerationContainer,
-        SageMakerRuntimeStandIn,
-    )
+    from standins.sagemaker_runtime import SageMakerRuntimeStandIn
 
     bench_imports()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
@@ -139,34 +132,9 @@ def main() -> None:
         AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=sagemaker.url,
         PINECONE_CONTROLLER_HOST=pinecone.url,
     )
-    embedder = bag_of_words_384()
-    sagemaker.deploy(CHAT, LmiContainer("Managed Spot Training works with all instances supported in SageMaker."))
-    sagemaker.deploy(EMBEDDING, EmbeddingContainer(embedder.embed))
-    sagemaker.deploy(MODERATION, ModerationContainer(moderation_rule))
-    pinecone.add_index(INDEX)
-    pinecone.spaces[""] = {
-        d.id: (v, {**d.metadata, "text": d.text})
-        for d, v in zip(FAQ_DOCS, embedder.embed([d.text for d in FAQ_DOCS]), strict=True)
-    }
-    table = f"bench-{uuid.uuid4().hex[:6]}"
-    boto3.client("dynamodb").create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "session_id", "KeyType": "HASH"}, {"AttributeName": "turn", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "session_id", "AttributeType": "S"},
-            {"AttributeName": "turn", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    arn = boto3.client("secretsmanager").create_secret(Name=table, SecretString=PINECONE_KEY)["ARN"]
-    settings = AwsSettings(
-        model_profile="gpt-neoxt-chat",
-        chat_endpoint=CHAT,
-        embedding_endpoint=EMBEDDING,
-        table=table,
-        pinecone_secret_arn=arn,
-        pinecone_index=INDEX,
-        moderation_endpoint=MODERATION,
+    deploy_stand_ins(sagemaker, pinecone)
+    settings = create_deployment(
+        boto3.client("dynamodb"), boto3.client("secretsmanager"), f"bench-{uuid.uuid4().hex[:6]}"
     )
 
     start = time.perf_counter()

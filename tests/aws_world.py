@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from doubles import BagOfWordsEmbedder
+from doubles import FAQ_DOCS, BagOfWordsEmbedder
 from ragchat.aws.settings import AwsSettings
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
-from standins.sagemaker_runtime import SageMakerRuntimeStandIn
+from standins.sagemaker_runtime import (
+    EmbeddingContainer,
+    LmiContainer,
+    ModerationContainer,
+    SageMakerRuntimeStandIn,
+)
 
 PINECONE_KEY = "pcsk_test_4f1c2a9e7b"  # the stand-in's key; tests assert it never leaks
 INDEX = "retrieval-augmentation-aws"
@@ -26,6 +31,44 @@ def bag_of_words_384() -> BagOfWordsEmbedder:
 
 def moderation_rule(text: str) -> str:
     return "needs intervention" if any(w in text.lower() for w in BLOCKED_WORDS) else "casual"
+
+
+def deploy_stand_ins(sagemaker: SageMakerRuntimeStandIn, pinecone: PineconeStandIn) -> None:
+    """The stack's three endpoints, and the FAQ documents in the Pinecone index."""
+    embedder = bag_of_words_384()
+    sagemaker.deploy(CHAT, LmiContainer(REPLY))
+    sagemaker.deploy(EMBEDDING, EmbeddingContainer(embedder.embed))
+    sagemaker.deploy(MODERATION, ModerationContainer(moderation_rule))
+    pinecone.spaces.clear()
+    pinecone.add_index(INDEX)
+    pinecone.spaces[""] = {
+        doc.id: (vector, {**doc.metadata, "text": doc.text})
+        for doc, vector in zip(FAQ_DOCS, embedder.embed([d.text for d in FAQ_DOCS]), strict=True)
+    }
+
+
+def create_deployment(dynamodb: Any, secrets: Any, name: str) -> AwsSettings:
+    """The stack's table (its key schema) and secret, and the settings naming them."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "session_id", "KeyType": "HASH"}, {"AttributeName": "turn", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "session_id", "AttributeType": "S"},
+            {"AttributeName": "turn", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    secret_arn = secrets.create_secret(Name=f"pinecone-{name}", SecretString=PINECONE_KEY)["ARN"]
+    return AwsSettings(
+        model_profile="gpt-neoxt-chat",
+        chat_endpoint=CHAT,
+        embedding_endpoint=EMBEDDING,
+        table=name,
+        pinecone_secret_arn=secret_arn,
+        pinecone_index=INDEX,
+        moderation="endpoint",
+        moderation_endpoint=MODERATION,
+    )
 
 
 @dataclass

@@ -11,29 +11,11 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from aws_world import (
-    BLOCKED_WORDS,
-    CHAT,
-    EMBEDDING,
-    INDEX,
-    MODERATION,
-    PINECONE_KEY,
-    REPLY,
-    AwsWorld,
-    bag_of_words_384,
-    moderation_rule,
-)
+from aws_world import BLOCKED_WORDS, PINECONE_KEY, AwsWorld, create_deployment, deploy_stand_ins
 from conftest import free_port
-from doubles import FAQ_DOCS
-from ragchat.aws.settings import AwsSettings
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
-from standins.sagemaker_runtime import (
-    EmbeddingContainer,
-    LmiContainer,
-    ModerationContainer,
-    SageMakerRuntimeStandIn,
-)
+from standins.sagemaker_runtime import SageMakerRuntimeStandIn
 
 
 @pytest.fixture(scope="session")
@@ -94,41 +76,11 @@ def aws_world(aws_env, sagemaker_server, pinecone_server, comprehend_server) -> 
     sagemaker_server.reset()
     pinecone_server.reset()
     comprehend_server.reset()
-    embedder = bag_of_words_384()
-    sagemaker_server.deploy(CHAT, LmiContainer(REPLY))
-    sagemaker_server.deploy(EMBEDDING, EmbeddingContainer(embedder.embed))
-    sagemaker_server.deploy(MODERATION, ModerationContainer(moderation_rule))
-    pinecone_server.spaces.clear()
-    pinecone_server.add_index(INDEX)
-    pinecone_server.spaces[""] = {
-        doc.id: (vector, {**doc.metadata, "text": doc.text})
-        for doc, vector in zip(FAQ_DOCS, embedder.embed([d.text for d in FAQ_DOCS]), strict=True)
-    }
+    deploy_stand_ins(sagemaker_server, pinecone_server)
     pinecone_server.reset()  # forget the set-up requests
-
     dynamodb = boto3.client("dynamodb")
     secrets = boto3.client("secretsmanager")
-    table = f"conversations-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "session_id", "KeyType": "HASH"}, {"AttributeName": "turn", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "session_id", "AttributeType": "S"},
-            {"AttributeName": "turn", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    secret_arn = secrets.create_secret(Name=f"pinecone-{uuid.uuid4().hex[:8]}", SecretString=PINECONE_KEY)["ARN"]
-    settings = AwsSettings(
-        model_profile="gpt-neoxt-chat",
-        chat_endpoint=CHAT,
-        embedding_endpoint=EMBEDDING,
-        table=table,
-        pinecone_secret_arn=secret_arn,
-        pinecone_index=INDEX,
-        moderation="endpoint",
-        moderation_endpoint=MODERATION,
-    )
+    settings = create_deployment(dynamodb, secrets, f"conversations-{uuid.uuid4().hex[:8]}")
     yield AwsWorld(aws_env, settings, sagemaker_server, pinecone_server, comprehend_server, dynamodb, secrets)
 
 
