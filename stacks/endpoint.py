@@ -31,6 +31,7 @@ class EndpointSpec:
     startup_timeout_seconds: int = 600
     download_timeout_seconds: int = 600
     invocations_per_instance_target: int = 20
+    network_isolation: bool = False  # true when the container needs nothing from the internet
 
 
 class SageMakerEndpoint(Construct):
@@ -80,6 +81,7 @@ class SageMakerEndpoint(Construct):
             self,
             "Model",
             execution_role_arn=self.role.role_arn,
+            enable_network_isolation=spec.network_isolation or None,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(**container),
         )
         self.model.node.add_dependency(self.role)

@@ -171,3 +171,22 @@ def test_cfn_lint_has_no_errors():
     _, outdir = synth(chat_max_instances=2, moderation="endpoint")
     errors, output = cfn_lint_errors(list(outdir.glob("*.template.json")))
     assert errors == [], output
+
+
+def test_embedding_endpoint_serves_packed_weights_in_network_isolation(default_template):
+    models = resources(default_template, "AWS::SageMaker::Model")
+    embedding = next(m for m in models.values() if "huggingface-pytorch-inference" in json.dumps(m))
+    assert embedding["EnableNetworkIsolation"] is True
+    assert "HF_MODEL_ID" not in embedding["PrimaryContainer"]["Environment"], "no hub download at startup"
+    assert "ModelDataUrl" in embedding["PrimaryContainer"]
+    others = [m for m in models.values() if m is not embedding]
+    assert all("EnableNetworkIsolation" not in m for m in others), "the LLMs download from the hub or S3"
+
+
+def test_the_embedding_archive_changes_when_the_pinned_weights_change():
+    from stacks.chat_stack import MINILM_WEIGHTS, MODEL_CODE, _folder_hash
+
+    folder = MODEL_CODE / "embeddings"
+    assert _folder_hash(folder, MINILM_WEIGHTS.docker_command()) != _folder_hash(
+        folder, MINILM_WEIGHTS.docker_command().replace("==0.1.0", "==0.2.0")
+    )

@@ -61,7 +61,7 @@ class StandInServer:
                     server.requests.append(recorded)
                 server.handle(self, recorded)
 
-            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _any
+            do_GET = do_HEAD = do_POST = do_DELETE = do_PATCH = do_PUT = _any
 
         self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

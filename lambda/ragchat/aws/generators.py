@@ -34,17 +34,32 @@ class PayloadContract:
         raise NotImplementedError
 
     def parse_line(self, line: bytes) -> str:
-        """The text a streamed line adds; special tokens and the summary line add nothing."""
+        """The text a streamed line adds; special tokens and the summary line add nothing.
+        A container that fails mid-stream says so in a line (the HTTP status is already
+        200): TGI with `{"error"}`, LMI with `details.finish_reason == "error"`."""
         text = line.decode("utf-8").strip()
         if text.startswith("data:"):
             text = text[len("data:") :].strip()
         if not text or text == "[DONE]":
             return ""
         event = json.loads(text)
+        _raise_on_error(event)
         token = event.get("token") or {}
         if token.get("special") or token.get("special_token"):
             return ""
         return token.get("text") or ""
+
+
+class ContainerReportedError(Exception):
+    """The container answered 200 but reported a failed generation in the body."""
+
+
+def _raise_on_error(event: Any) -> None:
+    if not isinstance(event, dict):
+        return
+    details = event.get("details") or {}
+    if event.get("error") or (isinstance(details, dict) and details.get("finish_reason") == "error"):
+        raise ContainerReportedError(str(event.get("error") or "generation failed (finish_reason: error)"))
 
 
 def _sampling(params: GenerationParams) -> dict[str, Any]:
@@ -80,6 +95,7 @@ class TextPromptContract(PayloadContract):
     def parse(self, answer: Any) -> str:
         if isinstance(answer, list):
             answer = answer[0] if answer else {}
+        _raise_on_error(answer)
         return answer["generated_text"]
 
 
@@ -146,6 +162,8 @@ class SageMakerGenerator:
         for line in lines:
             try:
                 piece = contract.parse_line(line)
+            except ContainerReportedError as exc:
+                raise UpstreamModelError(f"endpoint {self.endpoint} failed mid-stream: {exc}", step=STEP) from None
             except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
                 message = f"endpoint {self.endpoint} streamed an unreadable line: {exc}"
                 raise UpstreamModelError(message, step=STEP) from None
@@ -158,6 +176,8 @@ class SageMakerGenerator:
         answer = self.runtime.invoke(self.endpoint, body, step=STEP, custom_attributes=contract.custom_attributes)
         try:
             return contract.parse(answer)
+        except ContainerReportedError as exc:
+            raise UpstreamModelError(f"endpoint {self.endpoint} failed: {exc}", step=STEP) from None
         except (KeyError, IndexError, TypeError):
             raise UpstreamModelError(
                 f"endpoint {self.endpoint} answered in an unexpected shape: {str(answer)[:200]}", step=STEP

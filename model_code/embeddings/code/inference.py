@@ -25,7 +25,10 @@ def model_fn(model_dir: str) -> dict[str, Any]:
 def input_fn(body: str | bytes, content_type: str) -> list[str]:
     if content_type.split(";")[0].strip() != "application/json":
         raise ValueError(f"unsupported content type {content_type}; send application/json")
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError('the body must be JSON: {"inputs": str | [str, ...]}') from None
     inputs = data.get("inputs") if isinstance(data, dict) else None
     if isinstance(inputs, str):
         inputs = [inputs]

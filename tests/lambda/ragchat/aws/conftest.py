@@ -12,21 +12,9 @@ import boto3
 import pytest
 
 from aws_world import BLOCKED_WORDS, PINECONE_KEY, AwsWorld, create_deployment, deploy_stand_ins
-from conftest import free_port
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
 from standins.sagemaker_runtime import SageMakerRuntimeStandIn
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,127 @@
+"""The request/response examples of model_code/README.md, replayed through the Lambda's
+adapters: requests must be exactly what the adapters send, responses must parse to the
+reply the document shows (buffered and streamed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ragchat.aws.generators import CONTRACTS, SageMakerGenerator
+from ragchat.aws.moderation import GptJtModerator, parse_label
+from ragchat.errors import UpstreamModelError
+from ragchat.interfaces import GenerationParams
+from ragchat.prompts import StopFilter, get_profile
+
+QUESTION = "Which instances can I use with Managed Spot Training?"
+CONTEXT = "Managed Spot Training is supported on all instances supported in Amazon SageMaker."
+NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+
+
+class ReplayRuntime:
+    """Answers with a README example and records what the adapter sent."""
+
+    def __init__(self, answer: Any = None, lines: list[bytes] | None = None) -> None:
+        self.answer, self.lines = answer, lines or []
+        self.sent: list[tuple[Any, str | None]] = []
+
+    def invoke(self, endpoint: str, payload: Any, *, step: str, custom_attributes: str | None = None) -> Any:
+        self.sent.append((payload, custom_attributes))
+        return self.answer
+
+    def invoke_stream(
+        self, endpoint: str, payload: Any, *, step: str, custom_attributes: str | None = None
+    ) -> Iterator[bytes]:
+        self.sent.append((payload, custom_attributes))
+        yield from self.lines
+
+
+def lines_of(example: str) -> list[bytes]:
+    return [line.encode() for line in example.splitlines()]
+
+
+def render(profile_name: str):
+    profile = get_profile(profile_name)
+    return profile, profile.render(QUESTION, CONTEXT, [], NOW), GenerationParams(stop=profile.stop)
+
+
+def streamed_reply(profile, generator: SageMakerGenerator, prompt, params) -> str:
+    return "".join(StopFilter(profile.stop, profile.strip_tokens).feed_all(generator.stream(prompt, params)))
+
+
+@pytest.mark.parametrize(
+    ("profile_name", "request_example", "response_example", "reply_example"),
+    [
+        ("gpt-neoxt-chat", "lmi-request", "lmi-response", "chat-reply"),
+        ("flan-t5", None, "tgi-response", "tgi-reply"),
+        ("llama-2-chat", "llama-request", "llama-response", "llama-reply"),
+    ],
+)
+def test_buffered_examples(readme_examples, profile_name, request_example, response_example, reply_example):
+    profile, prompt, params = render(profile_name)
+    runtime = ReplayRuntime(answer=json.loads(readme_examples[response_example]))
+    generator = SageMakerGenerator(runtime, "chat", CONTRACTS[profile_name])
+
+    reply = profile.clean(generator.generate(prompt, params))
+
+    assert reply == readme_examples[reply_example]
+    sent, custom_attributes = runtime.sent[0]
+    if request_example:
+        assert sent == json.loads(readme_examples[request_example])
+    assert custom_attributes == ("accept_eula=true" if profile_name == "llama-2-chat" else None)
+
+
+@pytest.mark.parametrize(
+    ("profile_name", "request_example", "stream_example", "reply_example"),
+    [
+        ("gpt-neoxt-chat", "lmi-stream-request", "lmi-stream", "chat-reply"),
+        ("flan-t5", "tgi-stream-request", "tgi-stream", "tgi-reply"),
+    ],
+)
+def test_streamed_examples(readme_examples, profile_name, request_example, stream_example, reply_example):
+    profile, prompt, params = render(profile_name)
+    runtime = ReplayRuntime(lines=lines_of(readme_examples[stream_example]))
+    generator = SageMakerGenerator(runtime, "chat", CONTRACTS[profile_name])
+
+    assert streamed_reply(profile, generator, prompt, params) == readme_examples[reply_example]
+    assert runtime.sent[0][0] == json.loads(readme_examples[request_example])
+
+
+def test_streamed_lines_join_to_the_final_generated_text(readme_examples):
+    """The final line's `generated_text` is the concatenation of every token's text."""
+    for name in ("lmi-stream", "tgi-stream"):
+        events = [json.loads(line.removeprefix("data:")) for line in readme_examples[name].splitlines()]
+        tokens = "".join(e["token"]["text"] for e in events if not e["token"].get("special"))
+        assert tokens == events[-1]["generated_text"], name
+
+
+def test_an_error_reported_mid_stream_is_an_upstream_error(readme_examples):
+    profile, prompt, params = render("gpt-neoxt-chat")
+    runtime = ReplayRuntime(lines=lines_of(readme_examples["lmi-stream-error"]))
+    generator = SageMakerGenerator(runtime, "chat", CONTRACTS["gpt-neoxt-chat"])
+
+    with pytest.raises(UpstreamModelError, match="failed mid-stream"):
+        list(generator.stream(prompt, params))
+
+
+def test_an_error_reported_in_a_buffered_answer_is_an_upstream_error():
+    profile, prompt, params = render("gpt-neoxt-chat")
+    answer = {"generated_text": "", "details": {"finish_reason": "error", "generated_tokens": None}}
+    generator = SageMakerGenerator(ReplayRuntime(answer=answer), "chat", CONTRACTS["gpt-neoxt-chat"])
+
+    with pytest.raises(UpstreamModelError, match="finish_reason: error"):
+        generator.generate(prompt, params)
+
+
+def test_moderation_example(readme_examples):
+    runtime = ReplayRuntime(answer=json.loads(readme_examples["moderation-response"]))
+
+    result = GptJtModerator(runtime, "moderation").check(QUESTION)
+
+    assert runtime.sent[0][0] == json.loads(readme_examples["moderation-request"])
+    assert result.label == readme_examples["moderation-label"] == parse_label(runtime.answer["generated_text"])
+    assert result.flagged is False

@@ -1,0 +1,185 @@
+"""upload_weights.py: snapshot download from the hub (a stand-in speaking its API), upload
+to S3 (moto server) with progress, and resume after an interruption."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+from conftest import PROJECT_ROOT
+from standins.hf_hub import COMMIT, HubStandIn
+
+REPO = "togethercomputer/tiny-chat"
+BUCKET = "weights-bucket"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("upload_weights", PROJECT_ROOT / "model_code" / "upload_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+script = load_script()
+
+
+@pytest.fixture
+def repo_folder(tmp_path) -> Path:
+    """A model repository with both weight formats, as many hub repos have."""
+    folder = tmp_path / "repo"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "gpt_neox"}')
+    (folder / "tokenizer.json").write_text('{"version": "1.0"}')
+    (folder / "model-00001-of-00002.safetensors").write_bytes(b"\x01" * 300_000)
+    (folder / "model-00002-of-00002.safetensors").write_bytes(b"\x02" * 200_000)
+    (folder / "pytorch_model.bin").write_bytes(b"\x03" * 400_000)
+    (folder / "README.md").write_text("# tiny")
+    (folder / "sub" / "notes.txt").write_text("nested")
+    return folder
+
+
+@pytest.fixture
+def hub(repo_folder):
+    server = HubStandIn(REPO, repo_folder)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def s3(moto_url, monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3", endpoint_url=moto_url)
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        client.delete_object(Bucket=BUCKET, Key=item["Key"])
+    client.delete_bucket(Bucket=BUCKET)
+
+
+def keys(s3) -> dict[str, int]:
+    return {o["Key"]: o["Size"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+
+
+def run(args: list[str], s3, capsys) -> tuple[int, str, str]:
+    code = script.main(args, s3_factory=lambda: s3)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_download_then_upload_copies_weights_and_configs_only(hub, s3, tmp_path, capsys):
+    code, out, err = run(
+        [REPO, f"s3://{BUCKET}/tiny/", "--cache-dir", str(tmp_path / "cache"), "--hub-endpoint", hub.url], s3, capsys
+    )
+
+    assert code == 0, err
+    assert keys(s3) == {
+        "tiny/config.json": 26,
+        "tiny/tokenizer.json": 18,
+        "tiny/model-00001-of-00002.safetensors": 300_000,
+        "tiny/model-00002-of-00002.safetensors": 200_000,
+        "tiny/sub/notes.txt": 6,
+    }, "safetensors only (no .bin copy), no README"
+    assert "pytorch_model.bin" not in hub.downloads()
+    assert "total" in err and "100.0%" in err
+    assert "5 uploaded" in out and "chat_model_s3_uri=s3://weights-bucket/tiny/" in out
+
+
+def test_a_second_run_skips_what_is_already_there(hub, s3, tmp_path, capsys):
+    args = [REPO, f"s3://{BUCKET}/tiny", "--cache-dir", str(tmp_path / "cache"), "--hub-endpoint", hub.url]
+    assert run(args, s3, capsys)[0] == 0
+    hub.reset()
+
+    code, out, _ = run(args, s3, capsys)
+
+    assert code == 0 and "0 uploaded" in out and "5 already there" in out
+    assert hub.downloads() == [], "the snapshot is reused, not fetched again"
+
+
+def test_an_interrupted_upload_resumes_where_it_stopped(repo_folder, s3, capsys):
+    class FailsAfterTwo:
+        """S3 that drops the connection on the third file."""
+
+        def __init__(self, client) -> None:
+            self.client, self.calls = client, 0
+
+        def __getattr__(self, name):
+            return getattr(self.client, name)
+
+        def upload_file(self, *args, **kwargs):
+            self.calls += 1
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return self.client.upload_file(*args, **kwargs)
+
+    flaky = FailsAfterTwo(s3)
+    code, _, err = run([REPO, f"s3://{BUCKET}/resume/", "--from-dir", str(repo_folder)], flaky, capsys)
+    assert code == 130 and "run the same command again" in err
+    assert len(keys(s3)) == 2
+
+    code, out, _ = run([REPO, f"s3://{BUCKET}/resume/", "--from-dir", str(repo_folder)], s3, capsys)
+
+    assert code == 0 and "5 uploaded" in out and "2 already there" in out
+    assert len(keys(s3)) == 7, "--from-dir uploads the whole folder"
+
+
+def test_multipart_upload_reports_progress_per_part(repo_folder, s3):
+    out = io.StringIO()
+    small_parts = TransferConfig(multipart_threshold=5 * 1024**2, multipart_chunksize=5 * 1024**2)
+    big = repo_folder / "big.safetensors"
+    big.write_bytes(b"\x05" * (12 * 1024**2))
+
+    summary = script.upload(repo_folder, BUCKET, "multi/", s3, out=out, transfer_config=small_parts)
+
+    assert summary.uploaded == 8 and keys(s3)["multi/big.safetensors"] == 12 * 1024**2
+    assert "multi/big.safetensors" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nobody/missing", "s3://weights-bucket/x/"], "not found on the hub"),
+        ([REPO, "s3://weights-bucket/x/", "--revision", "v9"], "not found on the hub"),
+        ([REPO, "https://example.com/x"], "not an s3://bucket/prefix URI"),
+        ([REPO, "s3://weights-bucket/x/", "--from-dir", "/nonexistent"], "is not a folder"),
+    ],
+)
+def test_failures_are_explained(hub, s3, tmp_path, capsys, args, message):
+    code, _, err = run([*args, "--cache-dir", str(tmp_path / "cache"), "--hub-endpoint", hub.url], s3, capsys)
+    assert code == 2 and message in err
+
+
+def test_missing_bucket_and_missing_credentials_are_explained(repo_folder, moto_url, monkeypatch, capsys):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    no_credentials = boto3.session.Session().client("s3", endpoint_url=moto_url, region_name="us-east-1")
+    code, _, err = run([REPO, "s3://weights-bucket/x/", "--from-dir", str(repo_folder)], no_credentials, capsys)
+    assert code == 2 and "no AWS credentials" in err
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = boto3.session.Session().client("s3", endpoint_url=moto_url, region_name="us-east-1")
+    code, _, err = run([REPO, "s3://no-such-bucket/x/", "--from-dir", str(repo_folder)], client, capsys)
+    assert code == 2 and "NoSuchBucket" in err
+
+
+def test_a_pinned_revision_is_downloaded(hub, s3, tmp_path, capsys):
+    code, _, err = run(
+        [REPO, f"s3://{BUCKET}/pinned/", "--revision", COMMIT, "--cache-dir", str(tmp_path / "c"),
+         "--hub-endpoint", hub.url],
+        s3,
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert any(COMMIT in r.path for r in hub.requests)
