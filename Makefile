@@ -6,17 +6,23 @@ PIP    := $(BIN)/pip install --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: run test install lint format bench clean
+.PHONY: run test install lint format bench clean browser
 
 run: $(STAMP)
 	$(BIN)/ragchat serve
 
-test: $(STAMP) node_modules/.installed
+test: $(STAMP) node_modules/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 install: $(STAMP) node_modules/.installed
+
+# The web page's test runs in Debian's chromium; install it when it is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
@@ -44,4 +50,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/retrieval_quality.py
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .data .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdk.out .data .pytest_cache .ruff_cache test-artifacts

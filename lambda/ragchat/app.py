@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -17,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .engine import ChatEngine, ChatRequest, ChatResult, Token
@@ -31,6 +32,15 @@ MAX_BODY_BYTES = 256 * 1024
 # curl -d sends form-urlencoded by default; its body is still our JSON, so accept it.
 ACCEPTED_CONTENT_TYPES = {"", "application/json", "application/x-www-form-urlencoded"}
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# The chat page: one static file, no build step. Its script and style are inline and it
+# only talks to the app that served it.
+CHAT_PAGE = Path(__file__).parent / "web" / "index.html"
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class ApiError(Exception):
@@ -211,6 +221,9 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
         matches = await run_in_threadpool(engine_provider().retrieve, body.query, body.top_k)
         return JSONResponse({"matches": [m.as_source() for m in matches]})
 
+    async def page(request: Request) -> Response:
+        return HTMLResponse(chat_page, headers=PAGE_HEADERS)
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "model_profile": engine_provider().profile.name})
 
@@ -232,7 +245,9 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
         log.exception("unexpected error")
         return ApiError(500, "internal_error", "internal error; see the service log").response()
 
+    chat_page = CHAT_PAGE.read_text(encoding="utf-8")
     routes = [
+        Route("/", page, methods=["GET"]),
         Route("/chat", chat, methods=["POST"]),
         Route("/v1/chat/completions", openai_chat, methods=["POST"]),
         Route("/retrieve", retrieve, methods=["POST"]),

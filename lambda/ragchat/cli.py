@@ -1,14 +1,19 @@
-"""`ragchat`: serve the local chat service, ask one question, chat in a REPL, or ingest documents."""
+"""`ragchat`: serve the local chat service; ask one question or chat in a REPL, against the local
+engine, a local URL or the deployed Function URL (SigV4); run the signing proxy; ingest documents."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .engine import ChatEngine, ChatRequest, ChatResult, Token
+from .client.http_client import ClientFailure, StreamEvent
+from .client.repl import format_sources, print_json, run_repl
+from .client.signing import SigningError
+from .engine import ChatEngine, ChatRequest, Token
 from .interfaces import GenerationParams
 
 CURL_EXAMPLE = (
@@ -42,47 +47,88 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_sources(result: ChatResult) -> None:
-    for n, source in enumerate(result.sources, 1):
-        meta = source.metadata
-        where = f"{meta.get('source', '?')} row {meta['row']}" if "row" in meta else meta.get("source", source.id)
-        print(f"  [{n}] {where} (score {source.score:.3f}): {source.text[:100].replace(chr(10), ' ')}…")
+def _client(args: argparse.Namespace):
+    """The HTTP client for --url: SigV4-signed for Function URLs (or with --sign)."""
+    from .client.http_client import ChatClient
+    from .client.signing import SigV4Signer, function_url_region
+
+    region = args.region or function_url_region(args.url)
+    sign = args.sign if args.sign is not None else region is not None
+    signer = None
+    if sign:
+        if not region:
+            raise SigningError("--sign needs --region for a URL that is not a Function URL")
+        signer = SigV4Signer.from_default_chain(region, args.profile)
+    return ChatClient(args.url, signer, timeout=args.timeout)
+
+
+def _stream_turn(args: argparse.Namespace) -> Callable[[str, str | None], Iterator[StreamEvent]]:
+    """One streamed turn, over HTTP (--url) or in-process on the local engine."""
+    if args.url:
+        client = _client(args)
+        options = {"temperature": args.temperature, "top_k": args.top_k, "max_new_tokens": args.max_new_tokens,
+                   "no_retrieval": args.no_retrieval or None}  # fmt: skip
+        return lambda question, session_id: client.stream(question, session_id, **options)
+    engine = _engine(args)
+
+    def in_process(question: str, session_id: str | None) -> Iterator[StreamEvent]:
+        for event in engine.stream(ChatRequest(question, _params(args), session_id, args.no_retrieval)):
+            if isinstance(event, Token):
+                yield StreamEvent("token", {"text": event.text})
+            else:
+                yield StreamEvent("done", event.as_dict())
+
+    return in_process
 
 
 def ask(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    result = engine.chat(ChatRequest(args.question, _params(args), args.session_id, args.no_retrieval))
+    """One question: the streamed answer, or with --json the full response for scripts."""
+    turn = _stream_turn(args)
+    result: dict = {}
+    for event in turn(args.question, args.session_id):
+        if event.kind == "token" and not args.json:
+            print(event.data.get("text", ""), end="", flush=True)
+        elif event.kind == "done":
+            result = event.data
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        print(result.outputs)
-        print(f"\nsession: {result.session_id}\nsources:")
-        print_sources(result)
+        print_json(result)
+        return 0
+    if result.get("blocked"):
+        print(f"\n[blocked by moderation] {result.get('outputs', '')}", end="")
+    print(f"\n\nsession: {result.get('session_id')}\nsources:")
+    print("\n".join(format_sources(result.get("sources") or [])))
     return 0
 
 
 def chat(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    session_id = args.session_id
-    print("Local RAG chat. Empty line or Ctrl-D to quit.")
-    while True:
-        try:
-            question = input("\nyou> ").strip()
-        except EOFError:
-            break
-        if not question:
-            break
-        print("bot> ", end="", flush=True)
-        for event in engine.stream(ChatRequest(question, _params(args), session_id, args.no_retrieval)):
-            if isinstance(event, Token):
-                print(event.text, end="", flush=True)
-            else:
-                session_id = event.session_id
-                if event.blocked:
-                    print(f"\n[blocked by moderation] {event.outputs}", end="")
-                print(f"\n(session {session_id})")
-                print_sources(event)
+    where = args.url or "the local engine (in-process)"
+    return run_repl(_stream_turn(args), session_id=args.session_id, title=f"RAG chat with {where}.")
+
+
+def proxy(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .client.proxy import create_proxy_app
+    from .client.signing import SigV4Signer, function_url_region
+
+    region = args.region or function_url_region(args.url)
+    if not region:
+        raise SigningError(f"{args.url} is not a Function URL: pass --region")
+    app = create_proxy_app(args.url, SigV4Signer.from_default_chain(region, args.profile), timeout=args.timeout)
+    print(f"Signing proxy to {args.url}: open http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
     return 0
+
+
+def _add_remote_options(p: argparse.ArgumentParser, url_required: bool = False) -> None:
+    p.add_argument("--url", required=url_required, default=None if url_required else os.environ.get("RAGCHAT_URL"),
+                   help="the chat service: a local URL or the stack's ChatUrl output (default: $RAGCHAT_URL; "
+                   "without it, the local engine runs in-process)")  # fmt: skip
+    p.add_argument("--sign", action=argparse.BooleanOptionalAction, default=None,
+                   help="SigV4-sign requests (default: on for *.lambda-url.*.on.aws URLs)")  # fmt: skip
+    p.add_argument("--region", help="region for signing (default: read from the Function URL)")
+    p.add_argument("--profile", help="AWS profile for signing (default: the standard credential chain)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for an answer")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--top-k", type=int, default=40)
         p.add_argument("--max-new-tokens", type=int, default=256)
         p.add_argument("--no-retrieval", action="store_true")
+        _add_remote_options(p)
         p.set_defaults(run=fn)
+
+    p_proxy = commands.add_parser("proxy", help="sign and forward to a deployed Function URL (for the web page)")
+    _add_remote_options(p_proxy, url_required=True)
+    p_proxy.add_argument("--port", type=int, default=8081)
+    p_proxy.set_defaults(run=proxy)
 
     from .ingest.command import add_parser as add_ingest_parser
 
@@ -114,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ClientFailure, SigningError) as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

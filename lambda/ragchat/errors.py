@@ -27,6 +27,14 @@ class UpstreamThrottled(ChatServiceError):
     code = "throttled"
 
 
+class UpstreamNotReady(ChatServiceError):
+    """The endpoint exists in the stack but is not in service (creating, updating, or
+    scaled to zero): a client should come back in minutes, not seconds."""
+
+    status = 503
+    code = "endpoint_not_ready"
+
+
 class UpstreamModelError(ChatServiceError):
     status = 502
     code = "model_error"

@@ -18,10 +18,11 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from ..errors import ChatServiceError, UpstreamModelError, UpstreamThrottled, UpstreamTimeout
+from ..errors import ChatServiceError, UpstreamModelError, UpstreamNotReady, UpstreamThrottled, UpstreamTimeout
 
 THROTTLING_CODES = {"ThrottlingException", "ModelNotReadyException", "TooManyRequestsException"}
 DEFAULT_RETRY_AFTER_SECONDS = 2
+NOT_READY_RETRY_AFTER_SECONDS = 60
 
 
 def map_client_error(exc: Exception, step: str, endpoint: str) -> ChatServiceError:
@@ -41,6 +42,10 @@ def map_client_error(exc: Exception, step: str, endpoint: str) -> ChatServiceErr
         if code in THROTTLING_CODES or status == 429:
             message = f"endpoint {endpoint} is throttling or not ready ({code}); retry later"
             return UpstreamThrottled(message, step=step, retry_after=_retry_after(exc.response))
+        if code == "ValidationError" and "not found" in message.lower():
+            # what the runtime answers while an endpoint is being created, updated or deleted
+            message = f"endpoint {endpoint} is not in service yet (creating, updating or deleted): {message}"
+            return UpstreamNotReady(message, step=step, retry_after=NOT_READY_RETRY_AFTER_SECONDS)
         if code == "ModelError":
             return UpstreamModelError(f"the model behind {endpoint} returned an error: {message}", step=step)
         return UpstreamModelError(f"endpoint {endpoint} failed ({code or status}): {message}", step=step)

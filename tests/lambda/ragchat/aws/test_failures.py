@@ -175,3 +175,14 @@ def test_twenty_concurrent_requests_on_one_session_through_the_app(aws_client, a
     items = aws_world.items(session)
     assert len(items) == 40
     assert {i["content"]["S"] for i in items if i["role"]["S"] == "user"} == {f"question {n}" for n in range(20)}
+
+
+def test_endpoint_not_in_service_is_503_endpoint_not_ready(aws_client, aws_world):
+    """What the runtime answers while an endpoint is being created or updated."""
+    message = f"Endpoint {CHAT} of account 123456789012 not found."
+    aws_world.sagemaker.fail(CHAT, 400, "ValidationError", message, times=10)
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 503 and response.headers["retry-after"] == "60"
+    error = response.json()["error"]
+    assert error["code"] == "endpoint_not_ready" and error["step"] == "generation"
+    assert "not in service yet" in error["message"]

@@ -1,0 +1,85 @@
+"""The interactive chat: streamed replies, the session kept across turns, `/new`,
+`/sources`; and the one-shot mode. Works on anything that streams chat events: the HTTP
+client (local service or Function URL) or the engine in-process."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
+
+from .http_client import ClientFailure, StreamEvent
+
+HELP = "/new starts a new session · /sources shows the last answer's sources · /quit (or Ctrl-D) leaves"
+StreamTurn = Callable[[str, str | None], Iterator[StreamEvent]]
+
+
+def format_sources(sources: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for n, source in enumerate(sources, 1):
+        meta = source.get("metadata") or {}
+        where = (
+            f"{meta.get('source', '?')} row {meta['row']}" if "row" in meta else meta.get("source", source.get("id"))
+        )
+        text = " ".join(str(source.get("text", "")).split())
+        lines.append(
+            f"  [{n}] {where} (score {source.get('score', 0):.3f}): {text[:160]}{'…' if len(text) > 160 else ''}"
+        )
+    return lines
+
+
+def run_repl(
+    stream_turn: StreamTurn,
+    read: Callable[[str], str] = input,
+    out: TextIO | None = None,
+    session_id: str | None = None,
+    title: str = "",
+) -> int:
+    out = out or sys.stdout
+    last: dict[str, Any] | None = None
+    out.write(f"{title}\n{HELP}\n" if title else f"{HELP}\n")
+    while True:
+        try:
+            line = read("\nyou> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            out.write("\n")
+            return 0
+        if not line:
+            continue
+        if line.startswith("/"):
+            command = line.split()[0].lower()
+            if command in ("/quit", "/exit"):
+                return 0
+            if command == "/new":
+                session_id, last = None, None
+                out.write("(new session)\n")
+            elif command == "/sources":
+                sources = (last or {}).get("sources") or []
+                out.write(
+                    "\n".join(format_sources(sources)) + "\n" if sources else "(no sources for the last answer)\n"
+                )
+            else:
+                out.write(f"{HELP}\n")
+            continue
+        out.write("bot> ")
+        out.flush()
+        try:
+            for event in stream_turn(line, session_id):
+                if event.kind == "token":
+                    out.write(event.data.get("text", ""))
+                    out.flush()
+                elif event.kind == "done":
+                    last = event.data
+                    session_id = last.get("session_id", session_id)
+                    if last.get("blocked"):
+                        out.write(f"\n[blocked by moderation] {last.get('outputs', '')}")
+                    for warning in last.get("warnings") or []:
+                        out.write(f"\n(warning: {warning})")
+                    out.write(f"\n({len(last.get('sources') or [])} sources, /sources to show; session {session_id})\n")
+        except ClientFailure as failure:
+            out.write(f"\nerror: {failure}\n")
+
+
+def print_json(result: dict[str, Any], out: TextIO | None = None) -> None:
+    (out or sys.stdout).write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

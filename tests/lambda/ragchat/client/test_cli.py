@@ -1,0 +1,146 @@
+"""The chat CLI over HTTP against the local app: one-shot JSON, streamed text, the REPL
+driven through its input, session continuity, and a clear message for each failure."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import free_port
+from ragchat.cli import main
+from ragchat.client.http_client import ChatClient, ClientFailure
+from ragchat.client.repl import run_repl
+from ragchat.client.signing import SigV4Signer
+from ragchat.errors import UpstreamNotReady
+from standins.function_url import TEST_CREDENTIALS
+
+QUESTION = "Which instances can I use with Managed Spot Training?"
+
+
+def test_one_shot_json_for_scripts(live_server, engine, capsys):
+    assert main(["ask", QUESTION, "--url", live_server, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["outputs"] == "Spot training works on all instances."
+    assert result["sources"][0]["metadata"]["row"] == 90
+    assert engine.store.turns[result["session_id"]][0].content == QUESTION
+
+
+def test_one_shot_text_streams_the_answer_then_sources(live_server, capsys):
+    assert main(["ask", QUESTION, "--url", live_server]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Spot training works on all instances.")
+    assert "faq.csv row 90" in out and "session:" in out
+
+
+def test_the_client_receives_tokens_before_the_final_event(live_server):
+    client = ChatClient(live_server)
+    kinds = [event.kind for event in client.stream(QUESTION)]
+    assert kinds[-1] == "done" and kinds.count("token") >= 3 and set(kinds[:-1]) == {"token"}
+
+
+def test_repl_keeps_the_session_shows_sources_and_starts_new_sessions(live_server, engine):
+    inputs = iter([QUESTION, "/sources", "And what does it cost?", "/new", "Hello again", "/quit"])
+    out = io.StringIO()
+    client = ChatClient(live_server)
+
+    code = run_repl(lambda q, s: client.stream(q, s), read=lambda prompt: next(inputs), out=out)
+
+    assert code == 0
+    text = out.getvalue()
+    assert text.count("bot> Spot training works on all instances.") == 3
+    assert "[1] faq.csv row 90 (score" in text
+    assert "(new session)" in text
+    sessions = engine.store.turns
+    assert sorted(len(turns) for turns in sessions.values()) == [2, 4], "two turns in one session, one in another"
+
+
+def test_repl_through_the_cli_reads_stdin_until_eof(live_server, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{QUESTION}\n/sources\n"))
+    assert main(["chat", "--url", live_server]) == 0
+    out = capsys.readouterr().out
+    assert "Spot training works on all instances." in out and "faq.csv row 90" in out
+
+
+def test_a_failed_turn_in_the_repl_is_reported_and_the_repl_goes_on(live_server, engine):
+    engine.generator.stream = lambda *a, **k: (_ for _ in ()).throw(
+        UpstreamNotReady("endpoint chat", step="generation")
+    )
+    inputs = iter([QUESTION, "/quit"])
+    out = io.StringIO()
+    assert run_repl(lambda q, s: ChatClient(live_server).stream(q, s), read=lambda p: next(inputs), out=out) == 0
+    assert "error: HTTP 503: a model endpoint is not in service yet in step generation" in out.getvalue()
+
+
+# -- failure messages ----------------------------------------------------------------
+
+
+def test_no_credentials_for_a_function_url(no_aws_credentials, capsys):
+    url = "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws/"
+    assert main(["ask", QUESTION, "--url", url]) == 2
+    assert "no AWS credentials found" in capsys.readouterr().err
+
+
+def test_403_when_the_identity_may_not_invoke(function_url):
+    function_url.allowed = False
+    client = ChatClient(function_url.url, SigV4Signer(TEST_CREDENTIALS, "us-east-1"))
+    with pytest.raises(ClientFailure, match="lambda:InvokeFunctionUrl") as failure:
+        client.ask(QUESTION)
+    assert failure.value.status == 403 and function_url.verified == [True]
+
+
+def test_403_when_the_request_is_not_signed(function_url, capsys):
+    assert main(["ask", QUESTION, "--url", function_url.url]) == 2
+    assert "was not signed" in capsys.readouterr().err
+
+
+def test_endpoint_still_starting(live_server, engine, capsys):
+    def not_ready(*args, **kwargs):
+        raise UpstreamNotReady("endpoint chat-llm is not in service yet", step="generation")
+        yield  # a generator, as the real one
+
+    engine.generator.stream = not_ready
+    assert main(["ask", QUESTION, "--url", live_server]) == 2
+    err = capsys.readouterr().err
+    assert "not in service yet" in err and "try again later" in err
+
+
+def test_timeout(capsys):
+    """A server that accepts the request and never answers."""
+    stalled = threading.Event()
+
+    class Stall(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            stalled.wait(5)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stall)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        code = main(["ask", QUESTION, "--url", f"http://127.0.0.1:{server.server_address[1]}", "--timeout", "0.5"])
+        assert code == 2 and time.monotonic() - started < 4
+        assert "no answer from" in capsys.readouterr().err
+    finally:
+        stalled.set()
+        server.shutdown()
+
+
+def test_nothing_listening(capsys):
+    port = free_port()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    assert main(["ask", QUESTION, "--url", f"http://127.0.0.1:{port}"]) == 2
+    assert "Is the local service running (`make run`)?" in capsys.readouterr().err
+
+
+def test_a_bad_request_names_the_field(live_server, capsys):
+    assert main(["ask", QUESTION, "--url", live_server, "--max-new-tokens", "0"]) == 2
+    assert "field parameters.max_new_tokens" in capsys.readouterr().err

@@ -1,0 +1,125 @@
+"""The chat page in headless Chromium (Debian's package, driven by Playwright): ask the
+Managed Spot Training question over the real FAQ index, watch the answer stream in, open
+the FAQ row 90 source, see an error in the page, start a new session. A screenshot is
+kept in test-artifacts/ for each run."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing
+
+import pytest
+
+from conftest import PROJECT_ROOT
+from doubles import RecordingGenerator
+from ragchat.errors import UpstreamModelError
+from ragchat.local.factory import LocalSettings, build_local_engine
+
+pytestmark = pytest.mark.models
+QUESTION = "Which instances can I use with Managed Spot Training in SageMaker?"
+REPLY = "You can use Managed Spot Training with all instances supported in Amazon SageMaker."
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+class SlowGenerator(RecordingGenerator):
+    """A scripted reply in many pieces with a pause between them, so streaming is visible."""
+
+    def __init__(self) -> None:
+        super().__init__(REPLY, pieces=12)
+        self.fail_next = False
+
+    def stream(self, prompt, params) -> Iterator[str]:
+        if self.fail_next:
+            self.fail_next = False
+            raise UpstreamModelError("the model behind chat-llm returned an error", step="generation")
+        for piece in super().stream(prompt, params):
+            time.sleep(0.08)
+            yield piece
+
+
+@pytest.fixture(scope="module")
+def page_engine(tmp_path_factory):
+    """Real retrieval (MiniLM ONNX + FAISS over the FAQ) with a scripted, slow generator."""
+    return build_local_engine(
+        LocalSettings(data_dir=tmp_path_factory.mktemp("web")), generator_factory=SlowGenerator, progress=False
+    )
+
+
+@pytest.fixture
+def engine(page_engine):  # the live_server fixture serves this engine
+    return page_engine
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+def turns_per_session(engine) -> dict[str, int]:
+    with closing(sqlite3.connect(engine.store.path)) as db:
+        return dict(db.execute("SELECT session_id, COUNT(*) FROM turns GROUP BY session_id").fetchall())
+
+
+RECORD_ANSWER_LENGTHS = """() => {
+  window.answerLengths = [];
+  new MutationObserver(() => {
+    const answer = document.querySelector('#log li.bot:last-child .answer');
+    if (answer) window.answerLengths.push(answer.textContent.length);
+  }).observe(document.getElementById('log'), {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_ask_stream_sources_error_and_new_session(browser, live_server, page_engine):
+    page = browser.new_page(viewport={"width": 900, "height": 760})
+    page.goto(f"{live_server}/")
+    assert page.title() == "RAG chat" and page.inner_text("#session") == "new session"
+    page.evaluate(RECORD_ANSWER_LENGTHS)
+
+    page.fill("#question", QUESTION)
+    page.press("#question", "Enter")
+    page.wait_for_selector("#log li.bot .sources summary", timeout=30_000)
+
+    assert page.inner_text("#log li.bot .answer") == REPLY
+    partial = {n for n in page.evaluate("window.answerLengths") if 0 < n < len(REPLY)}
+    assert len(partial) >= 3, f"the answer should grow piece by piece, saw lengths {sorted(partial)}"
+    assert page.inner_text("#session").startswith("session ")
+
+    sources = page.locator("#log li.bot .sources")
+    sources.locator("summary").first.click()
+    first = sources.locator("li details.source").first
+    assert "Amazon_SageMaker_FAQs.csv row 90" in first.locator("summary").inner_text()
+    first.locator("summary").click()
+    assert "Managed Spot Training" in first.locator("p").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat_page.png"), full_page=True)
+
+    (session_id,) = [s for s, count in turns_per_session(page_engine).items() if count == 2]
+    page_engine.generator.fail_next = True
+    page.fill("#question", "And the price?")
+    page.click("#send")
+    page.wait_for_selector("#error:not(:empty)")
+    assert "returned an error" in page.inner_text("#error") and "step: generation" in page.inner_text("#error")
+    assert page.locator("#log li.bot").count() == 1, "the failed answer leaves no empty bubble"
+
+    page.click("#new-session")
+    assert page.locator("#log li").count() == 0 and page.inner_text("#session") == "new session"
+    page.fill("#question", QUESTION)
+    page.press("#question", "Enter")
+    page.wait_for_selector("#log li.bot .sources summary", timeout=30_000)
+    sessions = turns_per_session(page_engine)
+    assert len(sessions) == 2 and sessions[session_id] == 2, "the first session is untouched"
+    page.close()
