@@ -42,7 +42,8 @@ def serve(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     url = f"http://{args.host}:{args.port}"
-    print(f"\nRAG chat service (local mode) on {url}\nTry:\n  {CURL_EXAMPLE.format(url=url)}\n", flush=True)
+    banner = f"\nRAG chat service (local mode) on {url}\nChat page: {url}/\nTry:\n  {CURL_EXAMPLE.format(url=url)}\n"
+    print(banner, flush=True)
     uvicorn.run(create_app(lambda: engine), host=args.host, port=args.port, log_level="info")
     return 0
 

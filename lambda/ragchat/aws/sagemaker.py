@@ -44,7 +44,8 @@ def map_client_error(exc: Exception, step: str, endpoint: str) -> ChatServiceErr
             return UpstreamThrottled(message, step=step, retry_after=_retry_after(exc.response))
         if code == "ValidationError" and "not found" in message.lower():
             # what the runtime answers while an endpoint is being created, updated or deleted
-            message = f"endpoint {endpoint} is not in service yet (creating, updating or deleted): {message}"
+            state = "being created or updated, or it does not exist"
+            message = f"endpoint {endpoint} is not in service yet ({state}): {message}"
             return UpstreamNotReady(message, step=step, retry_after=NOT_READY_RETRY_AFTER_SECONDS)
         if code == "ModelError":
             return UpstreamModelError(f"the model behind {endpoint} returned an error: {message}", step=step)

@@ -15,7 +15,7 @@ from ragchat.aws.generators import CONTRACTS, SageMakerGenerator
 from ragchat.aws.moderation import ComprehendModerator, GptJtModerator, moderation_prompt, parse_label, split_utf8
 from ragchat.aws.sagemaker import SageMakerRuntime
 from ragchat.aws.settings import AwsSettings, ConfigurationError
-from ragchat.errors import UpstreamModelError
+from ragchat.errors import UpstreamModelError, UpstreamNotReady
 from ragchat.interfaces import GenerationParams, RenderedPrompt
 from ragchat.prompts import get_profile
 from standins.sagemaker_runtime import EmbeddingContainer, JumpStartLlamaContainer, TgiContainer
@@ -76,9 +76,11 @@ def test_container_refusal_is_a_model_error(aws_world):
     assert "accept_eula=true" in str(caught.value)
 
 
-def test_unknown_endpoint_is_a_model_error_naming_it(aws_world):
+def test_unknown_endpoint_is_not_ready_naming_it(aws_world):
+    """The runtime answers "not found" alike for an endpoint still being created and for a
+    wrong name; both are "not in service", with the name in the message."""
     generator = SageMakerGenerator(runtime(), "no-such-endpoint", CONTRACTS["gpt-neoxt-chat"])
-    with pytest.raises(UpstreamModelError, match="no-such-endpoint"):
+    with pytest.raises(UpstreamNotReady, match="no-such-endpoint is not in service yet"):
         generator.generate(RenderedPrompt(text="hi"), GenerationParams())
 
 
