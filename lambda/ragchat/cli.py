@@ -48,19 +48,23 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client(args: argparse.Namespace):
-    """The HTTP client for --url: SigV4-signed for Function URLs (or with --sign)."""
-    from .client.http_client import ChatClient
+def _signer(args: argparse.Namespace, required: bool = False):
+    """A SigV4 signer for --url: for Function URLs, with --sign, or when `required`."""
     from .client.signing import SigV4Signer, function_url_region
 
     region = args.region or function_url_region(args.url)
-    sign = args.sign if args.sign is not None else region is not None
-    signer = None
-    if sign:
-        if not region:
-            raise SigningError("--sign needs --region for a URL that is not a Function URL")
-        signer = SigV4Signer.from_default_chain(region, args.profile)
-    return ChatClient(args.url, signer, timeout=args.timeout)
+    if not (required or args.sign or (args.sign is None and region)):
+        return None
+    if not region:
+        raise SigningError(f"{args.url} is not a Function URL: pass --region to sign for it")
+    return SigV4Signer.from_default_chain(region, args.profile)
+
+
+def _client(args: argparse.Namespace):
+    """The HTTP client for --url: SigV4-signed for Function URLs (or with --sign)."""
+    from .client.http_client import ChatClient
+
+    return ChatClient(args.url, _signer(args), timeout=args.timeout)
 
 
 def _stream_turn(args: argparse.Namespace) -> Callable[[str, str | None], Iterator[StreamEvent]]:
@@ -110,12 +114,8 @@ def proxy(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .client.proxy import create_proxy_app
-    from .client.signing import SigV4Signer, function_url_region
 
-    region = args.region or function_url_region(args.url)
-    if not region:
-        raise SigningError(f"{args.url} is not a Function URL: pass --region")
-    app = create_proxy_app(args.url, SigV4Signer.from_default_chain(region, args.profile), timeout=args.timeout)
+    app = create_proxy_app(args.url, _signer(args, required=True), timeout=args.timeout)
     print(f"Signing proxy to {args.url}: open http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
     return 0

@@ -4,7 +4,6 @@ vectors equal the local ONNX embedder's and do not depend on the batch."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import tarfile
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, load_module
 from ragchat.knowledge import faq_documents
 from ragchat.local.factory import DEFAULT_KNOWLEDGE_BASE
 
@@ -40,9 +39,7 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def handler(model_dir):
     """The script loaded from the archive, as the toolkit imports `code/inference.py`."""
-    spec = importlib.util.spec_from_file_location("archive_inference", model_dir / "code" / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(model_dir / "code" / "inference.py", "archive_inference")
     loaded = module.model_fn(str(model_dir))
 
     def invoke(body: str | bytes, content_type: str = JSON) -> list[list[float]]:

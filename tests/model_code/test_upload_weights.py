@@ -3,31 +3,21 @@ to S3 (moto server) with progress, and resume after an interruption."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, load_module
 from standins.hf_hub import COMMIT, HubStandIn
 
 REPO = "togethercomputer/tiny-chat"
 BUCKET = "weights-bucket"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("upload_weights", PROJECT_ROOT / "model_code" / "upload_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-script = load_script()
+script = load_module(PROJECT_ROOT / "model_code" / "upload_weights.py", "upload_weights")
 
 
 @pytest.fixture
@@ -157,12 +147,9 @@ def test_failures_are_explained(hub, s3, tmp_path, capsys, args, message):
     assert code == 2 and message in err
 
 
-def test_missing_bucket_and_missing_credentials_are_explained(repo_folder, moto_url, monkeypatch, capsys):
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+def test_missing_bucket_and_missing_credentials_are_explained(
+    repo_folder, moto_url, monkeypatch, capsys, no_aws_credentials
+):
     no_credentials = boto3.session.Session().client("s3", endpoint_url=moto_url, region_name="us-east-1")
     code, _, err = run([REPO, "s3://weights-bucket/x/", "--from-dir", str(repo_folder)], no_credentials, capsys)
     assert code == 2 and "no AWS credentials" in err

@@ -94,9 +94,9 @@ def send_json(
     handler.wfile.write(body)
 
 
-def send_chunked(handler: BaseHTTPRequestHandler, content_type: str, chunks: Any) -> None:
+def send_chunked(handler: BaseHTTPRequestHandler, content_type: str, chunks: Any, status: int = 200) -> None:
     """A streamed answer: each chunk is written and flushed as it comes."""
-    handler.send_response(200)
+    handler.send_response(status)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Transfer-Encoding", "chunked")
     handler.end_headers()

@@ -13,7 +13,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .base import Recorded, StandInServer, send_json
+from .base import Recorded, StandInServer, send_chunked, send_json
 
 AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request, "
@@ -60,11 +60,5 @@ class FunctionUrlStandIn(StandInServer):
         headers = {k: v for k, v in recorded.headers.items() if k in ("content-type", "accept")}
         with httpx.stream(recorded.method, self.backend + recorded.path, content=recorded.body, headers=headers,
                           timeout=30) as upstream:  # fmt: skip
-            handler.send_response(upstream.status_code)
-            handler.send_header("Content-Type", upstream.headers.get("content-type", "application/json"))
-            handler.send_header("Transfer-Encoding", "chunked")
-            handler.end_headers()
-            for chunk in upstream.iter_bytes():
-                handler.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                handler.wfile.flush()
-            handler.wfile.write(b"0\r\n\r\n")
+            content_type = upstream.headers.get("content-type", "application/json")
+            send_chunked(handler, content_type, upstream.iter_bytes(), status=upstream.status_code)

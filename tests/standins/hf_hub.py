@@ -5,7 +5,6 @@ folder as one repository at one commit."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -60,14 +59,7 @@ class HubStandIn(StandInServer):
             handler.wfile.write(data[start:])
 
     def _error(self, handler: BaseHTTPRequestHandler, status: int, message: str, code: str) -> None:
-        body = json.dumps({"error": message}).encode()
-        handler.send_response(status)
-        handler.send_header("X-Error-Code", code)
-        handler.send_header("X-Error-Message", message)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        send_json(handler, status, {"error": message}, {"X-Error-Code": code, "X-Error-Message": message})
 
 
 def _oid(path: Path) -> str:

@@ -4,14 +4,13 @@ embedder's on the whole FAQ, whichever container answers."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import boto3
 import pytest
 
 from aws_world import EMBEDDING
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, load_module
 from ragchat.aws.embedder import SageMakerEmbedder
 from ragchat.aws.factory import FAST
 from ragchat.aws.sagemaker import SageMakerRuntime
@@ -25,10 +24,7 @@ INFERENCE_SCRIPT = PROJECT_ROOT / "model_code" / "embeddings" / "code" / "infere
 
 
 def load_inference_script():
-    spec = importlib.util.spec_from_file_location("embedding_inference", INFERENCE_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(INFERENCE_SCRIPT, "embedding_inference")
 
 
 @pytest.fixture(scope="module")
