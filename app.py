@@ -13,9 +13,9 @@ from stacks.nag import acknowledge_findings
 app = cdk.App()
 try:
     config = DeploymentConfig.from_context(app.node.get_all_context())
+    stack = RagChatStack(app, "RagChat", config=config)
 except ConfigError as error:
     sys.exit(f"Invalid configuration: {error}")
-stack = RagChatStack(app, "RagChat", config=config)
 acknowledge_findings(stack)
 cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 app.synth()

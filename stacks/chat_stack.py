@@ -29,6 +29,7 @@ from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
 from .config import DeploymentConfig
 from .endpoint import EndpointSpec, SageMakerEndpoint
 from .images import HF_CPU, HF_TGI, LMI
+from .jumpstart import LLAMA2_7B_CHAT
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CODE = ROOT / "model_code"
@@ -156,9 +157,12 @@ class RagChatStack(Stack):
             if config.chat_model_s3_uri:
                 self._grant_weights_read(endpoint.role)
             return endpoint
-        model_id = {"flan-t5": "google/flan-t5-xl", "llama-2-chat": "meta-llama/Llama-2-7b-chat-hf"}[config.chat_model]
+        if config.chat_model == "llama-2-chat":
+            # JumpStart's own package: the dialog contract the Lambda speaks (accept_eula=true).
+            package = config.chat_model_package_arn or LLAMA2_7B_CHAT.arn(self, "Llama2ChatPackage")
+            return SageMakerEndpoint(self, "ChatLlm", EndpointSpec(model_package_arn=package, **common))
         environment = {
-            "HF_MODEL_ID": model_id,
+            "HF_MODEL_ID": "google/flan-t5-xl",
             "SM_NUM_GPUS": "1",
             "MAX_INPUT_LENGTH": "3072",
             "MAX_TOTAL_TOKENS": "4096",

@@ -16,6 +16,7 @@ PREFIX = "ragchat:"
 CHAT_MODELS = ("gpt-neoxt-chat", "llama-2-chat", "flan-t5")
 MODERATION_MODES = ("endpoint", "comprehend", "off")
 FUNCTION_URL_AUTH = ("AWS_IAM", "NONE")
+LLAMA2_LICENSE_URL = "https://ai.meta.com/llama/license/"
 LOG_RETENTION_DAYS = (1, 3, 7, 14, 30, 60, 90, 180, 365, 731, 1827, 3653)
 
 DEFAULT_CHAT_INSTANCE = {
@@ -26,6 +27,7 @@ DEFAULT_CHAT_INSTANCE = {
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*x?large$|^ml\.[a-z0-9]+\.(medium|large|xlarge)$")
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+MODEL_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9/-]{1,170}$")
 PINECONE_INDEX = re.compile(r"^[a-z0-9][a-z0-9-]{0,44}$")
 
 
@@ -38,6 +40,8 @@ class DeploymentConfig:
     chat_model: str = "gpt-neoxt-chat"
     chat_instance_type: str = ""  # empty: the chat model's default
     chat_model_s3_uri: str = ""  # empty: weights from the Hugging Face hub
+    accept_llama2_eula: bool = False  # llama-2-chat only: you accept Meta's Llama 2 license
+    chat_model_package_arn: str = ""  # llama-2-chat only; empty: JumpStart's package in the stack's region
     chat_min_instances: int = 1
     chat_max_instances: int = 1
     moderation: str = "endpoint"
@@ -120,6 +124,22 @@ class DeploymentConfig:
             self.chat_model_s3_uri == "" or self.chat_model == "gpt-neoxt-chat",
             "chat_model_s3_uri",
             "weights from S3 are supported for the LMI-served gpt-neoxt-chat model only",
+        )
+        check(
+            self.chat_model != "llama-2-chat" or self.accept_llama2_eula,
+            "accept_llama2_eula",
+            f"llama-2-chat is served under Meta's Llama 2 license ({LLAMA2_LICENSE_URL}) and the chat "
+            "service accepts it on every request: set it to true to accept it",
+        )
+        check(
+            self.chat_model_package_arn == "" or bool(MODEL_PACKAGE_ARN.match(self.chat_model_package_arn)),
+            "chat_model_package_arn",
+            "must be a SageMaker model package ARN",
+        )
+        check(
+            self.chat_model_package_arn == "" or self.chat_model == "llama-2-chat",
+            "chat_model_package_arn",
+            "a model package ARN is used by the llama-2-chat model only",
         )
         check(
             bool(PINECONE_INDEX.match(self.pinecone_index)),

@@ -2,7 +2,8 @@
 
 No resource gets a fixed name, so CloudFormation can replace a config or endpoint cleanly
 when settings change. The execution role may pull only its image's repository and read
-only its model data."""
+only its model data; a JumpStart model package brings its own image and weights, which
+SageMaker pulls itself, so its role gets neither grant."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ VARIANT = "AllTraffic"
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    image: DlcImage
     instance_type: str
+    image: DlcImage | None = None  # exactly one of image and model_package_arn
+    model_package_arn: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
     model_archive: s3_assets.Asset | None = None
     min_instances: int = 1
@@ -32,6 +34,12 @@ class EndpointSpec:
     download_timeout_seconds: int = 600
     invocations_per_instance_target: int = 20
     network_isolation: bool = False  # true when the container needs nothing from the internet
+
+    def __post_init__(self) -> None:
+        if (self.image is None) == (self.model_package_arn is None):
+            raise ValueError("an endpoint runs either a container image or a model package")
+        if self.model_package_arn is not None and (self.model_archive is not None or self.environment):
+            raise ValueError("a model package brings its own model data and configuration")
 
 
 class SageMakerEndpoint(Construct):
@@ -44,13 +52,6 @@ class SageMakerEndpoint(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"SageMaker execution role of the {construct_id} endpoint",
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[spec.image.repository_arn(self)],
-            )
-        )
-        self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -66,7 +67,12 @@ class SageMakerEndpoint(Construct):
                 conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints*", "AWS/SageMaker*"]}},
             )
         )
-        container: dict = {"image": spec.image.uri(self), "environment": spec.environment or None}
+        if spec.model_package_arn is not None:
+            # Model packages run with network isolation (JumpStart deploys them so too).
+            container: dict = {"model_package_name": spec.model_package_arn}
+        else:
+            container = {"image": spec.image.uri(self), "environment": spec.environment or None}
+            self._grant_image_pull(spec.image)
         if spec.model_archive is not None:
             archive = spec.model_archive
             self.role.add_to_policy(
@@ -81,7 +87,7 @@ class SageMakerEndpoint(Construct):
             self,
             "Model",
             execution_role_arn=self.role.role_arn,
-            enable_network_isolation=spec.network_isolation or None,
+            enable_network_isolation=spec.network_isolation or spec.model_package_arn is not None or None,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(**container),
         )
         self.model.node.add_dependency(self.role)
@@ -115,7 +121,6 @@ class SageMakerEndpoint(Construct):
             min_capacity=spec.min_instances,
             max_capacity=spec.max_instances,
         )
-        target.node.add_dependency(self.endpoint)
         if spec.max_instances > spec.min_instances:
             target.scale_to_track_metric(
                 "InvocationsPerInstance",
@@ -124,3 +129,12 @@ class SageMakerEndpoint(Construct):
                 scale_in_cooldown=Duration.minutes(10),
                 scale_out_cooldown=Duration.minutes(2),
             )
+
+    def _grant_image_pull(self, image: DlcImage) -> None:
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[image.repository_arn(self)],
+            )
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))

@@ -29,7 +29,7 @@ class DlcImage:
 
 # LMI (DJL Serving) with lmi-dist rolling batch, CUDA 12.4.
 LMI = DlcImage("djl-inference", "0.31.0-lmi13.0.0-cu124")
-# Hugging Face text-generation-inference: flan-t5 and Llama-2 chat.
+# Hugging Face text-generation-inference: flan-t5.
 HF_TGI = DlcImage("huggingface-pytorch-tgi-inference", "2.1.1-tgi1.4.0-gpu-py310-cu121-ubuntu20.04")
 # Hugging Face inference toolkit on CPU: the embedding model with our inference.py.
 HF_CPU = DlcImage("huggingface-pytorch-inference", "2.1.0-transformers4.37.0-cpu-py310-ubuntu22.04")

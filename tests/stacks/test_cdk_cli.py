@@ -53,10 +53,18 @@ def test_cfn_lint_clean_on_synthesized_templates(cloud_assembly):
     assert errors == [], output
 
 
-def test_invalid_configuration_fails_synth_naming_the_key(tmp_path):
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        (["ragchat:moderation=sometimes"], "ragchat:moderation: must be one of endpoint, comprehend, off"),
+        (["ragchat:chat_model=llama-2-chat"], "ragchat:accept_llama2_eula: llama-2-chat is served under"),
+    ],
+)
+def test_invalid_configuration_fails_synth_naming_the_key(tmp_path, context, message):
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    options = [arg for item in context for arg in ("-c", item)]
     result = subprocess.run(
-        [str(CDK), "synth", "-q", "-o", str(tmp_path), "-c", "ragchat:moderation=sometimes"],
+        [str(CDK), "synth", "-q", "-o", str(tmp_path), *options],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -64,5 +72,6 @@ def test_invalid_configuration_fails_synth_naming_the_key(tmp_path):
         timeout=300,
     )
     assert result.returncode != 0
-    assert "ragchat:moderation: must be one of endpoint, comprehend, off" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
     shutil.rmtree(tmp_path, ignore_errors=True)

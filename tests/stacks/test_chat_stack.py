@@ -110,7 +110,15 @@ ACKNOWLEDGED_STAR_ACTIONS = {
 }
 
 
-@pytest.mark.parametrize("settings", [{}, {"moderation": "comprehend"}, {"chat_model_s3_uri": "s3://my-bucket/neoxt"}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"moderation": "comprehend"},
+        {"chat_model_s3_uri": "s3://my-bucket/neoxt"},
+        {"chat_model": "llama-2-chat", "accept_llama2_eula": True},
+    ],
+)
 def test_least_privilege(settings):
     template, _ = synth(**settings)
     for statement in statements(template):
@@ -230,3 +238,115 @@ def test_the_container_fallback_builds_the_same_archive_as_local_bundling(tmp_pa
     local, docker = contents(tmp_path / "local"), contents(tmp_path / "docker")
     assert local == docker
     assert b"option.model_id=s3://my-bucket/neoxt/\n" in docker["serving.properties"]
+
+
+# -- the chat model options: each deploys what the Lambda's contract for it speaks -------
+
+
+def llama_template(**settings) -> dict:
+    return synth(chat_model="llama-2-chat", accept_llama2_eula=True, **settings)[0]
+
+
+def chat_endpoint(template: dict) -> tuple[dict, dict]:
+    """The chat endpoint's production variant and the AWS::SageMaker::Model it serves."""
+    (config,) = [c for c in resources(template, "AWS::SageMaker::EndpointConfig") if c.startswith("ChatLlm")]
+    (variant,) = template["Resources"][config]["Properties"]["ProductionVariants"]
+    return variant, template["Resources"][variant["ModelName"]["Fn::GetAtt"][0]]["Properties"]
+
+
+@pytest.mark.parametrize(
+    ("option", "served_by", "contract"),
+    [
+        ("gpt-neoxt-chat", "djl-inference:", "LmiContract"),
+        ("flan-t5", "huggingface-pytorch-tgi-inference:", "TgiContract"),
+        ("llama-2-chat", "model-package/llama2-7b-f-", "JumpStartLlamaContract"),
+    ],
+)
+def test_each_chat_model_option_deploys_the_container_its_lambda_contract_speaks(option, served_by, contract):
+    from ragchat.aws.generators import CONTRACTS
+
+    template = synth(chat_model=option, accept_llama2_eula=option == "llama-2-chat")[0]
+    assert served_by in json.dumps(chat_endpoint(template)[1]["PrimaryContainer"])
+    (function,) = resources(template, "AWS::Lambda::Function").values()
+    assert function["Environment"]["Variables"]["RAGCHAT_MODEL_PROFILE"] == option
+    assert type(CONTRACTS[option]).__name__ == contract
+
+
+def test_llama_2_chat_is_jumpstarts_model_package_with_network_isolation_and_no_image_grants():
+    template = llama_template()
+    variant, model = chat_endpoint(template)
+    assert variant["InstanceType"] == "ml.g5.4xlarge"
+    assert model["EnableNetworkIsolation"] is True
+    assert set(model["PrimaryContainer"]) == {"ModelPackageName"}, "image, weights and settings come with the package"
+    arn = json.dumps(model["PrimaryContainer"]["ModelPackageName"])
+    assert ':sagemaker:", {"Ref": "AWS::Region"}, ":", {"Fn::FindInMap":' in arn
+    assert arn.endswith(':model-package/llama2-7b-f-v4-71eeccf76ddf33f2a18d2e16b9c7f302"]]}')
+    role = model["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    (policy,) = [p for p in resources(template, "AWS::IAM::Policy").values() if p["Roles"] == [{"Ref": role}]]
+    actions = json.dumps([s["Action"] for s in policy["PolicyDocument"]["Statement"]])
+    assert '"ecr:' not in actions and '"s3:' not in actions, "SageMaker pulls the package's image and weights itself"
+
+
+def evaluate_rule(condition, region: str) -> bool:
+    """CloudFormation's rule functions used by the template, with AWS::Region bound."""
+    ((function, args),) = condition.items()
+    if function == "Fn::Or":
+        return any(evaluate_rule(c, region) for c in args)
+    if function == "Fn::Equals":
+        left, right = (region if a == {"Ref": "AWS::Region"} else a for a in args)
+        return left == right
+    raise AssertionError(f"unexpected rule function {function}")
+
+
+def test_llama_2_chat_deploys_only_where_the_package_is_published(default_template):
+    from stacks.jumpstart import LLAMA2_7B_CHAT
+
+    template = llama_template()
+    (mapping,) = [m for name, m in template["Mappings"].items() if name.startswith("Llama2ChatPackageAccounts")]
+    assert {r: v["account"] for r, v in mapping.items()} == dict(LLAMA2_7B_CHAT.accounts)
+    (rule,) = [r for name, r in template["Rules"].items() if name.startswith("Llama2ChatPackageRegion")]
+    (assertion,) = rule["Assertions"]
+    for region in LLAMA2_7B_CHAT.accounts:
+        assert evaluate_rule(assertion["Assert"], region), region
+    for region in ("eu-central-1", "ap-northeast-1", "us-gov-west-1"):
+        assert not evaluate_rule(assertion["Assert"], region), region
+    assert "us-east-1" in assertion["AssertDescription"] and "ragchat:chat_model" in assertion["AssertDescription"]
+    assert not [name for name in default_template["Rules"] if name.startswith("Llama2")], "other models: no rule"
+
+
+def test_llama_2_chat_in_a_known_region_without_the_package_fails_synth_naming_the_setting():
+    import aws_cdk as cdk
+
+    from stacks.chat_stack import RagChatStack
+    from stacks.config import ConfigError, DeploymentConfig
+
+    config = DeploymentConfig(chat_model="llama-2-chat", accept_llama2_eula=True)
+    with pytest.raises(ConfigError, match=r"ragchat:chat_model: .*published in ap-southeast-1.*eu-central-1"):
+        RagChatStack(cdk.App(), "RagChat", config=config, env=cdk.Environment(region="eu-central-1"))
+    stack = RagChatStack(cdk.App(), "RagChat", config=config, env=cdk.Environment(region="eu-west-1"))
+    assert stack.region == "eu-west-1"
+
+
+def test_a_named_model_package_replaces_the_regional_lookup():
+    arn = "arn:aws:sagemaker:eu-central-1:123456789012:model-package/llama2-7b-f-v5-0123"
+    template = llama_template(chat_model_package_arn=arn)
+    assert chat_endpoint(template)[1]["PrimaryContainer"] == {"ModelPackageName": arn}
+    assert not [name for name in template["Rules"] if name.startswith("Llama2")]
+    assert not [name for name in template["Mappings"] if name.startswith("Llama2")]
+
+
+def test_cfn_lint_and_cdk_nag_clean_for_the_other_chat_models():
+    for settings in ({"chat_model": "llama-2-chat", "accept_llama2_eula": True}, {"chat_model": "flan-t5"}):
+        _, outdir = synth(**settings)  # raises on any unacknowledged cdk-nag finding
+        errors, output = cfn_lint_errors(list(outdir.glob("*.template.json")))
+        assert errors == [], output
+
+
+def test_the_cfn_lint_check_finds_errors_when_there_are_some(tmp_path, default_template):
+    broken = json.loads(json.dumps(default_template))
+    config = next(k for k, v in broken["Resources"].items() if v["Type"] == "AWS::SageMaker::EndpointConfig")
+    broken["Resources"][config]["Properties"]["ProductionVariants"][0]["InitialInstanceCount"] = "many"
+    broken["Resources"]["Orphan"] = {"Type": "AWS::SageMaker::Endpoint", "Properties": {}}
+    (tmp_path / "broken.template.json").write_text(json.dumps(broken))
+    errors, _ = cfn_lint_errors([tmp_path / "broken.template.json"])
+    assert {m.rule.id for m in errors} >= {"E3012", "E3003"}, errors

@@ -32,6 +32,7 @@ def test_cli_strings_are_converted_and_other_context_ignored():
         ("embedding_min_instances", "x", "whole number"),
         ("chat_model_s3_uri", "https://bucket/x", "s3://"),
         ("pinecone_index", "Bad_Name", "lower-case"),
+        ("chat_model_package_arn", "arn:aws:sagemaker:us-east-1:1:model/x", "SageMaker model package ARN"),
         ("pinecone_secret_arn", "arn:aws:s3:::bucket", "Secrets Manager secret ARN"),
         ("retain_data", "yes", "true or false"),
         ("conversation_ttl_days", "0", "between 1 and 3650"),
@@ -55,3 +56,16 @@ def test_max_below_min_is_refused():
 def test_s3_weights_only_for_lmi_model():
     with pytest.raises(ConfigError, match="ragchat:chat_model_s3_uri"):
         DeploymentConfig.from_context({"ragchat:chat_model": "flan-t5", "ragchat:chat_model_s3_uri": "s3://b/p"})
+
+
+def test_llama_2_chat_needs_the_license_accepted():
+    with pytest.raises(ConfigError, match=r"ragchat:accept_llama2_eula: .*Llama 2 license \(https://ai.meta.com"):
+        DeploymentConfig.from_context({"ragchat:chat_model": "llama-2-chat"})
+    accepted = {"ragchat:chat_model": "llama-2-chat", "ragchat:accept_llama2_eula": "true"}
+    assert DeploymentConfig.from_context(accepted).resolved_chat_instance_type == "ml.g5.4xlarge"
+
+
+def test_a_model_package_arn_is_for_llama_2_chat_only():
+    arn = "arn:aws:sagemaker:eu-central-1:123456789012:model-package/llama2-7b-f-v5-0123"
+    with pytest.raises(ConfigError, match="ragchat:chat_model_package_arn: .*llama-2-chat model only"):
+        DeploymentConfig.from_context({"ragchat:chat_model_package_arn": arn})
