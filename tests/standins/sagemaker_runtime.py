@@ -139,10 +139,13 @@ class ModerationContainer:
     """GPT-JT-Moderation-6B on LMI: labels the text after the last `Input:` of the prompt
     with `classify` (the test decides what the 'model' thinks)."""
 
-    def __init__(self, classify: Callable[[str], str]) -> None:
+    def __init__(self, classify: Callable[[str], str], failed_generation: dict[str, Any] | None = None) -> None:
         self.classify = classify
+        self.failed_generation = failed_generation  # a 200 body that reports a failed generation
 
     def invoke(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        if self.failed_generation is not None:
+            return self.failed_generation
         prompt = body["inputs"]
         text = prompt.rsplit("Input: ", 1)[1].rsplit("\nOutput:", 1)[0]
         return {"generated_text": " " + self.classify(text)}

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import UpstreamModelError
 from ..interfaces import GenerationParams, RenderedPrompt
-from .sagemaker import SageMakerRuntime
+from .sagemaker import ContainerReportedError, SageMakerRuntime, raise_on_reported_error
 
 STEP = "generation"
 CHARS_PER_TOKEN = 3.0  # conservative for English BPE: the Lambda has no tokenizer
@@ -43,23 +43,11 @@ class PayloadContract:
         if not text or text == "[DONE]":
             return ""
         event = json.loads(text)
-        _raise_on_error(event)
+        raise_on_reported_error(event)
         token = event.get("token") or {}
         if token.get("special") or token.get("special_token"):
             return ""
         return token.get("text") or ""
-
-
-class ContainerReportedError(Exception):
-    """The container answered 200 but reported a failed generation in the body."""
-
-
-def _raise_on_error(event: Any) -> None:
-    if not isinstance(event, dict):
-        return
-    details = event.get("details") or {}
-    if event.get("error") or (isinstance(details, dict) and details.get("finish_reason") == "error"):
-        raise ContainerReportedError(str(event.get("error") or "generation failed (finish_reason: error)"))
 
 
 def _sampling(params: GenerationParams) -> dict[str, Any]:
@@ -95,7 +83,7 @@ class TextPromptContract(PayloadContract):
     def parse(self, answer: Any) -> str:
         if isinstance(answer, list):
             answer = answer[0] if answer else {}
-        _raise_on_error(answer)
+        raise_on_reported_error(answer)
         return answer["generated_text"]
 
 

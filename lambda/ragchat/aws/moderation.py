@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 
 from ..errors import UpstreamModelError
 from ..interfaces import ModerationResult
-from .sagemaker import SageMakerRuntime, map_client_error
+from .sagemaker import ContainerReportedError, SageMakerRuntime, map_client_error, raise_on_reported_error
 
 STEP = "moderation"
 LABELS = ("casual", "needs caution", "needs intervention", "possibly needs caution", "probably needs caution")
@@ -56,6 +56,11 @@ class GptJtModerator:
         answer = self.runtime.invoke(self.endpoint, body, step=STEP)
         if isinstance(answer, list):
             answer = answer[0] if answer else {}
+        try:
+            raise_on_reported_error(answer)
+        except ContainerReportedError as exc:
+            # A failed check is not a verdict: the text was not checked, so it does not pass.
+            raise UpstreamModelError(f"endpoint {self.endpoint} failed: {exc}", step=STEP) from None
         if not isinstance(answer, dict) or not isinstance(answer.get("generated_text"), str):
             raise UpstreamModelError(f"endpoint {self.endpoint} answered without generated_text", step=STEP)
         label = parse_label(answer["generated_text"])

@@ -60,6 +60,27 @@ def test_moderation_endpoint_failure_is_502(aws_client, aws_world):
     assert response.json()["error"]["step"] == "moderation"
 
 
+@pytest.mark.parametrize(
+    "failed",
+    [
+        {"generated_text": "", "details": {"finish_reason": "error", "generated_tokens": None}},
+        {"error": "CUDA out of memory"},
+    ],
+)
+def test_a_moderation_generation_reported_as_failed_blocks_with_502_and_stores_nothing(aws_client, aws_world, failed):
+    """A check that failed is not a verdict: the input was not checked, so it does not pass."""
+    from standins.sagemaker_runtime import ModerationContainer
+
+    aws_world.sagemaker.deploy(MODERATION, ModerationContainer(lambda text: "casual", failed_generation=failed))
+    stored_before = aws_world.dynamodb.scan(TableName=aws_world.settings.table)["Count"]
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["step"] == "moderation" and MODERATION in error["message"]
+    assert aws_world.sagemaker.calls(CHAT) == []
+    assert aws_world.dynamodb.scan(TableName=aws_world.settings.table)["Count"] == stored_before
+
+
 def test_timeout_is_504(aws_world, monkeypatch):
     from botocore.config import Config
     from starlette.testclient import TestClient
