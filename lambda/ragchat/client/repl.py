@@ -15,13 +15,21 @@ HELP = "/new starts a new session · /sources shows the last answer's sources ·
 StreamTurn = Callable[[str, str | None], Iterator[StreamEvent]]
 
 
+def source_label(source: dict[str, Any]) -> str:
+    """Where a source comes from: its file and CSV row or PDF page, else its file or id."""
+    meta = source.get("metadata") or {}
+    where = meta.get("source") or source.get("id") or "?"
+    if "row" in meta:
+        return f"{where} row {meta['row']}"
+    if "page" in meta:
+        return f"{where} page {meta['page']}"
+    return str(where)
+
+
 def format_sources(sources: list[dict[str, Any]]) -> list[str]:
     lines = []
     for n, source in enumerate(sources, 1):
-        meta = source.get("metadata") or {}
-        where = (
-            f"{meta.get('source', '?')} row {meta['row']}" if "row" in meta else meta.get("source", source.get("id"))
-        )
+        where = source_label(source)
         text = " ".join(str(source.get("text", "")).split())
         lines.append(
             f"  [{n}] {where} (score {source.get('score', 0):.3f}): {text[:160]}{'…' if len(text) > 160 else ''}"

@@ -124,7 +124,7 @@ def chunk_documents(
 
 
 def _position_key(item: SourceText, position: int) -> int:
-    """A row or line of a multi-record file is part of the position, so two records of one
-    file never share an id."""
-    record = item.metadata.get("row", item.metadata.get("line", 0))
+    """A row or line of a multi-record file, or a PDF's page, is part of the position, so two
+    records of one file never share an id."""
+    record = item.metadata.get("row", item.metadata.get("line", item.metadata.get("page", 0)))
     return int(record) * 100_000 + position

@@ -1,5 +1,5 @@
 """Readers for the knowledge-base formats: CSV (column selection), JSONL (a text field and
-metadata fields), and folders of Markdown, text and HTML files.
+metadata fields), and folders of Markdown, text, HTML and PDF files.
 
 Bad input never stops a run: each unreadable file, malformed row or empty text becomes a
 `Problem` naming file and line, and the rest is read."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ def read_sources(
                 reader = _read_jsonl(file, jsonl_options, problems)
             elif suffix in TEXT_SUFFIXES:
                 reader = _read_text_file(file, problems)
+            elif suffix == ".pdf":
+                reader = _read_pdf(file, problems)
             else:
                 if not path.is_dir():
                     problems.append(Problem(str(file), f"unsupported file type {suffix or '(none)'}"))
@@ -167,6 +170,50 @@ def _read_text_file(path: Path, problems: list[Problem]) -> Iterator[SourceText]
         problems.append(Problem(str(path), "empty text"))
         return
     yield SourceText(str(path), text, {"file": path.name})
+
+
+def _read_pdf(path: Path, problems: list[Problem]) -> Iterator[SourceText]:
+    """One text per page, so each source names its page. A page without a text layer
+    (a scan) is reported rather than guessed at: OCR is out of scope."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its repair notes are noise; failures are Problems
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted and not reader.decrypt(""):
+            problems.append(Problem(str(path), "encrypted: save a copy without a password and ingest that"))
+            return
+        pages = list(reader.pages)
+        title = str((reader.metadata or {}).get("/Title") or "").strip()
+    except (OSError, PdfReadError, ValueError) as exc:
+        problems.append(Problem(str(path), f"cannot read as PDF: {exc}"))
+        return
+    without_text: list[int] = []
+    for number, page in enumerate(pages, 1):
+        try:
+            text = pdf_page_text(page.extract_text() or "")
+        except Exception as exc:  # pypdf raises many types on a malformed page; the others are still read
+            problems.append(Problem(f"{path}:page {number}", f"cannot extract text: {exc}"))
+            continue
+        if not text:
+            without_text.append(number)
+            continue
+        metadata: dict[str, Any] = {"file": path.name, "page": number}
+        if title:
+            metadata["title"] = title
+        yield SourceText(str(path), text, metadata)
+    if without_text:
+        pages_named = ", ".join(map(str, without_text))
+        problems.append(Problem(str(path), f"no text on page(s) {pages_named} (scanned images? OCR them first)"))
+
+
+def pdf_page_text(text: str) -> str:
+    """A page's extracted text with words broken across lines rejoined and spacing tidied;
+    line breaks stay, since the chunker reads paragraphs from them."""
+    text = re.sub(r"(\w)-\n(\w)", r"\1\2", text.replace("\r\n", "\n"))
+    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 class _TextExtractor(HTMLParser):

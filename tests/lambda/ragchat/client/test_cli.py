@@ -15,7 +15,7 @@ import pytest
 from conftest import free_port
 from ragchat.cli import main
 from ragchat.client.http_client import ChatClient, ClientFailure
-from ragchat.client.repl import run_repl
+from ragchat.client.repl import run_repl, source_label
 from ragchat.client.signing import SigV4Signer
 from ragchat.errors import UpstreamNotReady
 from standins.function_url import TEST_CREDENTIALS
@@ -144,3 +144,16 @@ def test_nothing_listening(capsys):
 def test_a_bad_request_names_the_field(live_server, capsys):
     assert main(["ask", QUESTION, "--url", live_server, "--max-new-tokens", "0"]) == 2
     assert "field parameters.max_new_tokens" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("metadata", "label"),
+    [
+        ({"source": "faq.csv", "row": 90}, "faq.csv row 90"),
+        ({"source": "docs/guide.pdf", "page": 3, "file": "guide.pdf"}, "docs/guide.pdf page 3"),
+        ({"source": "docs/spot.md", "file": "spot.md"}, "docs/spot.md"),
+        ({}, "doc-7"),
+    ],
+)
+def test_a_source_is_labelled_by_its_file_and_row_or_page(metadata, label):
+    assert source_label({"id": "doc-7", "metadata": metadata}) == label

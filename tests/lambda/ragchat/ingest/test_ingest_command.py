@@ -200,3 +200,18 @@ def test_pinecone_without_a_key_says_how_to_give_one(tmp_path, docs_folder, monk
     monkeypatch.delenv("PINECONE_API_KEY", raising=False)
     assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone") == 2
     assert "set PINECONE_API_KEY, or pass --secret-arn" in capsys.readouterr().err
+
+
+def test_a_pdf_is_ingested_page_by_page_and_retrieved_with_its_page(tmp_path, make_pdf, capsys, embedder):
+    pdf = make_pdf(
+        tmp_path / "guide.pdf",
+        ["Endpoints bill per instance-second.", "The okapi-lemur method warms endpoints before traffic peaks."],
+    )
+    assert run_cli(tmp_path / "data", str(pdf)) == 0
+    assert summary(capsys).startswith("documents 2, chunks 2, upserted 2")
+
+    index = FaissVectorIndex(tmp_path / "data" / "index", 384)
+    engine = make_engine(embedder=embedder, index=index)
+    (top, *_) = engine.retrieve("what is the okapi-lemur method?")
+    assert top.metadata["file"] == "guide.pdf" and top.metadata["page"] == 2
+    assert "okapi-lemur" in top.text

@@ -123,3 +123,14 @@ def test_ask_stream_sources_error_and_new_session(browser, live_server, page_eng
     sessions = turns_per_session(page_engine)
     assert len(sessions) == 2 and sessions[session_id] == 2, "the first session is untouched"
     page.close()
+
+
+def test_the_page_labels_sources_as_the_cli_does(browser, live_server):
+    from ragchat.client.repl import source_label
+
+    page = browser.new_page()
+    page.goto(f"{live_server}/")
+    for metadata in ({"source": "faq.csv", "row": 0}, {"source": "docs/guide.pdf", "page": 3}, {"source": "a.md"}, {}):
+        source = {"id": "doc-7", "score": 0.5, "metadata": metadata}
+        assert page.evaluate("sourceLabel", source) == f"{source_label(source)} · score 0.500"
+    page.close()
