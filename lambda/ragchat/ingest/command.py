@@ -18,8 +18,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "ingest",
         help="load documents into the local index or Pinecone",
-        description="Chunk, embed and upsert CSV, JSONL, PDF, and folders of .md/.txt/.html/.pdf files. Re-runs upsert only "
-        "what is new; an interrupted run resumes where it stopped.",
+        description="Chunk, embed and upsert CSV, JSONL, PDF, and folders of .md/.txt/.html/.pdf files. "
+        "Re-runs upsert only what is new; an interrupted run resumes where it stopped.",
     )
     p.add_argument("sources", nargs="+", type=Path, help="files or folders")
     p.add_argument("--target", choices=("local", "pinecone"), default="local")
