@@ -90,7 +90,8 @@ class SageMakerEndpoint(Construct):
             enable_network_isolation=spec.network_isolation or spec.model_package_arn is not None or None,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(**container),
         )
-        self.model.node.add_dependency(self.role)
+        # CreateModel checks the role can pull the image: the grants must exist first.
+        self.model.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
         self.config = sagemaker.CfnEndpointConfig(
             self,
             "Config",

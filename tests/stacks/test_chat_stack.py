@@ -350,3 +350,13 @@ def test_the_cfn_lint_check_finds_errors_when_there_are_some(tmp_path, default_t
     (tmp_path / "broken.template.json").write_text(json.dumps(broken))
     errors, _ = cfn_lint_errors([tmp_path / "broken.template.json"])
     assert {m.rule.id for m in errors} >= {"E3012", "E3003"}, errors
+
+
+def test_each_model_is_created_after_its_roles_grants(default_template):
+    """CreateModel checks that the execution role can pull the image: its policy must exist first."""
+    for model in resources(default_template, "AWS::SageMaker::Model").values():
+        role = model["ExecutionRoleArn"]["Fn::GetAtt"][0]
+        (policy,) = [
+            k for k, p in resources(default_template, "AWS::IAM::Policy").items() if p["Roles"] == [{"Ref": role}]
+        ]
+        assert model["_raw"]["DependsOn"] == [policy]
