@@ -24,10 +24,19 @@ LAMBDA_PLATFORM = "manylinux2014_x86_64"
 
 @jsii.implements(ILocalBundling)
 class PipInstallBundling:
-    """Copies the package folder and installs its requirements as Lambda-compatible wheels."""
+    """Copies the package folder and installs its requirements as Lambda-compatible wheels.
+    `exclude` names the package's subfolders the function does not need."""
 
-    def __init__(self, source: Path, package: str, requirements: Path) -> None:
-        self.source, self.package, self.requirements = source, package, requirements
+    def __init__(self, source: Path, package: str, requirements: Path, exclude: tuple[str, ...] = ()) -> None:
+        self.source, self.package, self.requirements, self.exclude = source, package, requirements, exclude
+
+    def docker_command(self) -> str:
+        """The same bundle built in the runtime's build image (the fallback without local bundling)."""
+        removed = " ".join(f"/asset-output/{self.package}/{name}" for name in self.exclude)
+        return (
+            f"pip install --no-cache-dir -r {self.requirements.relative_to(self.source)} -t /asset-output"
+            f" && cp -r {self.package} run.sh /asset-output/" + (f" && rm -rf {removed}" if removed else "")
+        )
 
     def try_bundle(self, output_dir: str, options: object) -> bool:
         out = Path(output_dir)
@@ -38,8 +47,7 @@ class PipInstallBundling:
         ]  # fmt: skip
         if subprocess.run(command, check=False).returncode != 0:
             return False
-        # the Lambda needs neither the local model adapters, the ingestion command nor the clients
-        ignore = shutil.ignore_patterns("__pycache__", "local", "ingest", "client")
+        ignore = shutil.ignore_patterns("__pycache__", *self.exclude)
         shutil.copytree(self.source / self.package, out / self.package, ignore=ignore)
         shutil.copy2(self.source / "run.sh", out / "run.sh")  # the Lambda's entry script
         return True

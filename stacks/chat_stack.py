@@ -191,19 +191,16 @@ class RagChatStack(Stack):
             retention=_retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
+        # the function needs neither the local model adapters, the ingestion command nor the clients
+        bundling = PipInstallBundling(
+            LAMBDA_SOURCE, "ragchat", LAMBDA_SOURCE / "requirements.txt", exclude=("local", "ingest", "client")
+        )
         code = lambda_.Code.from_asset(
             str(LAMBDA_SOURCE),
             bundling=BundlingOptions(
                 image=lambda_.Runtime.PYTHON_3_14.bundling_image,
-                local=PipInstallBundling(LAMBDA_SOURCE, "ragchat", LAMBDA_SOURCE / "requirements.txt"),
-                command=[
-                    "bash",
-                    "-c",
-                    "pip install --no-cache-dir -r requirements.txt -t /asset-output"
-                    " && cp -r ragchat run.sh /asset-output/"
-                    # as local bundling: no local adapters, ingestion command or clients
-                    " && rm -rf /asset-output/ragchat/local /asset-output/ragchat/ingest /asset-output/ragchat/client",
-                ],
+                local=bundling,
+                command=["bash", "-c", bundling.docker_command()],
             ),
         )
         environment = {
