@@ -30,11 +30,10 @@ def acknowledge_findings(stack: RagChatStack) -> None:
         for wildcard, reason in ENDPOINT_WILDCARDS.items():
             _ack(policy, f"AwsSolutions-IAM5[{wildcard}]", reason)
     if stack.config.chat_model_s3_uri:
-        bucket, _, prefix = stack.config.chat_model_s3_uri.removeprefix("s3://").partition("/")
-        prefix = prefix.rstrip("/")
+        bucket, keys = stack.config.weights_object_pattern  # what the grant names
         _ack(
             stack.endpoints["chat"].role.node.find_child("DefaultPolicy"),
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{prefix + '/' if prefix else ''}*]",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{keys}]",
             "The model weights are many files under the prefix the user named; reads are limited to that prefix",
         )
     function_policy = stack.function.role.node.find_child("DefaultPolicy")
