@@ -321,9 +321,12 @@ def test_llama_2_chat_in_a_known_region_without_the_package_fails_synth_naming_t
     from stacks.config import ConfigError, DeploymentConfig
 
     config = DeploymentConfig(chat_model="llama-2-chat", accept_llama2_eula=True)
+    no_bundling = {"aws:cdk:bundling-stacks": []}  # as cdk_helpers.synth: no pip, no archives
     with pytest.raises(ConfigError, match=r"ragchat:chat_model: .*published in ap-southeast-1.*eu-central-1"):
-        RagChatStack(cdk.App(), "RagChat", config=config, env=cdk.Environment(region="eu-central-1"))
-    stack = RagChatStack(cdk.App(), "RagChat", config=config, env=cdk.Environment(region="eu-west-1"))
+        RagChatStack(cdk.App(context=no_bundling), "RagChat", config=config, env=cdk.Environment(region="eu-central-1"))
+    stack = RagChatStack(
+        cdk.App(context=no_bundling), "RagChat", config=config, env=cdk.Environment(region="eu-west-1")
+    )
     assert stack.region == "eu-west-1"
 
 
