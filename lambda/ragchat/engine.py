@@ -186,6 +186,10 @@ class ChatEngine:
         timings["total"] = _ms(started)
         yield self._finished(ChatResult(answer, session_id, sources, moderation, blocked, warnings, timings))
 
+    def close(self) -> None:
+        """Waits for lookups that outlived their deadline, so none runs on after shutdown."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def _finished(self, result: ChatResult) -> ChatResult:
         if self.observer is not None:
             try:

@@ -29,6 +29,10 @@ class LazyEngine:
         self._engine: ChatEngine | None = None
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
     def __call__(self) -> ChatEngine:
         if self._engine is None:
             with self._lock:
@@ -55,6 +59,7 @@ def create_aws_app(settings: AwsSettings | None = None, clients: AwsClients | No
             logger.error(f"configuration error: {exc}")
             raise
         yield
+        engine.close()
 
     app = create_app(engine)
     app.router.lifespan_context = lifespan

@@ -1,5 +1,6 @@
 """Every step of one turn, on test doubles."""
 
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -8,7 +9,7 @@ from conftest import make_engine
 from doubles import BagOfWordsEmbedder, MemoryIndex, RecordingGenerator, ScriptedModerator
 from ragchat.engine import REFUSAL, ChatRequest, ChatResult, EngineSettings, Token
 from ragchat.errors import RetrievalUnavailable
-from ragchat.interfaces import GenerationParams, Turn
+from ragchat.interfaces import GenerationParams, Match, Turn
 
 SPOT = "Which instances can I use with Managed Spot Training?"
 
@@ -154,3 +155,19 @@ def test_slow_retrieval_past_the_deadline_answers_without_context():
     assert result.sources == []
     assert result.warnings == ["retrieval unavailable, answered without retrieved context: no answer in 0.1s"]
     assert result.timings_ms["retrieval"] < 400
+
+
+def test_close_waits_for_a_lookup_that_outlived_its_deadline():
+    finished = threading.Event()
+
+    class SlowIndex(MemoryIndex):
+        def query(self, vector, top_k: int, namespace: str = "") -> list[Match]:
+            matches = super().query(vector, top_k, namespace)
+            finished.set()
+            return matches
+
+    engine = make_engine(index=SlowIndex(delay=0.5), settings=EngineSettings(retrieval_timeout_seconds=0.05))
+    engine.chat(ChatRequest("Which instances can I use with Managed Spot Training?"))
+    assert not finished.is_set()  # the turn did not wait for it
+    engine.close()
+    assert finished.is_set()  # shutdown did
