@@ -19,6 +19,16 @@ def _error(handler: BaseHTTPRequestHandler, status: int, code: str, message: str
     send_json(handler, status, {"error": {"code": code, "message": message}, "status": status})
 
 
+def _forget_retry_budget() -> None:
+    """The `pinecone` SDK keeps one retry budget per host name for the whole process (gRFC A6:
+    each retryable failure spends a token, retries stop below half). Every stand-in is
+    127.0.0.1, so failures injected by earlier tests would switch retries off in later ones;
+    a new or reset stand-in is a fresh backend, met with the full budget a new process has."""
+    from pinecone._internal.http_client import get_budget_registry
+
+    get_budget_registry()._reset()
+
+
 class PineconeStandIn(StandInServer):
     def __init__(self, api_key: str = "pc-test-key", ready_after: int = 0) -> None:
         self.api_key = api_key
@@ -30,6 +40,7 @@ class PineconeStandIn(StandInServer):
         self._describes: dict[str, int] = {}
         self._data_lock = threading.Lock()
         super().__init__()
+        _forget_retry_budget()
 
     # -- test controls ---------------------------------------------------------------
     def add_index(self, name: str, dimension: int = 384, metric: str = "cosine", ready: bool = True) -> None:
@@ -46,6 +57,7 @@ class PineconeStandIn(StandInServer):
         super().reset()
         self.failures.clear()
         self.fail_on = set()
+        _forget_retry_budget()
 
     def vectors(self, namespace: str = "") -> dict[str, tuple[list[float], dict[str, Any]]]:
         return self.spaces.get(namespace, {})

@@ -59,17 +59,6 @@ def aws_env(monkeypatch, moto_url, sagemaker_server, pinecone_server, comprehend
     return env
 
 
-@pytest.fixture(autouse=True)
-def fresh_pinecone_retry_budget() -> None:
-    """The `pinecone` SDK keeps one retry budget per host name for the whole process (gRFC A6:
-    each retryable failure spends a token, retries stop below half). Every stand-in is
-    127.0.0.1, so the failures injected by earlier tests would switch retries off in later
-    ones; each test starts with the full budget a fresh Lambda container has."""
-    from pinecone._internal.http_client import get_budget_registry
-
-    get_budget_registry()._reset()
-
-
 @pytest.fixture
 def aws_world(aws_env, sagemaker_server, pinecone_server, comprehend_server) -> Iterator[AwsWorld]:
     sagemaker_server.reset()

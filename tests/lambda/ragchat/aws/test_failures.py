@@ -121,8 +121,8 @@ def test_pinecone_down_still_answers_without_context(aws_client, aws_world, stat
     assert body["warnings"] and "retrieval unavailable" in body["warnings"][0]
     # retried with backoff, and bounded twice: the SDK makes at most 1 + 3 attempts, and the
     # engine stops waiting at its retrieval deadline (the SDK's jittered backoff decides how
-    # many attempts fit before that; the fixtures give each test a full retry budget and
-    # wait at teardown for lookups that outlived the deadline, so none leaks into the next test)
+    # many attempts fit before that; the reset stand-in gives each test a full retry budget and
+    # the fixtures wait at teardown for lookups that outlived the deadline, so none leaks into the next test)
     assert 2 <= len(aws_world.pinecone.data_requests("/query")) <= 4
     assert body["timings_ms"]["retrieval"] < 5500
     prompt = aws_world.sagemaker.calls(CHAT)[0].json()["inputs"]
