@@ -48,3 +48,19 @@ class UpstreamTimeout(ChatServiceError):
 class StoreUnavailable(ChatServiceError):
     status = 503
     code = "store_unavailable"
+
+
+class UpstreamAccessDenied(ChatServiceError):
+    """The model provider refuses this deployment (an IAM or SCP deny, a subscription or
+    a form the account still owes): an operator must act, so retrying cannot help."""
+
+    status = 502
+    code = "model_access_denied"
+
+
+class UpstreamModelUnavailable(ChatServiceError):
+    """The configured model id is not served where the service calls it (a wrong id, a
+    model not offered in the region, one that needs an inference profile, a legacy one)."""
+
+    status = 502
+    code = "model_unavailable"

@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from aws_world import BLOCKED_WORDS, PINECONE_KEY, AwsWorld, create_deployment, deploy_stand_ins
+from standins.bedrock_runtime import BedrockRuntimeStandIn
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
 from standins.sagemaker_runtime import SageMakerRuntimeStandIn
@@ -38,8 +39,17 @@ def comprehend_server() -> Iterator[ComprehendStandIn]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def bedrock_server() -> Iterator[BedrockRuntimeStandIn]:
+    server = BedrockRuntimeStandIn()
+    yield server
+    server.close()
+
+
 @pytest.fixture
-def aws_env(monkeypatch, moto_url, sagemaker_server, pinecone_server, comprehend_server) -> dict[str, str]:
+def aws_env(
+    monkeypatch, moto_url, sagemaker_server, pinecone_server, comprehend_server, bedrock_server
+) -> dict[str, str]:
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -51,6 +61,7 @@ def aws_env(monkeypatch, moto_url, sagemaker_server, pinecone_server, comprehend
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_server.url,
         "AWS_ENDPOINT_URL_COMPREHEND": comprehend_server.url,
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock_server.url,
         "PINECONE_CONTROLLER_HOST": pinecone_server.url,
         "POWERTOOLS_METRICS_NAMESPACE": "RagChatTest",
     }
