@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_lambda.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/retrieval_quality.py
+	$(BIN)/python bench/bench_stops.py
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .data .pytest_cache .ruff_cache test-artifacts

@@ -27,7 +27,8 @@ from .interfaces import (
     Turn,
     VectorIndex,
 )
-from .prompts import ModelProfile, StopFilter, fit_history
+from .prompts import ModelProfile, fit_history
+from .stops import StopFilter
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,12 @@ function, so adding a model is one small class.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from .interfaces import RenderedPrompt, Turn
+from .stops import StopFilter
 
 INSTRUCTIONS = (
     "Answer the QUESTION using the CONTEXT. If the CONTEXT does not contain the answer, "
@@ -117,61 +118,3 @@ def fit_history(history: Sequence[Turn], budget_tokens: int, count_tokens: Calla
         used += cost
         index = start
     return kept
-
-
-class StopFilter:
-    """Streams text through a stop rule: pieces are passed on as soon as they cannot be
-    the start of a stop sequence; at a stop sequence the stream ends. Special tokens are
-    removed, and so is whitespace at either end, so the streamed pieces join to exactly
-    the stored reply. Works the same for token streams from any container."""
-
-    def __init__(self, stop: Sequence[str], strip_tokens: Sequence[str] = ()) -> None:
-        self.stop = [s for s in stop if s]
-        self.strip_tokens = [s for s in strip_tokens if s]
-        self._pending = ""
-        self.stopped = False
-        self._started = False
-
-    def _hold_back(self) -> int:
-        """How many trailing characters of the pending text could begin a marker."""
-        longest = 0
-        for marker in self.stop + self.strip_tokens:
-            for size in range(min(len(marker) - 1, len(self._pending)), 0, -1):
-                if self._pending.endswith(marker[:size]):
-                    longest = max(longest, size)
-                    break
-        return longest
-
-    def feed(self, piece: str) -> str:
-        if self.stopped:
-            return ""
-        self._pending += piece
-        for token in self.strip_tokens:
-            self._pending = self._pending.replace(token, "")
-        cut = min((i for i in (self._pending.find(s) for s in self.stop) if i >= 0), default=-1)
-        if cut >= 0:
-            out, self._pending, self.stopped = self._pending[:cut].rstrip(), "", True
-        else:
-            # trailing whitespace waits for more text: before a stop or the end it is dropped
-            keep = max(self._hold_back(), len(self._pending) - len(self._pending.rstrip()))
-            out = self._pending[: len(self._pending) - keep]
-            self._pending = self._pending[len(self._pending) - keep :]
-        if not self._started:
-            out = out.lstrip()
-            self._started = bool(out)
-        return out
-
-    def flush(self) -> str:
-        out, self._pending = ("" if self.stopped else self._pending.rstrip()), ""
-        return out if self._started else out.lstrip()
-
-    def feed_all(self, pieces: Iterator[str] | Sequence[str]) -> Iterator[str]:
-        for piece in pieces:
-            out = self.feed(piece)
-            if out:
-                yield out
-            if self.stopped:
-                return
-        tail = self.flush()
-        if tail:
-            yield tail

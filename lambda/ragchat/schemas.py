@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 MAX_INPUT_CHARS = 8000
+MAX_STOP_SEQUENCES = 4  # OpenAI's documented limit
+MAX_STOP_CHARS = 64
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 NonBlank = Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)]
@@ -69,6 +71,18 @@ class OpenAIChatBody(_Strict):
     stop: str | list[str] | None = None
     n: Literal[1] = 1
     user: str | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _bounded_stop(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        """Every stop sequence goes to the model (and the local model prepares each one
+        against its whole vocabulary), so their number and length are bounded."""
+        sequences = [stop] if isinstance(stop, str) else stop or []
+        if len(sequences) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(sequences)}")
+        if any(len(s) > MAX_STOP_CHARS for s in sequences):
+            raise ValueError(f"a stop sequence may be at most {MAX_STOP_CHARS} characters long")
+        return stop
 
     @field_validator("messages")
     @classmethod

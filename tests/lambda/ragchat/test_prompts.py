@@ -55,14 +55,14 @@ def test_stop_filter_handles_stop_split_across_pieces(split):
     text = "All instances.\n<human>: next question"
     pieces = [text[i : i + split] for i in range(0, len(text), split)]
     out = "".join(StopFilter(["<human>"], ["<pad>"]).feed_all(pieces))
-    assert out == "All instances.\n"
+    assert out == "All instances."  # the newline before the stop is not part of the reply
 
 
 def test_stop_filter_passes_text_through_promptly_and_keeps_false_starts():
     f = StopFilter(["<human>"])
     assert f.feed(" Hello") == "Hello"  # leading space of the reply is dropped
-    assert f.feed(" <hu") == " "  # could be a stop: held back
-    assert f.feed("go boss") == "<hugo boss"  # was not: released
+    assert f.feed(" <hu") == ""  # could be a stop, with the space before it: held back
+    assert f.feed("go boss") == " <hugo boss"  # was not: released
     assert f.flush() == ""
 
 
