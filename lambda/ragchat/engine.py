@@ -138,7 +138,9 @@ class ChatEngine:
         history = list(request.history) if stateless else self.store.load(session_id, self.settings.history_limit)
         timings["history"] = _ms(t)
 
-        input_check = self._pool.submit(self._timed, self.moderator.check, request.inputs)
+        now = datetime.now(UTC)
+        checked = self.caller_text(request.inputs, history if stateless else [], request.params, now)
+        input_check = self._pool.submit(self._timed, self.moderator.check, checked)
         matches: list[Match] = []
         if not request.no_retrieval:
             t = time.perf_counter()
@@ -162,7 +164,7 @@ class ChatEngine:
             return
 
         sources = select_context(matches, self.settings.context_budget_chars)
-        prompt = self.build_prompt(request.inputs, join_context(sources), history, request.params)
+        prompt = self.build_prompt(request.inputs, join_context(sources), history, request.params, now)
 
         t = time.perf_counter()
         pieces: list[str] = []
@@ -201,16 +203,36 @@ class ChatEngine:
 
     # -- prompt ------------------------------------------------------------------------
     def build_prompt(
-        self, question: str, context: str, history: Sequence[Turn], params: GenerationParams
+        self,
+        question: str,
+        context: str,
+        history: Sequence[Turn],
+        params: GenerationParams,
+        now: datetime | None = None,
     ) -> RenderedPrompt:
         """Render the profile's prompt with as much recent history as the window allows."""
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
+        kept = self._fit_history(question, context, history, params, now)
+        return self.profile.render(question, context, kept, now)
+
+    def caller_text(
+        self, question: str, supplied_history: Sequence[Turn], params: GenerationParams, now: datetime
+    ) -> str:
+        """What input moderation checks: the question and every turn of caller-supplied
+        history (OpenAI `messages`, whatever their role) that can reach the prompt, as
+        one text. History fitted without context is a superset of what the prompt keeps
+        once context takes its share. Stored history was checked when it was sent."""
+        kept = self._fit_history(question, "", supplied_history, params, now)
+        return "\n\n".join([*(turn.content for turn in kept), question])
+
+    def _fit_history(
+        self, question: str, context: str, history: Sequence[Turn], params: GenerationParams, now: datetime
+    ) -> list[Turn]:
         if not self.profile.keeps_history or not history:
-            return self.profile.render(question, context, [], now)
+            return []
         base = self.profile.render(question, context, [], now)
         budget = self.profile.context_window - params.max_new_tokens - self.generator.count_tokens(base.describe())
-        kept = fit_history(history, max(budget, 0), self.generator.count_tokens)
-        return self.profile.render(question, context, kept, now)
+        return fit_history(history, max(budget, 0), self.generator.count_tokens)
 
     @staticmethod
     def _timed(fn: Any, arg: str) -> tuple[ModerationResult, float]:
