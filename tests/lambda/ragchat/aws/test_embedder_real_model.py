@@ -8,6 +8,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from aws_world import EMBEDDING
 from conftest import PROJECT_ROOT, load_module
@@ -18,6 +19,10 @@ from ragchat.knowledge import faq_documents
 from ragchat.local.embedder import MAX_TOKENS, package_dir
 from ragchat.local.factory import DEFAULT_KNOWLEDGE_BASE
 from standins.sagemaker_runtime import EmbeddingContainer
+
+# The stand-ins run the real model, a batch per request: on a busy 2-core CI machine one
+# request can take longer than the Lambda's 15 s read timeout, which is not under test here.
+PATIENT = FAST.merge(Config(read_timeout=300))
 
 pytestmark = pytest.mark.models
 INFERENCE_SCRIPT = PROJECT_ROOT / "model_code" / "embeddings" / "code" / "inference.py"
@@ -53,7 +58,7 @@ def test_our_inference_script_endpoint_matches_local(aws_world, model_dir, faq_t
     loaded = script.model_fn(str(model_dir))
     aws_world.sagemaker.deploy(EMBEDDING, EmbeddingContainer(lambda texts: script.predict_fn(texts, loaded)))
 
-    vectors = SageMakerEmbedder(SageMakerRuntime(boto3.client("sagemaker-runtime", config=FAST)), EMBEDDING).embed(
+    vectors = SageMakerEmbedder(SageMakerRuntime(boto3.client("sagemaker-runtime", config=PATIENT)), EMBEDDING).embed(
         faq_texts
     )
 
@@ -74,7 +79,7 @@ def test_stock_feature_extraction_endpoint_matches_local(aws_world, model_dir, f
         EMBEDDING, EmbeddingContainer(lambda texts: [extractor(t)[0] for t in texts], kind="token")
     )
 
-    embedder = SageMakerEmbedder(SageMakerRuntime(boto3.client("sagemaker-runtime", config=FAST)), EMBEDDING)
+    embedder = SageMakerEmbedder(SageMakerRuntime(boto3.client("sagemaker-runtime", config=PATIENT)), EMBEDDING)
     vectors = embedder.embed([faq_texts[i] for i in fits])
 
     assert len(fits) > 45
