@@ -24,6 +24,7 @@ from .interfaces import (
     ModerationResult,
     Moderator,
     RenderedPrompt,
+    Retriever,
     Turn,
     VectorIndex,
 )
@@ -86,6 +87,17 @@ class Token:
     text: str
 
 
+class EmbeddingRetriever:
+    """The usual retrieval: embed the question, query the vector index."""
+
+    def __init__(self, embedder: Embedder, index: VectorIndex, namespace: str = "") -> None:
+        self.embedder, self.index, self.namespace = embedder, index, namespace
+
+    def search(self, query: str, top_k: int) -> list[Match]:
+        vector = self.embedder.embed([query])[0]
+        return self.index.query(vector, top_k, self.namespace)
+
+
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
@@ -94,15 +106,21 @@ class ChatEngine:
     def __init__(
         self,
         *,
-        embedder: Embedder,
-        index: VectorIndex,
+        embedder: Embedder | None = None,
+        index: VectorIndex | None = None,
         generator: Generator,
         moderator: Moderator,
         store: ConversationStore,
         profile: ModelProfile,
         settings: EngineSettings = EngineSettings(),
         observer: Callable[[ChatResult], None] | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
+        if retriever is None:
+            if embedder is None or index is None:
+                raise ValueError("give a retriever, or an embedder and a vector index")
+            retriever = EmbeddingRetriever(embedder, index, settings.namespace)
+        self.retriever = retriever
         self.embedder = embedder
         self.index = index
         self.generator = generator
@@ -115,8 +133,7 @@ class ChatEngine:
 
     # -- retrieval ---------------------------------------------------------------------
     def retrieve(self, query: str, top_k: int | None = None) -> list[Match]:
-        vector = self.embedder.embed([query])[0]
-        return self.index.query(vector, top_k or self.settings.retrieval_top_k, self.settings.namespace)
+        return self.retriever.search(query, top_k or self.settings.retrieval_top_k)
 
     # -- one turn ----------------------------------------------------------------------
     def chat(self, request: ChatRequest) -> ChatResult:

@@ -98,6 +98,14 @@ class VectorIndex(Protocol):
 
 
 @runtime_checkable
+class Retriever(Protocol):
+    """Finds the documents for a question: an embedder plus a vector index, or a service
+    that embeds the text itself (the Wikipedia retrieval endpoint)."""
+
+    def search(self, query: str, top_k: int) -> list[Match]: ...
+
+
+@runtime_checkable
 class Generator(Protocol):
     """A text generator: the reply streamed as text pieces, or whole (buffered requests
     use it, so a remote model can answer in one call instead of a stream)."""
