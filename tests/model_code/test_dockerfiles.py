@@ -1,10 +1,12 @@
 """The rules every Dockerfile under model_code/ must follow (model_code/README.md): base
-images pinned, Python packages as pinned wheels, nothing built from source. No endpoint
-needs a custom image today; the rules are tested on examples and guard the first one."""
+images pinned, Python packages as pinned wheels, nothing built from source. A requirements
+file (`-r`) is read from the build context: every line pinned, installed with --no-deps so
+no unpinned dependency comes in. Tested on examples, and on every Dockerfile there."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +17,19 @@ PIP_INSTALL = re.compile(r"pip3?\s+install\s+(?P<args>[^&;|\n]*)")
 FROM_SOURCE = re.compile(r"\b(git\s+clone|cmake|make\s|\./configure|setup\.py\s+install)\b")
 
 
-def dockerfile_problems(text: str) -> list[str]:
+def requirements_problems(path: Path) -> list[str]:
+    """Each requirement line of a file pins one version with ==; option lines (indexes) pass."""
+    if not path.is_file():
+        return [f"requirements file {path.name} is not in the build context"]
+    problems = []
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line and not line.startswith("-") and "==" not in line:
+            problems.append(f"{path.name}: pin {line} with ==")
+    return problems
+
+
+def dockerfile_problems(text: str, context: Path | None = None) -> list[str]:
     text = re.sub(r"\\\n", " ", text)  # join continued lines
     problems = []
     stages = set()
@@ -33,7 +47,13 @@ def dockerfile_problems(text: str) -> list[str]:
         args = match["args"].split()
         if "--only-binary=:all:" not in args:
             problems.append(f"pip install {' '.join(args)}: add --only-binary=:all: (wheels, no source builds)")
-        packages = [a for a in args if not a.startswith("-")]
+        files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-r", "--requirement")]
+        files += [a.split("=", 1)[1] for a in args if a.startswith("--requirement=")]
+        for name in files:
+            if "--no-deps" not in args:
+                problems.append(f"pip install -r {name}: add --no-deps (pin the whole closure in the file)")
+            problems += requirements_problems((context or Path(".")) / Path(name).name)
+        packages = [a for a in args if not a.startswith("-") and a not in files]
         unpinned = [p for p in packages if "==" not in p and not p.startswith("/") and not p.endswith(".whl")]
         if unpinned:
             problems.append(f"pip install: pin {', '.join(unpinned)} with ==")
@@ -67,7 +87,20 @@ def test_rule_breaks_are_reported(dockerfile, problem):
     assert any(problem in p for p in dockerfile_problems(dockerfile)), dockerfile_problems(dockerfile)
 
 
+def test_a_requirements_file_is_read_from_the_build_context(tmp_path):
+    dockerfile = "FROM public.ecr.aws/docker/library/python:3.11.14-slim\n" \
+        "RUN pip install --only-binary=:all: --no-deps -r requirements.txt\n"  # fmt: skip
+    (tmp_path / "requirements.txt").write_text("--index-url https://example.com/simple\nfaiss-cpu==1.15.1\n")
+    assert dockerfile_problems(dockerfile, tmp_path) == []
+
+    (tmp_path / "requirements.txt").write_text("faiss-cpu==1.15.1\npyarrow  # unpinned\n")
+    assert dockerfile_problems(dockerfile, tmp_path) == ["requirements.txt: pin pyarrow with =="]
+    assert "add --no-deps" in dockerfile_problems(dockerfile.replace("--no-deps ", ""), tmp_path)[0]
+    assert "not in the build context" in dockerfile_problems(dockerfile, tmp_path / "elsewhere")[0]
+
+
 def test_every_dockerfile_under_model_code_follows_the_rules():
-    found = {str(p.relative_to(PROJECT_ROOT)): dockerfile_problems(p.read_text())
+    found = {str(p.relative_to(PROJECT_ROOT)): dockerfile_problems(p.read_text(), p.parent)
              for p in (PROJECT_ROOT / "model_code").rglob("Dockerfile*")}  # fmt: skip
+    assert found, "the Wikipedia retrieval image has a Dockerfile"
     assert {path: problems for path, problems in found.items() if problems} == {}
