@@ -28,6 +28,8 @@ def _engine(args: argparse.Namespace) -> ChatEngine:
     overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
     if args.knowledge_base:
         overrides["knowledge_base"] = Path(args.knowledge_base)
+    if args.wikipedia:
+        overrides["wikipedia_dir"] = Path(args.wikipedia)
     return build_local_engine(LocalSettings(**overrides))
 
 
@@ -121,6 +123,25 @@ def proxy(args: argparse.Namespace) -> int:
     return 0
 
 
+def wikipedia_build(args: argparse.Namespace) -> int:
+    from .ingest.sources import JsonlOptions, read_sources
+    from .local.wikipedia import build_index
+
+    texts, problems = read_sources(args.sources, jsonl_options=JsonlOptions(args.text_field))
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    try:
+        summary = build_index(texts, args.out, progress=not args.no_progress)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{summary.folder}: {summary.snippets} snippets from {summary.articles} articles, {summary.dimension}-d"
+        f"\nserve it with: ragchat --wikipedia {summary.folder} serve"
+    )
+    return 0
+
+
 def _add_remote_options(p: argparse.ArgumentParser, url_required: bool = False) -> None:
     p.add_argument("--url", required=url_required, default=None if url_required else os.environ.get("RAGCHAT_URL"),
                    help="the chat service: a local URL or the stack's ChatUrl output (default: $RAGCHAT_URL; "
@@ -136,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ragchat", description=__doc__)
     parser.add_argument("--data-dir", help="local data folder (default: .data in the project, or $RAGCHAT_DATA_DIR)")
     parser.add_argument("--knowledge-base", help="the FAQ CSV to index (default: data/Amazon_SageMaker_FAQs.csv)")
+    parser.add_argument(
+        "--wikipedia", help="serve this Wikipedia-format index folder instead of the FAQ ($RAGCHAT_WIKIPEDIA_DIR)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     p_serve = commands.add_parser("serve", help="serve the HTTP API")
@@ -164,6 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     from .ingest.command import add_parser as add_ingest_parser
 
     add_ingest_parser(commands)
+
+    p_wiki = commands.add_parser("wikipedia", help="build a Wikipedia-format index (parquet + FAISS) from any text")
+    wiki_commands = p_wiki.add_subparsers(dest="wikipedia_command", required=True)
+    p_build = wiki_commands.add_parser(
+        "build",
+        help="split texts into 3-sentence snippets, embed them, write knn.index + parquet",
+        description="Each source is one article (title: a JSONL `title` field, a leading '# heading', or the "
+        "file name). Serve the folder with `ragchat --wikipedia DIR serve` or upload it for the endpoint.",
+    )
+    p_build.add_argument("sources", nargs="+", type=Path, help=".md/.txt/.html/.pdf files, folders, or JSONL")
+    p_build.add_argument("--out", type=Path, required=True, help="the index folder to write")
+    p_build.add_argument("--text-field", default="text", help="JSONL: the field holding the article text")
+    p_build.add_argument("--no-progress", action="store_true")
+    p_build.set_defaults(run=wikipedia_build)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

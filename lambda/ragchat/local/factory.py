@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..engine import ChatEngine, EngineSettings
 from ..interfaces import Embedder, Generator
@@ -30,6 +31,11 @@ class LocalSettings:
     context_budget_chars: int = 1000
     retrieval_top_k: int = 5
     profile: str = "smollm2-local"
+    # A Wikipedia-format index folder (`ragchat wikipedia build`, or the staged dataset):
+    # served by the retrieval endpoint's handler instead of the FAQ index.
+    wikipedia_dir: Path | None = (
+        Path(os.environ["RAGCHAT_WIKIPEDIA_DIR"]) if os.environ.get("RAGCHAT_WIKIPEDIA_DIR") else None
+    )  # noqa: E501
 
 
 def ensure_knowledge_base(
@@ -67,25 +73,40 @@ def ensure_knowledge_base(
     return True
 
 
+def faq_parts(settings: LocalSettings, progress: bool) -> dict[str, Any]:
+    """MiniLM and the FAISS index of the FAQ (and whatever `ragchat ingest` added)."""
+    from .embedder import OnnxMiniLMEmbedder
+
+    embedder = OnnxMiniLMEmbedder()
+    index = FaissVectorIndex(settings.data_dir / "index", embedder.dimension)
+    ensure_knowledge_base(settings.knowledge_base, embedder, index, settings.data_dir / "indexed.json", progress)
+    return {"embedder": embedder, "index": index}
+
+
+def wikipedia_parts(folder: Path) -> dict[str, Any]:
+    """The retrieval endpoint's handler on a local Wikipedia-format folder, in-process."""
+    from ..wikipedia import WikipediaRetrieval
+    from .wikipedia import InProcessRuntime
+
+    if not (folder / "knn.index").is_file():
+        raise FileNotFoundError(f"{folder} holds no knn.index: build one with `ragchat wikipedia build`")
+    return {"retriever": WikipediaRetrieval(InProcessRuntime(folder), endpoint=str(folder))}
+
+
 def build_local_engine(
     settings: LocalSettings = LocalSettings(),
     *,
     generator_factory: Callable[[], Generator] | None = None,
     progress: bool = True,
 ) -> ChatEngine:
-    from .embedder import OnnxMiniLMEmbedder
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedder = OnnxMiniLMEmbedder()
-    index = FaissVectorIndex(settings.data_dir / "index", embedder.dimension)
-    ensure_knowledge_base(settings.knowledge_base, embedder, index, settings.data_dir / "indexed.json", progress)
+    parts = wikipedia_parts(settings.wikipedia_dir) if settings.wikipedia_dir else faq_parts(settings, progress)
     if generator_factory is None:
         from .generator import SmolLM2Generator
 
         generator_factory = SmolLM2Generator
     return ChatEngine(
-        embedder=embedder,
-        index=index,
+        **parts,
         generator=generator_factory(),
         moderator=KeywordStandInModerator(),
         store=SqliteConversationStore(settings.data_dir / "conversations.sqlite3"),
