@@ -1,6 +1,6 @@
-"""A stand-in for the Hugging Face hub's model API and file downloads (the calls
-`huggingface_hub` makes for `list_repo_files` and `snapshot_download`), serving a local
-folder as one repository at one commit."""
+"""A stand-in for the Hugging Face hub's model and dataset API and file downloads (the calls
+`huggingface_hub` makes for `list_repo_files`, `list_repo_tree` and `snapshot_download`),
+serving local folders as repositories at one commit."""
 
 from __future__ import annotations
 
@@ -13,15 +13,24 @@ from urllib.parse import unquote, urlparse
 from .base import Recorded, StandInServer, send_json
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<kind>tree|revision)/(?P<rev>[^/?]+)(?:/.*)?$")
-RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+API = re.compile(
+    r"^/api/(?P<type>models|datasets)/(?P<repo>[^/]+/[^/]+)/(?P<kind>tree|revision)/(?P<rev>[^/?]+)(?:/.*)?$"
+)
+RESOLVE = re.compile(r"^/(?:(?P<type>datasets)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 
 
 class HubStandIn(StandInServer):
-    def __init__(self, repo_id: str, folder: Path, revisions: tuple[str, ...] = ("main", COMMIT)) -> None:
-        self.repo_id, self.revisions = repo_id, revisions
-        self.files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+    def __init__(
+        self, repo_id: str, folder: Path, revisions: tuple[str, ...] = ("main", COMMIT), repo_type: str = "model"
+    ) -> None:
+        self.revisions = revisions
+        self.repos: dict[tuple[str, str], dict[str, Path]] = {}
+        self.add_repo(repo_id, folder, repo_type)
         super().__init__()
+
+    def add_repo(self, repo_id: str, folder: Path, repo_type: str = "model") -> None:
+        files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+        self.repos[(repo_type, repo_id)] = files
 
     def downloads(self) -> list[str]:
         """The files whose content was fetched (GET on resolve)."""
@@ -31,19 +40,19 @@ class HubStandIn(StandInServer):
         path = unquote(urlparse(recorded.path).path)
         api, resolve = API.match(path), RESOLVE.match(path)
         match = api or resolve
-        if not match or match["repo"] != self.repo_id:
+        repo_type = "dataset" if match and match["type"] == "datasets" else "model"
+        files = self.repos.get((repo_type, match["repo"])) if match else None
+        if files is None:
             return self._error(handler, 404, "Repository not found", "RepoNotFound")
         if match["rev"] not in self.revisions:
             return self._error(handler, 404, "Invalid rev id", "RevisionNotFound")
         if api and api["kind"] == "tree":
-            entries = [
-                {"type": "file", "path": n, "size": p.stat().st_size, "oid": _oid(p)} for n, p in self.files.items()
-            ]
+            entries = [{"type": "file", "path": n, "size": p.stat().st_size, "oid": _oid(p)} for n, p in files.items()]
             return send_json(handler, 200, entries)
         if api:
-            siblings = [{"rfilename": name} for name in self.files]
-            return send_json(handler, 200, {"id": self.repo_id, "sha": COMMIT, "siblings": siblings})
-        file = self.files.get(resolve["path"])
+            siblings = [{"rfilename": name} for name in files]
+            return send_json(handler, 200, {"id": match["repo"], "sha": COMMIT, "siblings": siblings})
+        file = files.get(resolve["path"])
         if file is None:
             return self._error(handler, 404, "Entry not found", "EntryNotFound")
         data = file.read_bytes()
