@@ -77,11 +77,18 @@ class RecordingGenerator:
         self.buffered_calls = 0
 
     def stream(self, prompt: RenderedPrompt, params: GenerationParams) -> Iterator[str]:
+        """A word is a token: at most `max_new_tokens` words, reported like a model would."""
         self.prompts.append(prompt)
         self.params.append(params)
-        size = max(1, math.ceil(len(self.reply) / self.pieces))
-        for start in range(0, len(self.reply), size):
-            yield self.reply[start : start + size]
+        words = re.findall(r"\s*\S+", self.reply)
+        reply = "".join(words[: params.max_new_tokens])
+        if params.report is not None:
+            params.report.prompt_tokens = self.count_tokens(prompt.describe())
+            params.report.completion_tokens = min(len(words), params.max_new_tokens)
+            params.report.finish_reason = "length" if len(words) > params.max_new_tokens else "stop"
+        size = max(1, math.ceil(len(reply) / self.pieces))
+        for start in range(0, len(reply), size):
+            yield reply[start : start + size]
 
     def generate(self, prompt: RenderedPrompt, params: GenerationParams) -> str:
         self.buffered_calls += 1

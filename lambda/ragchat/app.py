@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from . import openai_api
 from .engine import ChatEngine, ChatRequest, ChatResult, Token
 from .errors import ChatServiceError
-from .interfaces import GenerationParams, Turn
+from .interfaces import GenerationParams
 from .schemas import ChatBody, OpenAIChatBody, RetrieveBody
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 # curl -d sends form-urlencoded by default; its body is still our JSON, so accept it.
 ACCEPTED_CONTENT_TYPES = {"", "application/json", "application/x-www-form-urlencoded"}
+OPENAI_PREFIX = "/v1/"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # The chat page: one static file, no build step. Its script and style are inline and it
 # only talks to the app that served it.
@@ -55,8 +56,13 @@ class ApiError(Exception):
         body.update(self.extra)
         return {"error": body}
 
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.payload(), status_code=self.status)
+    def openai_payload(self) -> dict[str, Any]:
+        body = openai_api.error_body(self.status, self.message, self.field, self.code)
+        body["error"].update(self.extra)
+        return body
+
+    def response(self, openai_shape: bool = False) -> JSONResponse:
+        return JSONResponse(self.openai_payload() if openai_shape else self.payload(), status_code=self.status)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -93,6 +99,11 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
         raise ApiError(422, "validation_error", errors[0]["message"], errors[0]["field"], errors=errors) from None
 
 
+def openai_shape(request: Request) -> bool:
+    """OpenAI's clients read OpenAI's error shape: the routes under /v1/ answer in it."""
+    return request.url.path.startswith(OPENAI_PREFIX)
+
+
 def wants_stream(request: Request, flag: bool) -> bool:
     return flag or "text/event-stream" in request.headers.get("accept", "")
 
@@ -107,8 +118,8 @@ def service_error(exc: ChatServiceError) -> ApiError:
     return ApiError(exc.status, exc.code, str(exc), **extra)
 
 
-def error_response(error: ApiError, retry_after: int | None = None) -> JSONResponse:
-    response = error.response()
+def error_response(error: ApiError, retry_after: int | None = None, openai_shape: bool = False) -> JSONResponse:
+    response = error.response(openai_shape)
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
     return response
@@ -154,67 +165,28 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
 
     async def openai_chat(request: Request) -> Response:
         body: OpenAIChatBody = await parse_body(request, OpenAIChatBody)
-        *earlier, last = body.messages
-        stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
-        chat_request = ChatRequest(
-            inputs=last.content,
-            params=GenerationParams(
-                temperature=body.temperature,
-                top_k=body.top_k,
-                max_new_tokens=body.max_completion_tokens or body.max_tokens or 512,
-                stop=stop,
-            ),
-            history=[Turn(m.role, m.content) for m in earlier if m.role != "system"],
-        )
+        chat_request = openai_api.chat_request(body)
         engine = engine_provider()
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        created = int(time.time())
-        model = body.model or engine.profile.name
+        meta = openai_api.CompletionMeta(model=engine.profile.name)
         if not body.stream:
             result = await run_in_threadpool(engine.chat, chat_request)
-            return JSONResponse(
-                {
-                    "id": completion_id,
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": result.outputs},
-                            "finish_reason": "content_filter" if result.blocked else "stop",
-                        }
-                    ],
-                    "sources": [m.as_source() for m in result.sources],
-                    "moderation": result.moderation,
-                }
-            )
+            return JSONResponse(openai_api.completion(result, meta))
         first, events = await start_stream(engine.stream(chat_request))
-
-        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-            data = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                **extra,
-            }
-            return sse(None, data)
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
 
         def frames() -> Iterator[str]:
-            yield chunk({"role": "assistant", "content": ""})
-            for event in _chain(first, events):
-                if isinstance(event, Token):
-                    yield chunk({"content": event.text})
-                else:
-                    if event.blocked:
-                        yield chunk({"content": "\n\n" + event.outputs})
-                    finish = "content_filter" if event.blocked else "stop"
-                    yield chunk({}, finish, sources=[m.as_source() for m in event.sources])
+            try:
+                for chunk in openai_api.chunks(_chain(first, events), meta, include_usage):
+                    yield sse(None, chunk)
+            except ChatServiceError as exc:
+                yield sse(None, openai_api.error_body(exc.status, str(exc), None, exc.code))
+                return
             yield sse(None, "[DONE]")
 
         return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def openai_models(request: Request) -> Response:
+        return JSONResponse(openai_api.model_list(engine_provider().profile.name, started))
 
     async def retrieve(request: Request) -> Response:
         body: RetrieveBody = await parse_body(request, RetrieveBody)
@@ -229,27 +201,33 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return exc.response()
+        return exc.response(openai_shape(request))
+
+    async def on_openai_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, openai_api.OpenAIError)
+        return ApiError(exc.status, exc.code, exc.message, exc.param).response(openai_shape=True)
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ChatServiceError)
         log.warning("upstream failure in step %s: %s", exc.step, exc)
-        return error_response(service_error(exc), exc.retry_after)
+        return error_response(service_error(exc), exc.retry_after, openai_shape(request))
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return ApiError(exc.status_code, code, str(exc.detail), "path").response()
+        return ApiError(exc.status_code, code, str(exc.detail), "path").response(openai_shape(request))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error")
-        return ApiError(500, "internal_error", "internal error; see the service log").response()
+        return ApiError(500, "internal_error", "internal error; see the service log").response(openai_shape(request))
 
     chat_page = CHAT_PAGE.read_text(encoding="utf-8")
+    started = int(time.time())
     routes = [
         Route("/", page, methods=["GET"]),
         Route("/chat", chat, methods=["POST"]),
         Route("/v1/chat/completions", openai_chat, methods=["POST"]),
+        Route("/v1/models", openai_models, methods=["GET"]),
         Route("/retrieve", retrieve, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         *(extra_routes or []),
@@ -258,6 +236,7 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
         routes=routes,
         exception_handlers={
             ApiError: on_api_error,
+            openai_api.OpenAIError: on_openai_error,
             ChatServiceError: on_service_error,
             HTTPException: on_http_error,
             Exception: on_unexpected,

@@ -18,7 +18,9 @@ from .errors import RetrievalUnavailable
 from .interfaces import (
     ConversationStore,
     Embedder,
+    FinishReason,
     GenerationParams,
+    GenerationReport,
     Generator,
     Match,
     ModerationResult,
@@ -26,6 +28,7 @@ from .interfaces import (
     RenderedPrompt,
     Retriever,
     Turn,
+    Usage,
     VectorIndex,
 )
 from .prompts import ModelProfile, fit_history
@@ -68,6 +71,8 @@ class ChatResult:
     blocked: bool = False
     warnings: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Usage()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -186,13 +191,20 @@ class ChatEngine:
         t = time.perf_counter()
         pieces: list[str] = []
         stop_filter = StopFilter(self.profile.stop + request.params.stop, self.profile.strip_tokens)
-        gen_params = replace(request.params, stop=self.profile.stop + request.params.stop)
+        report = GenerationReport()
+        gen_params = replace(request.params, stop=self.profile.stop + request.params.stop, report=report)
         raw = [self.generator.generate(prompt, gen_params)] if buffered else self.generator.stream(prompt, gen_params)
-        for piece in stop_filter.feed_all(raw):
-            pieces.append(piece)
-            yield Token(piece)
+        try:
+            for piece in stop_filter.feed_all(raw):
+                pieces.append(piece)
+                yield Token(piece)
+        finally:
+            if hasattr(raw, "close"):
+                raw.close()  # stopped here: the model stops too, and files its report
         reply = "".join(pieces).strip()
         timings["generation"] = _ms(t)
+        finish: FinishReason = "stop" if stop_filter.stopped else report.finish_reason or "stop"
+        usage = self._usage(report, prompt, reply)
 
         output_verdict, timings["moderation_output"] = self._timed(self.moderator.check, reply)
         moderation["output"] = output_verdict.as_dict()
@@ -204,7 +216,18 @@ class ChatEngine:
             self.store.append(session_id, [Turn("user", request.inputs), Turn("assistant", answer)])
             timings["store"] = _ms(t)
         timings["total"] = _ms(started)
-        yield self._finished(ChatResult(answer, session_id, sources, moderation, blocked, warnings, timings))
+        result = ChatResult(answer, session_id, sources, moderation, blocked, warnings, timings, finish, usage)
+        yield self._finished(result)
+
+    def _usage(self, report: GenerationReport, prompt: RenderedPrompt, reply: str) -> Usage:
+        """The generator's own token counts, or the engine's estimate where it has none."""
+        prompt_tokens = report.prompt_tokens
+        if prompt_tokens is None:
+            prompt_tokens = self.generator.count_tokens(prompt.describe())
+        completion_tokens = report.completion_tokens
+        if completion_tokens is None:
+            completion_tokens = self.generator.count_tokens(reply)
+        return Usage(prompt_tokens, completion_tokens)
 
     def close(self) -> None:
         """Waits for lookups that outlived their deadline, so none runs on after shutdown."""

@@ -43,12 +43,40 @@ class Turn:
     content: str
 
 
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass
+class GenerationReport:
+    """What a generator tells about one generation, filled in as it ends: why it ended
+    ("length": at `max_new_tokens`) and its size in the model's own tokens. A generator
+    that cannot tell leaves a field None, and the engine estimates with `count_tokens`."""
+
+    finish_reason: FinishReason | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
 @dataclass(frozen=True)
 class GenerationParams:
+    """How to sample. `top_p` and `seed` are honoured where the backend has them."""
+
     temperature: float = 0.6
     top_k: int = 40
     max_new_tokens: int = 512
     stop: tuple[str, ...] = ()
+    top_p: float | None = None
+    seed: int | None = None
+    # Not a setting: where the generator reports on this one call (see GenerationReport).
+    report: GenerationReport | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens one turn cost: the prompt and the reply generated."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 @dataclass(frozen=True)

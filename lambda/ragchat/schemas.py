@@ -3,7 +3,7 @@ unknown fields are refused, so a typo never silently falls back to a default."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -55,22 +55,39 @@ class OpenAIMessage(_Strict):
     content: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
 
 
+class StreamOptions(_Strict):
+    include_usage: bool = False
+    include_obfuscation: bool = False  # accepted; nothing here needs padding
+
+
 class OpenAIChatBody(_Strict):
-    """The subset of OpenAI's chat-completions request this service honours. Fields the
-    official clients send that do not change the answer (`model`, `user`, `n`=1,
-    `stream_options`) are accepted."""
+    """OpenAI's chat-completions request. Honoured: `messages`, `temperature`, `top_p`,
+    `max_tokens`/`max_completion_tokens`, `stop`, `stream`, `stream_options`, `seed` (by
+    the backends that can). Accepted and ignored: `model` (one model is served),
+    `presence_penalty` and `frequency_penalty` (no backend here has OpenAI's penalties),
+    `user`. Refused by the route, naming the field: `n` > 1, `tools` and the like,
+    `response_format`. Unknown fields are refused here."""
 
     messages: list[OpenAIMessage] = Field(min_length=1, max_length=200)
-    model: str | None = None
+    model: str | None = Field(None, max_length=256)
     temperature: float = Field(0.6, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
     top_k: int = Field(40, ge=0, le=1000)
     max_tokens: int | None = Field(None, ge=1, le=2048)
     max_completion_tokens: int | None = Field(None, ge=1, le=2048)
     stream: bool = False
-    stream_options: dict[str, bool] | None = None
+    stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    n: Literal[1] = 1
-    user: str | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**64)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    user: str | None = Field(None, max_length=256)
+    n: int = Field(1, ge=1, le=128)
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    functions: list[Any] | None = None
+    function_call: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
     @field_validator("stop")
     @classmethod

@@ -43,14 +43,23 @@ class TextModel:
     reply: str
     run_on: str = "\n<human>: what else?\n<bot>: more text"
 
-    def generate(self, stop: Sequence[str]) -> list[str]:
+    def generate(self, stop: Sequence[str], max_new_tokens: int = 512) -> list[str]:
         tokens = tokens_of(self.reply + self.run_on)
         out: list[str] = []
-        for token in tokens:
+        for token in tokens[:max_new_tokens]:
             out.append(token)
             if any(s and s in "".join(out) for s in stop):
                 break  # like LMI and TGI: the stop sequence itself is still in the output
         return out
+
+    def details(self, tokens: list[str], parameters: dict[str, Any]) -> dict[str, Any]:
+        """The `details` of the last streamed line, as LMI and TGI send them."""
+        text, stop = "".join(tokens), parameters.get("stop_sequences") or parameters.get("stop") or []
+        if any(s and s in text for s in stop):
+            reason = "stop_sequence"
+        else:
+            reason = "length" if len(tokens) >= parameters.get("max_new_tokens", 512) else "eos_token"
+        return {"finish_reason": reason, "generated_tokens": len(tokens), "inputs": None}
 
 
 class LmiContainer:
@@ -64,7 +73,8 @@ class LmiContainer:
     def _tokens(self, body: dict[str, Any]) -> list[str]:
         if not isinstance(body.get("inputs"), str):
             raise ContainerError(400, "inputs must be a string")
-        return self.model.generate(body.get("parameters", {}).get("stop_sequences", []))
+        parameters = body.get("parameters", {})
+        return self.model.generate(parameters.get("stop_sequences", []), parameters.get("max_new_tokens", 512))
 
     def invoke(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
         return {"generated_text": "".join(self._tokens(body))}
@@ -77,7 +87,7 @@ class LmiContainer:
             event = {
                 "token": {"id": 100 + i, "text": token, "log_prob": -0.25, "special_token": False},
                 "generated_text": "".join(tokens) if last else None,
-                "details": None,
+                "details": self.model.details(tokens, body.get("parameters", {})) if last else None,
             }
             lines.append(json.dumps(event).encode() + b"\n")
         return lines

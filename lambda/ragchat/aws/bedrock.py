@@ -61,6 +61,8 @@ def converse_request(model_id: str, prompt: RenderedPrompt, params: GenerationPa
         "maxTokens": params.max_new_tokens,
         "temperature": min(params.temperature, MAX_TEMPERATURE),
     }
+    if params.top_p is not None:
+        config["topP"] = params.top_p
     stop = [s for s in params.stop if s.strip()]
     if stop:
         config["stopSequences"] = stop
@@ -68,6 +70,18 @@ def converse_request(model_id: str, prompt: RenderedPrompt, params: GenerationPa
     if system:
         request["system"] = system
     return request
+
+
+def report(params: GenerationParams, stop_reason: str | None, usage: dict[str, Any] | None) -> None:
+    """Bedrock says why it stopped (`max_tokens` is OpenAI's "length") and counts tokens
+    with the model's own tokenizer: both go to the engine as they are."""
+    if params.report is None:
+        return
+    if stop_reason:
+        params.report.finish_reason = "length" if stop_reason == "max_tokens" else "stop"
+    if usage:
+        params.report.prompt_tokens = usage.get("inputTokens")
+        params.report.completion_tokens = usage.get("outputTokens")
 
 
 class BedrockGenerator:
@@ -87,6 +101,7 @@ class BedrockGenerator:
                 text = event.get("contentBlockDelta", {}).get("delta", {}).get("text")
                 if text:
                     yield text
+                report(params, event.get("messageStop", {}).get("stopReason"), event.get("metadata", {}).get("usage"))
         except FAILURES as exc:
             raise map_bedrock_error(exc, self.model_id, STEP) from None
 
@@ -98,6 +113,7 @@ class BedrockGenerator:
             raise map_bedrock_error(exc, self.model_id, STEP) from None
         try:
             content = response["output"]["message"]["content"]
+            report(params, response.get("stopReason"), response.get("usage"))
             return "".join(block.get("text", "") for block in content)
         except (KeyError, TypeError):
             raise UpstreamModelError(

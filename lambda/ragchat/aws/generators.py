@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UpstreamModelError
-from ..interfaces import GenerationParams, RenderedPrompt
+from ..interfaces import FinishReason, GenerationParams, RenderedPrompt
 from .sagemaker import ContainerReportedError, SageMakerRuntime, raise_on_reported_error
 
 STEP = "generation"
@@ -49,11 +49,25 @@ class PayloadContract:
             return ""
         return token.get("text") or ""
 
+    def parse_finish(self, line: bytes) -> tuple[FinishReason | None, int | None]:
+        """Why the container stopped and how many tokens it wrote, from the `details` its
+        last streamed line carries (LMI and TGI alike); (None, None) where it has none."""
+        text = line.decode("utf-8").strip().removeprefix("data:").strip()
+        try:
+            details = json.loads(text).get("details") or {}
+        except (json.JSONDecodeError, AttributeError):
+            return None, None
+        reason, tokens = details.get("finish_reason"), details.get("generated_tokens")
+        finish: FinishReason | None = ("length" if reason == "length" else "stop") if reason else None
+        return finish, tokens if isinstance(tokens, int) else None
+
 
 def _sampling(params: GenerationParams) -> dict[str, Any]:
     sampling: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": params.temperature > 0}
     if params.temperature > 0:
         sampling.update(temperature=params.temperature, top_k=params.top_k)
+        if params.top_p is not None:
+            sampling["top_p"] = params.top_p
     return sampling
 
 
@@ -117,7 +131,7 @@ class JumpStartLlamaContract(PayloadContract):
             raise ValueError("Llama-2 chat takes chat messages; the model profile rendered a text prompt")
         parameters: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
-            "top_p": 0.9,
+            "top_p": 0.9 if params.top_p is None else params.top_p,
             "temperature": params.temperature,
             "return_full_text": False,
         }
@@ -147,7 +161,9 @@ class SageMakerGenerator:
             return
         body = contract.request(prompt, params, stream=True)
         lines = self.runtime.invoke_stream(self.endpoint, body, step=STEP, custom_attributes=contract.custom_attributes)
+        last = b""
         for line in lines:
+            last = line if line.strip() else last
             try:
                 piece = contract.parse_line(line)
             except ContainerReportedError as exc:
@@ -157,6 +173,8 @@ class SageMakerGenerator:
                 raise UpstreamModelError(message, step=STEP) from None
             if piece:
                 yield piece
+        if params.report is not None and last:
+            params.report.finish_reason, params.report.completion_tokens = contract.parse_finish(last)
 
     def generate(self, prompt: RenderedPrompt, params: GenerationParams) -> str:
         contract = self.contract

@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..interfaces import GenerationParams, RenderedPrompt
 from .embedder import package_dir
@@ -118,7 +119,7 @@ class SmolLM2Generator:
             do_sample=sampling,
             temperature=params.temperature if sampling else None,
             top_k=params.top_k if sampling else None,
-            top_p=None,
+            top_p=params.top_p if sampling else None,
             stopping_criteria=StoppingCriteriaList([_Cancelled()]),
             pad_token_id=self.tokenizer.eos_token_id,
         )
@@ -126,11 +127,16 @@ class SmolLM2Generator:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
 
         failure: list[BaseException] = []
+        prompt_tokens = inputs["input_ids"].shape[-1]
 
         def run() -> None:
             try:
+                if params.seed is not None:
+                    torch.manual_seed(params.seed)  # under the lock: no other generation draws meanwhile
                 with torch.inference_mode():
-                    self.model.generate(**kwargs)
+                    output = self.model.generate(**kwargs)
+                if params.report is not None:
+                    self._report(params, prompt_tokens, output[0, prompt_tokens:], cancelled.is_set())
             except BaseException as exc:  # surfaced in the caller's thread below
                 failure.append(exc)
                 streamer.end()
@@ -145,3 +151,12 @@ class SmolLM2Generator:
                 worker.join()
         if failure:
             raise failure[0]
+
+    def _report(self, params: GenerationParams, prompt_tokens: int, generated: Any, cancelled: bool) -> None:
+        """Counts in the model's tokens; "length" when it was still writing at the limit
+        (its last token is not the end-of-sequence token)."""
+        report = params.report
+        assert report is not None
+        report.prompt_tokens, report.completion_tokens = prompt_tokens, len(generated)
+        at_limit = len(generated) >= params.max_new_tokens and int(generated[-1]) != self.tokenizer.eos_token_id
+        report.finish_reason = "length" if at_limit and not cancelled else "stop"

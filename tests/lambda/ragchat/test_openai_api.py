@@ -57,3 +57,111 @@ def test_local_moderation_checks_earlier_messages_not_only_the_last(role):
     assert body["choices"][0]["message"]["content"] == REFUSAL
     assert body["moderation"]["input"]["flagged"] is True
     assert engine.generator.prompts == [], "nothing reached the model"
+
+
+def sse_data(text: str) -> list:
+    """The `data:` payloads of an OpenAI stream, `[DONE]` included."""
+    payloads = [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
+    return [p if p == "[DONE]" else json.loads(p) for p in payloads]
+
+
+def test_completion_reports_usage_in_the_models_tokens(client, engine):
+    body = post(client, {"model": "anything", "messages": QUESTION}).json()
+    prompt = engine.generator.prompts[0].describe()
+    assert body["usage"] == {
+        "prompt_tokens": engine.generator.count_tokens(prompt),
+        "completion_tokens": 6,  # "Spot training works on all instances."
+        "total_tokens": engine.generator.count_tokens(prompt) + 6,
+    }
+    assert body["model"] == "gpt-neoxt-chat", "the response names the model that answered"
+
+
+def test_truncated_reply_finishes_with_length(client):
+    body = post(client, {"messages": QUESTION, "max_tokens": 3}).json()
+    assert body["choices"][0]["message"]["content"] == "Spot training works"
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["completion_tokens"] == 3
+
+
+def test_reply_cut_at_a_stop_sequence_finishes_with_stop(client):
+    body = post(client, {"messages": QUESTION, "max_tokens": 5, "stop": ["works"]}).json()
+    assert body["choices"][0]["message"]["content"] == "Spot training"
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_stream_with_include_usage_ends_with_a_usage_chunk(client):
+    body = {"messages": QUESTION, "stream": True, "stream_options": {"include_usage": True}, "max_tokens": 4}
+    events = sse_data(post(client, body).text)
+    assert events[-1] == "[DONE]"
+    *chunks, usage_chunk = events[:-1]
+    assert usage_chunk["choices"] == [] and usage_chunk["usage"]["completion_tokens"] == 4
+    assert usage_chunk["usage"]["total_tokens"] == usage_chunk["usage"]["prompt_tokens"] + 4 > 4
+    assert all(c["usage"] is None and len(c["choices"]) == 1 for c in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Spot training works on"
+
+
+def test_stream_without_include_usage_has_no_usage(client):
+    events = sse_data(post(client, {"messages": QUESTION, "stream": True}).text)
+    assert all("usage" not in e for e in events[:-1])
+    assert events[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_models_lists_the_served_model(client):
+    body = client.get("/v1/models").json()
+    assert body["object"] == "list"
+    assert [(m["id"], m["object"], m["owned_by"]) for m in body["data"]] == [("gpt-neoxt-chat", "model", "ragchat")]
+
+
+def test_sampling_options_are_accepted_and_passed_on(client, engine):
+    extra = {"top_p": 0.9, "seed": 42, "presence_penalty": 0.5, "frequency_penalty": -0.5, "user": "user-1234"}
+    r = post(client, {"messages": QUESTION, **extra})
+    assert r.status_code == 200, r.text
+    params = engine.generator.params[0]
+    assert (params.top_p, params.seed) == (0.9, 42)
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "code"),
+    [
+        ({"n": 2}, "n", "unsupported_value"),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "unsupported_parameter"),
+        ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_parameter"),
+    ],
+)
+def test_unsupported_features_are_refused_in_openais_error_shape(client, engine, extra, param, code):
+    r = post(client, {"messages": QUESTION, **extra})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
+    assert param in error["message"]
+    assert engine.generator.prompts == []
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": QUESTION, "top_p": 1.5}, "top_p"),
+        ({"messages": QUESTION, "presence_penalty": 3}, "presence_penalty"),
+        ({"messages": QUESTION, "n": 0}, "n"),
+        ({"messages": QUESTION, "logit_bias": {"50256": -100}}, "logit_bias"),
+    ],
+)
+def test_invalid_values_are_errors_in_openais_shape_naming_the_field(client, body, param):
+    r = post(client, body)
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == error["field"] == param
+    assert set(error) >= {"message", "type", "param", "code"}
+
+
+def test_failure_mid_stream_is_an_error_event(client, engine):
+    from ragchat.errors import UpstreamModelError
+
+    def broken(prompt, params):
+        yield "Spot training"
+        raise UpstreamModelError("the endpoint failed mid-stream", step="generation")
+
+    engine.generator.stream = broken
+    events = sse_data(post(client, {"messages": QUESTION, "stream": True}).text)
+    assert events[-1]["error"]["code"] == "model_error" and events[-1]["error"]["type"] == "server_error"

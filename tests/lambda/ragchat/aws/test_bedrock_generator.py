@@ -11,7 +11,7 @@ from botocore.exceptions import EventStreamError
 from ragchat.aws.bedrock import BedrockGenerator, converse_messages
 from ragchat.aws.factory import GENERATION
 from ragchat.errors import ChatServiceError, UpstreamModelError, UpstreamThrottled, UpstreamTimeout
-from ragchat.interfaces import GenerationParams, RenderedPrompt
+from ragchat.interfaces import GenerationParams, GenerationReport, RenderedPrompt
 from standins.bedrock_runtime import ConverseModel
 
 MODEL = "us.amazon.nova-2-lite-v1:0"  # a cross-region inference profile id
@@ -128,6 +128,23 @@ def test_stream_yields_the_text_deltas_as_they_come(generator, bedrock):
 def test_bedrocks_stop_and_length_limits_are_honoured(generator, bedrock):
     assert generator.generate(PROMPT, GenerationParams(stop=("supported",))) == REPLY.split("supported")[0]
     assert "".join(generator.stream(PROMPT, GenerationParams(max_new_tokens=3))) == "Managed Spot Training"
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["converse", "converse-stream"])
+def test_bedrocks_stop_reason_and_token_usage_are_reported(generator, bedrock, streaming):
+    """`max_tokens` is OpenAI's "length"; the counts are Bedrock's own (its `usage`)."""
+    report = GenerationReport()
+    params = GenerationParams(max_new_tokens=3, top_p=0.8, report=report)
+    reply = "".join(generator.stream(PROMPT, params)) if streaming else generator.generate(PROMPT, params)
+    assert reply == "Managed Spot Training"
+    [call] = bedrock.calls(MODEL)
+    assert call.json()["inferenceConfig"]["topP"] == 0.8
+    assert (report.finish_reason, report.completion_tokens) == ("length", 3)
+    assert report.prompt_tokens == len(call.body) // 4  # what the stand-in's "tokenizer" counted
+
+    finished = GenerationReport()
+    generator.generate(PROMPT, GenerationParams(report=finished))
+    assert finished.finish_reason == "stop" and finished.completion_tokens == len(REPLY.split())
 
 
 # -- failures ---------------------------------------------------------------------------------

@@ -154,3 +154,28 @@ def test_openai_route_moderates_earlier_messages(aws_world, moderation):
     else:
         sent = [s["Text"] for r in aws_world.comprehend.requests for s in r.json()["TextSegments"]]
         assert any(harmful in text for text in sent)
+
+
+def test_openai_stream_reports_the_containers_finish_reason_and_token_count(aws_client, aws_world):
+    """LMI's last streamed line says why it stopped and how many tokens it wrote."""
+    body = {
+        "messages": [{"role": "user", "content": QUESTION}],
+        "max_tokens": 3,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    response = aws_client.post("/v1/chat/completions", json=body)
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+    assert events[-2]["choices"][0]["finish_reason"] == "length"
+    assert events[-1]["usage"]["completion_tokens"] == 3 and events[-1]["usage"]["prompt_tokens"] > 0
+    [generate] = aws_world.sagemaker.calls(CHAT)
+    assert generate.json()["parameters"]["max_new_tokens"] == 3
+
+
+def test_openai_buffered_usage_is_estimated_without_a_tokenizer(aws_client, aws_world):
+    body = {"messages": [{"role": "user", "content": QUESTION}], "top_p": 0.5}
+    usage = aws_client.post("/v1/chat/completions", json=body).json()["usage"]
+    assert usage["completion_tokens"] == -(-len(REPLY) // 3)  # 3 characters a token
+    assert usage["prompt_tokens"] > 0
+    [generate] = aws_world.sagemaker.calls(CHAT)
+    assert generate.json()["parameters"]["top_p"] == 0.5

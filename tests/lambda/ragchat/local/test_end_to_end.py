@@ -80,3 +80,18 @@ def test_index_is_reused_until_the_file_changes(local_engine, tmp_path):
     assert index.count() == 154, "changed rows replace their old vectors"
     top = index.query(local_engine.embedder.embed(["Which instances work with Managed Spot Training?"])[0], 1)[0]
     assert "every instance type" in top.text
+
+
+def test_openai_route_reports_smollm2_usage_and_truncation(client, local_engine):
+    """Usage in SmolLM2's own tokens (its chat template included), and "length" when the
+    reply is cut at max_tokens; the same seed gives the same sampled reply."""
+    ask = {"messages": [{"role": "user", "content": SPOT}], "max_tokens": 5, "temperature": 1.0, "seed": 7}
+    first, again = (client.post("/v1/chat/completions", json=ask).json() for _ in range(2))
+    assert first["choices"][0]["finish_reason"] == "length"
+    assert first["usage"]["completion_tokens"] == 5
+    assert first["usage"]["prompt_tokens"] > local_engine.generator.count_tokens(SPOT)  # template + context
+    assert again["choices"][0]["message"]["content"] == first["choices"][0]["message"]["content"]
+
+    done = client.post("/v1/chat/completions", json={**ask, "max_tokens": 200, "temperature": 0}).json()
+    assert done["choices"][0]["finish_reason"] == "stop"
+    assert 0 < done["usage"]["completion_tokens"] < 200
