@@ -104,10 +104,13 @@ class SmolLM2Generator:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         cancelled = threading.Event()
+        cut_short = threading.Event()  # cancelled while generating, not merely after it ended
 
         class _Cancelled(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs) -> bool:  # noqa: ANN001
-                return cancelled.is_set()
+                if cancelled.is_set():
+                    cut_short.set()
+                return cut_short.is_set()
 
         inputs = self._inputs(prompt)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -136,7 +139,7 @@ class SmolLM2Generator:
                 with torch.inference_mode():
                     output = self.model.generate(**kwargs)
                 if params.report is not None:
-                    self._report(params, prompt_tokens, output[0, prompt_tokens:], cancelled.is_set())
+                    self._report(params, prompt_tokens, output[0, prompt_tokens:], cut_short.is_set())
             except BaseException as exc:  # surfaced in the caller's thread below
                 failure.append(exc)
                 streamer.end()
