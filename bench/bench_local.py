@@ -76,7 +76,7 @@ def bench_generation_and_chat(tmp: Path) -> None:
         tokens = generator.count_tokens("".join(pieces))
         rates.append(tokens / (time.perf_counter() - t))
     print(f"{'SmolLM2-135M generation (greedy, 96 tokens)':<44} {statistics.median(rates):8.1f} tokens/s")
-    with TestClient(create_app(lambda: engine)) as client:
+    with TestClient(create_app(lambda: engine), base_url="http://localhost") as client:
         latencies = []
         for q in QUESTIONS[:8]:
             t = time.perf_counter()

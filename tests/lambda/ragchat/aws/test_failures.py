@@ -90,7 +90,9 @@ def test_timeout_is_504(aws_world, monkeypatch):
 
     monkeypatch.setattr(factory, "GENERATION", Config(read_timeout=0.3, retries={"total_max_attempts": 1}))
     aws_world.sagemaker.delays[CHAT] = 1.0
-    with TestClient(create_aws_app(aws_world.settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_aws_app(aws_world.settings), raise_server_exceptions=False, base_url="http://localhost"
+    ) as client:
         response = client.post("/chat", json={"inputs": QUESTION})
     assert response.status_code == 504
     assert response.json()["error"] == {

@@ -124,11 +124,15 @@ def test_base64_body_and_bad_input_through_the_adapter(function):
     assert missing["statusCode"] == 404 and json.loads(missing["body"])["error"]["code"] == "not_found"
 
 
-def test_misconfigured_function_stops_at_startup_naming_the_variable(aws_world, tmp_path):
-    env = aws_world.lambda_env()
-    del env["RAGCHAT_TABLE"]
-    process = LambdaProcess(env, tmp_path / "function.log")
-    assert process.wait_ready(timeout=15) is False
-    output = process.stop()
-    assert "missing environment variable(s): RAGCHAT_TABLE" in output
-    assert "Traceback" not in output.split("configuration error", 1)[0]
+def test_the_function_refuses_form_posts_and_other_hosts(function, aws_world):
+    adapter, _ = function
+    body = {"inputs": QUESTION, "parameters": {"session_id": "victim"}}
+    form = adapter.invoke(
+        function_url_event("POST", "/chat", body, headers={"content-type": "application/x-www-form-urlencoded"}),
+        CONTEXT,
+    )
+    other_host = adapter.invoke(function_url_event("POST", "/chat", body, headers={"host": "evil.example"}), CONTEXT)
+
+    assert form["statusCode"] == 415 and json.loads(form["body"])["error"]["field"] == "content-type"
+    assert other_host["statusCode"] == 403 and json.loads(other_host["body"])["error"]["field"] == "host"
+    assert aws_world.items("victim") == []

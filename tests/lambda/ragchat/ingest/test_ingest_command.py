@@ -44,7 +44,7 @@ def test_local_ingest_then_retrieve_finds_the_documents(tmp_path, docs_folder, c
 
     index = FaissVectorIndex(tmp_path / "data" / "index", 384)
     engine = make_engine(embedder=embedder, index=index)
-    with TestClient(create_app(lambda: engine)) as client:
+    with TestClient(create_app(lambda: engine), base_url="http://localhost") as client:
         matches = client.post("/retrieve", json={"query": "what is the zebra-quokka protocol?"}).json()["matches"]
         billing = client.post("/retrieve", json={"query": "how are idle endpoints billed?"}).json()["matches"]
     assert matches[0]["metadata"]["file"] == "spot.md" and "zebra-quokka" in matches[0]["text"]
