@@ -37,6 +37,9 @@ from .stops import StopFilter
 log = logging.getLogger(__name__)
 
 REFUSAL = "Unfortunately I am unable to provide any information about this topic"
+# What the caller is told when retrieval fails. The cause (which may name the secret's ARN,
+# the index or how to fix it) is for the operator: it goes to the log only.
+RETRIEVAL_WARNING = "retrieval unavailable, answered without retrieved context"
 
 
 @dataclass(frozen=True)
@@ -171,11 +174,11 @@ class ChatEngine:
                 matches = lookup.result(timeout=self.settings.retrieval_timeout_seconds)
             except RetrievalUnavailable as exc:
                 log.warning("retrieval unavailable, answering without context: %s", exc)
-                warnings.append(f"retrieval unavailable, answered without retrieved context: {exc}")
+                warnings.append(RETRIEVAL_WARNING)
             except FuturesTimeout:
                 limit = self.settings.retrieval_timeout_seconds
                 log.warning("retrieval took over %ss, answering without context", limit)
-                warnings.append(f"retrieval unavailable, answered without retrieved context: no answer in {limit}s")
+                warnings.append(RETRIEVAL_WARNING)
             timings["retrieval"] = _ms(t)
         input_verdict, timings["moderation_input"] = input_check.result()
         moderation: dict[str, Any] = {"input": input_verdict.as_dict()}

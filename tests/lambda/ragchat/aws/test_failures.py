@@ -139,6 +139,18 @@ def test_wrong_pinecone_key_still_answers_and_rereads_the_secret(aws_client, aws
     assert "retrieval unavailable" in response.json()["warnings"][0]
 
 
+def test_an_empty_secret_is_explained_to_the_operator_not_the_caller(aws_client, aws_world, caplog):
+    arn = aws_world.settings.pinecone_secret_arn
+    aws_world.secrets.put_secret_value(SecretId=arn, SecretString="   ")
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+
+    assert response.status_code == 200 and response.json()["outputs"] == REPLY
+    assert response.json()["warnings"] == ["retrieval unavailable, answered without retrieved context"]
+    assert arn not in response.text and "secretsmanager" not in response.text
+    operator_log = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(arn in line and "put-secret-value" in line for line in operator_log)
+
+
 def test_dynamodb_failure_is_503_and_nothing_half_written(aws_client, aws_world):
     first = aws_client.post("/chat", json={"inputs": QUESTION}).json()
     session = first["session_id"]

@@ -50,6 +50,9 @@ def test_local_ingest_then_retrieve_finds_the_documents(tmp_path, docs_folder, c
     assert matches[0]["metadata"]["file"] == "spot.md" and "zebra-quokka" in matches[0]["text"]
     assert matches[0]["metadata"]["section"] == "Spot training"
     assert billing[0]["metadata"]["file"] == "pricing.html"
+    # every caller sees sources: they name the file inside the folder, not where it lay on disk
+    assert matches[0]["metadata"]["source"] == "spot.md"
+    assert str(tmp_path) not in json.dumps(matches + billing)
 
 
 def test_second_run_upserts_nothing_and_sync_deletes_what_is_gone(tmp_path, docs_folder, capsys):
