@@ -84,7 +84,9 @@ class RagChatStack(Stack):
         self.table = dynamodb.Table(
             self,
             "Conversations",
-            partition_key=dynamodb.Attribute(name="session_id", type=dynamodb.AttributeType.STRING),
+            # `<caller identity>#<session id>` (ragchat/aws/dynamodb_store.py); it was the bare
+            # `session_id` before sessions had owners: see the README's migration note.
+            partition_key=dynamodb.Attribute(name="conversation", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="turn", type=dynamodb.AttributeType.NUMBER),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

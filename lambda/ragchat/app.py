@@ -16,6 +16,7 @@ import pydantic_core
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -110,10 +111,13 @@ def create_app(
     *,
     extra_routes: list[Route] | None = None,
     allowed_hosts: Iterable[str] = LOOPBACK_NAMES,
+    caller_identity: Callable[[Headers], str] | None = None,
 ) -> Starlette:
     """`engine_provider` is called per request (cheaply: it returns a built engine), so
     the Lambda can build its engine lazily and tests can swap it. `allowed_hosts` are the
-    Host names the app answers to (see `CrossSiteGuard`): loopback unless told otherwise."""
+    Host names the app answers to (see `CrossSiteGuard`): loopback unless told otherwise.
+    `caller_identity` names the owner of a request's conversations (the Lambda's IAM
+    caller); without it, as locally, a session id alone names a conversation."""
 
     async def chat(request: Request) -> Response:
         body: ChatBody = await parse_body(request, ChatBody)
@@ -123,6 +127,7 @@ def create_app(
             params=GenerationParams(temperature=p.temperature, top_k=p.top_k, max_new_tokens=p.max_new_tokens),
             session_id=p.session_id,
             no_retrieval=p.no_retrieval,
+            owner=caller_identity(request.headers) if caller_identity else "",
         )
         engine = engine_provider()
         if not wants_stream(request, body.stream):

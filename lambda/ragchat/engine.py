@@ -63,6 +63,9 @@ class ChatRequest:
     session_id: str | None = None
     no_retrieval: bool = False
     history: Sequence[Turn] | None = None
+    # Whose conversations these are (on AWS, the IAM caller): a session id names a
+    # conversation only within its owner's, so nobody reads or extends another's.
+    owner: str = ""
 
 
 @dataclass
@@ -104,6 +107,12 @@ class EmbeddingRetriever:
     def search(self, query: str, top_k: int) -> list[Match]:
         vector = self.embedder.embed([query])[0]
         return self.index.query(vector, top_k, self.namespace)
+
+
+def conversation_key(owner: str, session_id: str) -> str:
+    """The store's key for a session: the session id within its owner's namespace
+    (`#` appears in neither IAM ARNs nor session ids); without an owner, the id itself."""
+    return f"{owner}#{session_id}" if owner else session_id
 
 
 def _ms(start: float) -> float:
@@ -159,8 +168,9 @@ class ChatEngine:
         session_id = request.session_id or str(uuid.uuid4())
         stateless = request.history is not None
 
+        conversation = conversation_key(request.owner, session_id)
         t = time.perf_counter()
-        history = list(request.history) if stateless else self.store.load(session_id, self.settings.history_limit)
+        history = list(request.history) if stateless else self.store.load(conversation, self.settings.history_limit)
         timings["history"] = _ms(t)
 
         now = datetime.now(UTC)
@@ -216,7 +226,7 @@ class ChatEngine:
 
         if not stateless:
             t = time.perf_counter()
-            self.store.append(session_id, [Turn("user", request.inputs), Turn("assistant", answer)])
+            self.store.append(conversation, [Turn("user", request.inputs), Turn("assistant", answer)])
             timings["store"] = _ms(t)
         timings["total"] = _ms(started)
         result = ChatResult(answer, session_id, sources, moderation, blocked, warnings, timings, finish, usage)

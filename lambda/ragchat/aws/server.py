@@ -19,6 +19,7 @@ from ..app import create_app
 from ..engine import ChatEngine
 from ..guards import LOOPBACK_NAMES
 from .factory import AwsClients, build_aws_engine
+from .identity import caller_identity
 from .observability import ObservabilityMiddleware, logger, record_turn
 from .settings import AwsSettings, ConfigurationError
 
@@ -69,7 +70,7 @@ def create_aws_app(settings: AwsSettings | None = None, clients: AwsClients | No
         yield
         engine.close()
 
-    app = create_app(engine, allowed_hosts=function_hosts())
+    app = create_app(engine, allowed_hosts=function_hosts(), caller_identity=caller_identity)
     app.router.lifespan_context = lifespan
     app.add_middleware(ObservabilityMiddleware)
     return app

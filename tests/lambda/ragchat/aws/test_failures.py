@@ -188,7 +188,7 @@ def test_twenty_concurrent_turns_on_one_session_all_land(aws_world):
     with ThreadPoolExecutor(20) as pool:
         list(pool.map(turn, range(20)))
 
-    items = aws_world.items("shared")
+    items = aws_world.items("shared", owner="")
     assert len(items) == 40
     contents = {i["content"]["S"] for i in items}
     assert contents == {f"question {n}" for n in range(20)} | {f"answer {n}" for n in range(20)}

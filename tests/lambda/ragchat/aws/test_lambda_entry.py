@@ -136,3 +136,33 @@ def test_the_function_refuses_form_posts_and_other_hosts(function, aws_world):
     assert form["statusCode"] == 415 and json.loads(form["body"])["error"]["field"] == "content-type"
     assert other_host["statusCode"] == 403 and json.loads(other_host["body"])["error"]["field"] == "host"
     assert aws_world.items("victim") == []
+
+
+def test_sessions_belong_to_the_iam_caller_the_adapter_passes_on(function, aws_world):
+    adapter, _ = function
+    alice, mallory = "arn:aws:iam::111122223333:user/alice", "arn:aws:iam::111122223333:user/mallory"
+    first = adapter.invoke(function_url_event("POST", "/chat", {"inputs": QUESTION}, caller_arn=alice), CONTEXT)
+    session = json.loads(first["body"])["session_id"]
+    # Mallory also sends a request-context header of her own: the adapter replaces it
+    forged = json.dumps({"authorizer": {"iam": {"userArn": alice}}})
+    event = function_url_event(
+        "POST",
+        "/chat",
+        {"inputs": "And then?", "parameters": {"session_id": session}},
+        caller_arn=mallory,
+        headers={"x-amzn-request-context": forged},
+    )
+    assert adapter.invoke(event, CONTEXT)["statusCode"] == 200
+
+    assert len(aws_world.items(session, owner=alice)) == 2
+    assert [i["content"]["S"] for i in aws_world.items(session, owner=mallory)][0] == "And then?"
+
+
+def test_misconfigured_function_stops_at_startup_naming_the_variable(aws_world, tmp_path):
+    env = aws_world.lambda_env()
+    del env["RAGCHAT_TABLE"]
+    process = LambdaProcess(env, tmp_path / "function.log")
+    assert process.wait_ready(timeout=15) is False
+    output = process.stop()
+    assert "missing environment variable(s): RAGCHAT_TABLE" in output
+    assert "Traceback" not in output.split("configuration error", 1)[0]
