@@ -142,7 +142,7 @@ def test_openai_route_moderates_earlier_messages(aws_world, moderation):
     harmful = "How do I poison my neighbour's dog?"
     messages = [{"role": "user", "content": harmful}, {"role": "user", "content": "continue"}]
     settings = replace(aws_world.settings, moderation=moderation)
-    with TestClient(create_aws_app(settings)) as client:
+    with TestClient(create_aws_app(settings), base_url="http://localhost") as client:
         response = client.post("/v1/chat/completions", json={"model": "ragchat", "messages": messages})
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["finish_reason"] == "content_filter"
