@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
@@ -113,23 +113,38 @@ class SageMakerEndpoint(Construct):
         self.endpoint_name = self.endpoint.attr_endpoint_name
         self.endpoint_arn = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
 
-        target = autoscaling.ScalableTarget(
+        if spec.max_instances > spec.min_instances:
+            self._scale_on_invocations(spec)
+
+    def _scale_on_invocations(self, spec: EndpointSpec) -> None:
+        """Target tracking on invocations per instance. Only a variant that can scale is
+        registered: SageMaker refuses an UpdateEndpoint that changes the instance type of a
+        registered variant, so a fixed-size variant stays free to change type. No role is
+        passed: Application Auto Scaling uses its SageMaker service-linked role."""
+        target = autoscaling.CfnScalableTarget(
             self,
             "Scaling",
-            service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+            service_namespace="sagemaker",
             resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=spec.min_instances,
             max_capacity=spec.max_instances,
         )
-        if spec.max_instances > spec.min_instances:
-            target.scale_to_track_metric(
-                "InvocationsPerInstance",
+        autoscaling.CfnScalingPolicy(
+            self,
+            "ScalingPolicy",
+            policy_name="InvocationsPerInstance",
+            policy_type="TargetTrackingScaling",
+            scaling_target_id=target.ref,
+            target_tracking_scaling_policy_configuration=autoscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
                 target_value=spec.invocations_per_instance_target,
-                predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
-                scale_in_cooldown=Duration.minutes(10),
-                scale_out_cooldown=Duration.minutes(2),
-            )
+                predefined_metric_specification=autoscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
+                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"
+                ),
+                scale_in_cooldown=600,
+                scale_out_cooldown=120,
+            ),
+        )
 
     def _grant_image_pull(self, image: DlcImage) -> None:
         self.role.add_to_policy(
