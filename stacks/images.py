@@ -1,14 +1,16 @@
-"""Container image URIs from CDK's region facts plus pinned tags: no SageMaker SDK and no
-AWS call at synth, and an env-agnostic template that works in every commercial region
-(the Deep Learning Containers account differs by region; CDK maps it)."""
+"""Container image URIs from the vendored region facts plus pinned tags: no SageMaker SDK
+and no AWS call at synth, and an env-agnostic template that works in every commercial
+region SageMaker serves (the Deep Learning Containers account differs by region;
+`regions.DLC_ACCOUNTS` maps it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from aws_cdk import Stack
-from aws_cdk.region_info import FactName
 from constructs import Construct
+
+from .regions import dlc_account
 
 
 @dataclass(frozen=True)
@@ -18,12 +20,12 @@ class DlcImage:
 
     def uri(self, scope: Construct) -> str:
         stack = Stack.of(scope)
-        account = stack.regional_fact(FactName.DLC_REPOSITORY_ACCOUNT)
+        account = dlc_account(scope)
         return f"{account}.dkr.ecr.{stack.region}.{stack.url_suffix}/{self.repository}:{self.tag}"
 
     def repository_arn(self, scope: Construct) -> str:
         stack = Stack.of(scope)
-        account = stack.regional_fact(FactName.DLC_REPOSITORY_ACCOUNT)
+        account = dlc_account(scope)
         return f"arn:{stack.partition}:ecr:{stack.region}:{account}:repository/{self.repository}"
 
 

@@ -43,6 +43,12 @@ def acknowledge_findings(stack: RagChatStack) -> None:
         "X-Ray PutTraceSegments/PutTelemetryRecords have no resource-level permissions"
         + ("; Comprehend DetectToxicContent has none either" if stack.config.moderation == "comprehend" else ""),
     )
+    _ack(
+        stack.monitoring.topic,
+        "AwsSolutions-SNS2",
+        "Alarm notifications carry alarm names and states only; CloudWatch cannot publish to a topic encrypted "
+        "with the AWS managed SNS key, and a customer managed key would bill monthly for no secret",
+    )
     if not stack.config.pinecone_secret_arn:
         _ack(
             stack.secret,

@@ -220,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     p_build.add_argument("--no-progress", action="store_true")
     p_build.set_defaults(run=wikipedia_build)
 
+    from .preflight.command import add_parser as add_preflight_parser
+
+    add_preflight_parser(commands)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -1,6 +1,7 @@
 """Template assertions for every resource, least privilege, retention, and no secrets."""
 
 import json
+import re
 
 import pytest
 
@@ -25,10 +26,12 @@ def test_lmi_configuration_is_tensor_parallel_4_fp16():
     assert "option.model_id=togethercomputer/GPT-NeoXT-Chat-Base-20B" in props
 
 
-def test_image_account_comes_from_the_region_fact_mapping(default_template):
-    mapping = default_template["Mappings"]["DlcRepositoryAccountMap"]
-    assert mapping["us-east-1"]["value"] == "763104351884"
-    assert len(mapping) > 20, "every commercial region has an entry"
+def test_image_account_comes_from_the_vendored_region_mapping(default_template):
+    from stacks.region_facts import DLC_ACCOUNTS
+
+    mapping = default_template["Mappings"]["DlcAccounts"]
+    assert {region: entry["account"] for region, entry in mapping.items()} == DLC_ACCOUNTS
+    assert "DlcRepositoryAccountMap" not in default_template["Mappings"], "CDK's incomplete facts are not used"
 
 
 def test_endpoints_have_no_fixed_names_and_scale_between_min_and_max(default_template):
@@ -40,13 +43,19 @@ def test_endpoints_have_no_fixed_names_and_scale_between_min_and_max(default_tem
     for kind, name in own_name.items():
         for props in resources(default_template, kind).values():
             assert name not in props
-    targets = resources(default_template, "AWS::ApplicationAutoScaling::ScalableTarget")
-    assert len(targets) == 3 and all((t["MinCapacity"], t["MaxCapacity"]) == (1, 1) for t in targets.values())
+    # min = max: nothing to scale, so no variant is registered (a registered variant's
+    # instance type cannot be changed by UpdateEndpoint) and no scaling role exists
+    assert resources(default_template, "AWS::ApplicationAutoScaling::ScalableTarget") == {}
     assert resources(default_template, "AWS::ApplicationAutoScaling::ScalingPolicy") == {}
+    roles = resources(default_template, "AWS::IAM::Role").values()
+    assert not [r for r in roles if "application-autoscaling" in json.dumps(r["AssumeRolePolicyDocument"])]
 
 
 def test_target_tracking_when_max_above_min():
     template, _ = synth(chat_max_instances=3)
+    (target,) = resources(template, "AWS::ApplicationAutoScaling::ScalableTarget").values()
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 3) and "RoleARN" not in target
+    assert "ChatLlm" in json.dumps(target["ResourceId"])
     (policy,) = resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
     spec = policy["TargetTrackingScalingPolicyConfiguration"]
     assert spec["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
@@ -363,3 +372,34 @@ def test_each_model_is_created_after_its_roles_grants(default_template):
             k for k, p in resources(default_template, "AWS::IAM::Policy").items() if p["Roles"] == [{"Ref": role}]
         ]
         assert model["_raw"]["DependsOn"] == [policy]
+
+
+def test_the_table_grant_is_exactly_the_calls_the_store_makes(default_template):
+    """DynamoDbConversationStore queries a session and writes a turn with TransactWriteItems
+    of conditional Puts, which IAM authorizes as PutItem on the table."""
+    import inspect
+
+    from ragchat.aws import dynamodb_store
+
+    table_statements = [s for s in statements(default_template) if any(a.startswith("dynamodb:") for a in s["Action"])]
+    (grant,) = table_statements
+    assert sorted(grant["Action"]) == ["dynamodb:PutItem", "dynamodb:Query"]
+    assert all("Conversations" in json.dumps(r) for r in grant["Resource"])
+    calls = set(re.findall(r"self\.client\.(\w+)\(", inspect.getsource(dynamodb_store)))
+    assert calls == {"query", "transact_write_items"}, "a new call needs its action in the grant"
+    assert '"Put"' in inspect.getsource(dynamodb_store) and "ConditionCheck" not in inspect.getsource(dynamodb_store)
+
+
+def test_comprehend_grant_is_held_to_the_stacks_region():
+    template, _ = synth(moderation="comprehend")
+    (statement,) = [s for s in statements(template) if s["Action"] == "comprehend:DetectToxicContent"]
+    assert statement["Resource"] == "*"  # the action has no resource-level permissions
+    assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": {"Ref": "AWS::Region"}}}
+
+
+def test_reserved_concurrency_is_set_and_configurable(default_template):
+    (function,) = resources(default_template, "AWS::Lambda::Function").values()
+    assert function["ReservedConcurrentExecutions"] == 20
+    template, _ = synth(lambda_reserved_concurrency=3)
+    (function,) = resources(template, "AWS::Lambda::Function").values()
+    assert function["ReservedConcurrentExecutions"] == 3

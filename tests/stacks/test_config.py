@@ -39,6 +39,8 @@ def test_cli_strings_are_converted_and_other_context_ignored():
         ("log_retention_days", "10", "must be one of"),
         ("lambda_memory_mb", "128", "between 256 and 10240"),
         ("lambda_timeout_seconds", "901", "between 30 and 900"),
+        ("lambda_reserved_concurrency", "0", "between 1 and 1000"),
+        ("alarm_email", "oncall", "email address"),
         ("not_a_setting", "1", "unknown setting"),
     ],
 )
@@ -69,3 +71,10 @@ def test_a_model_package_arn_is_for_llama_2_chat_only():
     arn = "arn:aws:sagemaker:eu-central-1:123456789012:model-package/llama2-7b-f-v5-0123"
     with pytest.raises(ConfigError, match="ragchat:chat_model_package_arn: .*llama-2-chat model only"):
         DeploymentConfig.from_context({"ragchat:chat_model_package_arn": arn})
+
+
+def test_endpoint_instances_are_what_the_quotas_must_allow():
+    assert DeploymentConfig().endpoint_instances() == {"ml.g5.12xlarge": 1, "ml.g5.2xlarge": 1, "ml.t2.large": 1}
+    config = DeploymentConfig(chat_model="flan-t5", moderation_instance_type="ml.g5.2xlarge", chat_max_instances=2)
+    assert config.endpoint_instances() == {"ml.g5.2xlarge": 3, "ml.t2.large": 1}
+    assert "ml.g5.2xlarge" not in DeploymentConfig(moderation="comprehend").endpoint_instances()

@@ -136,9 +136,10 @@ def _explain_status(response: httpx.Response, base: str, signed: bool) -> str:
                 "leave signing on (the default for *.lambda-url.*.on.aws URLs) or pass --sign."
             )
         return (
-            f"403 Forbidden from {base}: your AWS identity may not invoke this function. Grant it "
-            "lambda:InvokeFunctionUrl on the function (with lambda:FunctionUrlAuthType = AWS_IAM), and check that "
-            "the credentials are current and for the function's account."
+            f"403 Forbidden from {base}: your AWS identity may not invoke this function. Grant it both "
+            "lambda:InvokeFunctionUrl (with lambda:FunctionUrlAuthType = AWS_IAM) and lambda:InvokeFunction on the "
+            "function (Function URLs created since October 2025 need both), and check that the credentials are "
+            "current and for the function's account."
         )
     if status == 401:
         return f"401 from {base}: the signature was rejected (expired session token, or a clock off by minutes?)"

@@ -1,0 +1,176 @@
+"""The preflight checks: each asks one AWS API (or the vendored region facts) and returns a
+pass, a warning or a failure with the command or console step that fixes it.
+
+Every check takes its boto3 client, so tests point them at local stand-ins of the same
+wire contracts (Service Quotas, CloudFormation, Secrets Manager, Lambda)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+PASS, WARN, FAIL = "pass", "warn", "FAIL"
+BOOTSTRAP_STACK = "CDKToolkit"
+MIN_BOOTSTRAP_VERSION = 6  # what the templates of aws-cdk-lib 2.x require
+HEALTHY_STACK = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
+LAMBDA_UNRESERVED_FLOOR = 100  # Lambda keeps this much account concurrency unreserved
+
+
+@dataclass(frozen=True)
+class Result:
+    check: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a configuration needs from the account and region."""
+
+    region: str
+    account: str
+    endpoint_instances: Mapping[str, int] = field(default_factory=dict)  # instance type -> instances
+    reserved_concurrency: int = 0
+    pinecone_secret_arn: str = ""  # empty: the stack creates the secret
+
+
+def _error(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(": ")
+    return type(exc).__name__
+
+
+def quota_name(instance_type: str) -> str:
+    """The Service Quotas name of an endpoint instance type (Amazon SageMaker)."""
+    return f"{instance_type} for endpoint usage"
+
+
+def sagemaker_quotas(client: Any) -> dict[str, tuple[str, float]]:
+    """Quota name -> (quota code, applied value) for every SageMaker quota of the account."""
+    quotas: dict[str, tuple[str, float]] = {}
+    for page in client.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
+        for quota in page.get("Quotas", []):
+            quotas[quota["QuotaName"]] = (quota["QuotaCode"], float(quota.get("Value", 0)))
+    return quotas
+
+
+def check_quotas(client: Any, needs: Needs) -> list[Result]:
+    if not needs.endpoint_instances:
+        return [Result("endpoint quotas", PASS, "this configuration runs no SageMaker endpoint")]
+    try:
+        quotas = sagemaker_quotas(client)
+    except (ClientError, BotoCoreError) as exc:
+        fix = "allow servicequotas:ListServiceQuotas to the identity running preflight"
+        return [Result("endpoint quotas", FAIL, f"cannot read the SageMaker quotas ({_error(exc)})", fix)]
+    results = []
+    for instance_type, count in sorted(needs.endpoint_instances.items()):
+        name = quota_name(instance_type)
+        check = f"quota: {name}"
+        if name not in quotas:
+            fix = "choose an instance type offered here (-c ragchat:*_instance_type=...) or another region"
+            results.append(Result(check, FAIL, f"no such quota: {instance_type} is not offered in {needs.region}", fix))
+            continue
+        code, value = quotas[name]
+        if value < count:
+            fix = (
+                f"aws service-quotas request-service-quota-increase --region {needs.region} "
+                f"--service-code sagemaker --quota-code {code} --desired-value {count}"
+            )
+            results.append(Result(check, FAIL, f"{value:g} allowed, {count} needed", fix))
+        else:
+            results.append(Result(check, PASS, f"{value:g} allowed, {count} needed"))
+    return results
+
+
+def check_region(needs: Needs, container_problem: str | None, function_url_problem: str | None) -> list[Result]:
+    """The vendored region facts (stacks/region_facts.py), the same ones synth enforces."""
+    return [
+        Result("region: model containers", FAIL if container_problem else PASS,
+               container_problem or f"Deep Learning Containers are published in {needs.region}",
+               "deploy in another region" if container_problem else ""),
+        Result("region: Function URLs", FAIL if function_url_problem else PASS,
+               function_url_problem or f"Lambda Function URLs are offered in {needs.region}",
+               "deploy in another region" if function_url_problem else ""),
+    ]  # fmt: skip
+
+
+def check_bootstrap(client: Any, needs: Needs) -> Result:
+    fix = f"npx cdk bootstrap aws://{needs.account}/{needs.region}"
+    try:
+        (stack,) = client.describe_stacks(StackName=BOOTSTRAP_STACK)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in exc.response.get("Error", {}).get("Message", ""):
+            return Result("CDK bootstrap", FAIL, f"no {BOOTSTRAP_STACK} stack in {needs.region}", fix)
+        return Result("CDK bootstrap", FAIL, f"cannot read the {BOOTSTRAP_STACK} stack ({_error(exc)})", fix)
+    except BotoCoreError as exc:
+        return Result("CDK bootstrap", FAIL, f"cannot read the {BOOTSTRAP_STACK} stack ({_error(exc)})", fix)
+    status = stack.get("StackStatus", "")
+    if status not in HEALTHY_STACK:
+        return Result("CDK bootstrap", FAIL, f"{BOOTSTRAP_STACK} is {status}", fix)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    version = outputs.get("BootstrapVersion", "")
+    if not version.isdigit() or int(version) < MIN_BOOTSTRAP_VERSION:
+        detail = f"bootstrap version {version or 'unknown'}, at least {MIN_BOOTSTRAP_VERSION} needed"
+        return Result("CDK bootstrap", FAIL, detail, fix)
+    return Result("CDK bootstrap", PASS, f"{BOOTSTRAP_STACK} {status}, version {version}")
+
+
+def check_pinecone_key(client: Any, needs: Needs, env: Mapping[str, str] | None = None) -> Result:
+    """Whether the key is set, never what it is."""
+    env = os.environ if env is None else env
+    if not needs.pinecone_secret_arn:
+        if env.get("PINECONE_API_KEY"):
+            return Result("Pinecone key", PASS, "in $PINECONE_API_KEY: store it after deploy (SetPineconeKeyCommand)")
+        return Result(
+            "Pinecone key",
+            WARN,
+            "the stack creates a placeholder secret; retrieval fails until the key is stored",
+            "after deploy, run the stack output SetPineconeKeyCommand with your key in $PINECONE_API_KEY",
+        )
+    try:
+        value = client.get_secret_value(SecretId=needs.pinecone_secret_arn).get("SecretString") or ""
+    except (ClientError, BotoCoreError) as exc:
+        fix = "create the secret, or allow secretsmanager:GetSecretValue on it to the identity running preflight"
+        return Result("Pinecone key", FAIL, f"cannot read {needs.pinecone_secret_arn} ({_error(exc)})", fix)
+    if not value.strip():
+        fix = f'aws secretsmanager put-secret-value --secret-id {needs.pinecone_secret_arn} --secret-string "$KEY"'
+        return Result("Pinecone key", FAIL, "the secret is empty", fix)
+    return Result("Pinecone key", PASS, f"set in {needs.pinecone_secret_arn.rsplit(':', 1)[-1]}")
+
+
+def check_lambda_concurrency(client: Any, needs: Needs) -> Result:
+    try:
+        limits = client.get_account_settings()["AccountLimit"]
+    except (ClientError, BotoCoreError) as exc:
+        return Result("Lambda concurrency", FAIL, f"cannot read the account settings ({_error(exc)})")
+    unreserved = int(limits.get("UnreservedConcurrentExecutions", 0))
+    room = unreserved - LAMBDA_UNRESERVED_FLOOR
+    if needs.reserved_concurrency > room:
+        fix = (
+            f"-c ragchat:lambda_reserved_concurrency={max(room, 1)} or less, or request a higher "
+            "'Concurrent executions' quota (Service Quotas -> AWS Lambda)"
+        )
+        detail = f"reserving {needs.reserved_concurrency} leaves less than {LAMBDA_UNRESERVED_FLOOR} of {unreserved}"
+        return Result("Lambda concurrency", FAIL, detail, fix)
+    return Result("Lambda concurrency", PASS, f"reserving {needs.reserved_concurrency} of {unreserved} unreserved")
+
+
+def failed(results: Iterable[Result]) -> bool:
+    return any(r.status == FAIL for r in results)
+
+
+def render(results: list[Result]) -> str:
+    """A fixed-width table: check, result, detail; each failure's fix on the line below."""
+    width = max(len(r.check) for r in results)
+    lines = [f"{'check'.ljust(width)}  result  detail", f"{'-' * width}  ------  ------"]
+    for r in results:
+        lines.append(f"{r.check.ljust(width)}  {r.status.ljust(6)}  {r.detail}")
+        if r.fix:
+            lines.append(f"{' ' * width}  {' ' * 6}  fix: {r.fix}")
+    return "\n".join(lines)

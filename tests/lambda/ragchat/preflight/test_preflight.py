@@ -1,0 +1,164 @@
+"""`ragchat preflight` against stand-ins of every API it calls: moto for STS,
+CloudFormation (the CDK bootstrap stack) and Secrets Manager, local servers for Service
+Quotas (paginated ListServiceQuotas) and Lambda's GetAccountSettings. One account passes,
+one fails every check, each failure with its fix."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from ragchat.cli import main
+from ragchat.preflight.checks import Needs, Result, check_quotas, render
+from standins.service_quotas import LambdaAccountStandIn, ServiceQuotasStandIn
+
+DEFAULT_TYPES = {"ml.g5.12xlarge": 1, "ml.g5.2xlarge": 1, "ml.t2.large": 1}
+ALL_QUOTAS = {
+    f"{t} for endpoint usage": 2.0 for t in ("ml.g5.12xlarge", "ml.g5.2xlarge", "ml.g5.4xlarge", "ml.t2.large")
+}
+ALL_QUOTAS["ml.p4d.24xlarge for endpoint usage"] = 0.0
+
+
+@pytest.fixture
+def aws(moto_url, monkeypatch):
+    """Fake credentials and every client pointed at a stand-in; returns a client factory."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for service in ("STS", "CLOUDFORMATION", "SECRETS_MANAGER"):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", moto_url)
+
+    def client(service: str, region: str):
+        return boto3.client(service, region_name=region, endpoint_url=moto_url)
+
+    return client
+
+
+@pytest.fixture
+def account_apis(monkeypatch):
+    servers = []
+
+    def start(quotas: dict[str, float], unreserved: int) -> ServiceQuotasStandIn:
+        quota_server, lambda_server = ServiceQuotasStandIn(quotas), LambdaAccountStandIn(unreserved)
+        servers.extend((quota_server, lambda_server))
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SERVICE_QUOTAS", quota_server.url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_server.url)
+        return quota_server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def row(out: str, check: str) -> str:
+    """`status detail` of one table row, spacing normalised."""
+    for line in out.splitlines():
+        if line.startswith(check + " "):
+            return " ".join(line[len(check) :].split())
+    raise AssertionError(f"no row {check!r} in:\n{out}")
+
+
+def bootstrap(aws, region: str, version: str = "29") -> None:
+    template = {
+        "Resources": {"Bucket": {"Type": "AWS::S3::Bucket"}},
+        "Outputs": {"BootstrapVersion": {"Value": version}},
+    }
+    aws("cloudformation", region).create_stack(StackName="CDKToolkit", TemplateBody=json.dumps(template))
+
+
+def test_a_ready_account_passes(aws, account_apis, capsys, monkeypatch):
+    region = "us-east-2"
+    bootstrap(aws, region)
+    secret = aws("secretsmanager", region).create_secret(Name="preflight-ok", SecretString="pcsk_never_printed")
+    quotas = account_apis(ALL_QUOTAS, unreserved=1000)
+    monkeypatch.delenv("PINECONE_API_KEY", raising=False)
+
+    code = main(["preflight", "--region", region, "-c", f"ragchat:pinecone_secret_arn={secret['ARN']}"])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "FAIL" not in out and "Preflight passed." in out
+    for instance_type in DEFAULT_TYPES:
+        assert row(out, f"quota: {instance_type} for endpoint usage") == "pass 2 allowed, 1 needed"
+    assert "CDKToolkit CREATE_COMPLETE, version 29" in out
+    assert "pcsk_never_printed" not in out, "the key is checked, never shown"
+    assert len(quotas.requests) == 3, "all pages of ListServiceQuotas are read"
+
+
+def test_a_fresh_account_fails_each_check_with_its_fix(aws, account_apis, capsys, monkeypatch):
+    region = "eu-west-3"  # no bootstrap stack here
+    low = {"ml.g5.12xlarge for endpoint usage": 0.0, "ml.t2.large for endpoint usage": 1.0}  # no g5.2xlarge entry
+    account_apis(low, unreserved=100)
+    monkeypatch.delenv("PINECONE_API_KEY", raising=False)
+    missing = f"arn:aws:secretsmanager:{region}:123456789012:secret:missing-AbCdEf"
+
+    code = main(["preflight", "--region", region, "-c", f"ragchat:pinecone_secret_arn={missing}"])
+
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert row(out, "quota: ml.g5.12xlarge for endpoint usage") == "FAIL 0 allowed, 1 needed"
+    assert "--service-code sagemaker --quota-code L-00000000 --desired-value 1" in out
+    assert "no such quota: ml.g5.2xlarge is not offered in eu-west-3" in out
+    assert row(out, "quota: ml.t2.large for endpoint usage").startswith("pass")
+    assert "no CDKToolkit stack in eu-west-3" in out and "npx cdk bootstrap aws://123456789012/eu-west-3" in out
+    assert "Lambda concurrency" in out and "ragchat:lambda_reserved_concurrency=1 or less" in out
+    assert f"cannot read {missing} (ResourceNotFoundException" in out
+    assert "Preflight failed" in out
+
+
+def test_the_configuration_flags_change_what_is_checked(aws, account_apis, capsys):
+    region = "ap-northeast-1"
+    bootstrap(aws, region, version="5")
+    account_apis(ALL_QUOTAS, unreserved=1000)
+    args = [
+        "preflight",
+        "--region",
+        region,
+        "-c",
+        "ragchat:moderation=comprehend",
+        "-c",
+        "ragchat:chat_max_instances=3",
+    ]
+
+    code = main(args)
+
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "ml.g5.2xlarge" not in out, "comprehend moderation needs no moderation endpoint"
+    assert row(out, "quota: ml.g5.12xlarge for endpoint usage") == "FAIL 2 allowed, 3 needed"
+    assert "bootstrap version 5, at least 6 needed" in out
+
+
+def test_a_region_without_function_urls_fails_the_region_check(aws, account_apis, capsys):
+    region = "il-central-1"
+    bootstrap(aws, region)
+    account_apis(ALL_QUOTAS, unreserved=1000)
+    assert main(["preflight", "--region", region]) == 1
+    out = capsys.readouterr().out
+    assert "region: Function URLs" in out and "not offered in il-central-1" in out
+    assert row(out, "region: model containers").startswith("pass")
+
+
+def test_an_invalid_setting_is_refused_before_any_call(capsys):
+    assert main(["preflight", "--region", "us-east-1", "-c", "ragchat:moderation=maybe"]) == 2
+    assert "ragchat:moderation" in capsys.readouterr().err
+
+
+def test_no_credentials_is_one_failure_with_the_fix(no_aws_credentials, capsys):
+    assert main(["preflight", "--region", "us-east-1"]) == 1
+    out = capsys.readouterr().out
+    assert row(out, "AWS credentials").startswith("FAIL") and "aws sso login" in out
+
+
+def test_quota_check_reports_an_unreadable_quota_list():
+    class Denied:
+        def get_paginator(self, name):
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListServiceQuotas")
+
+    (result,) = check_quotas(Denied(), Needs(region="us-east-1", account="1", endpoint_instances=DEFAULT_TYPES))
+    assert result.status == "FAIL" and "AccessDeniedException" in result.detail
+    assert "servicequotas:ListServiceQuotas" in render([result, Result("x", "pass", "y")])
