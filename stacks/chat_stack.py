@@ -55,34 +55,8 @@ class RagChatStack(Stack):
         self.config = config
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
 
-        self.endpoints: dict[str, SageMakerEndpoint] = {"chat": self._chat_endpoint()}
-        if config.moderation == "endpoint":
-            self.endpoints["moderation"] = SageMakerEndpoint(
-                self,
-                "ModerationLlm",
-                EndpointSpec(
-                    image=LMI,
-                    instance_type=config.moderation_instance_type,
-                    model_archive=self._model_archive("ModerationConfig", "moderation_llm"),
-                    startup_timeout_seconds=1800,
-                    download_timeout_seconds=1800,
-                ),
-            )
-        # The weights travel in the model archive, pinned: the endpoint needs no hub access
-        # (network isolation on) and embeds queries with the weights the index was built with.
-        self.endpoints["embedding"] = SageMakerEndpoint(
-            self,
-            "Embedding",
-            EndpointSpec(
-                image=HF_CPU,
-                instance_type=config.embedding_instance_type,
-                environment={"HF_TASK": "feature-extraction"},
-                model_archive=self._model_archive("EmbeddingModel", "embeddings", weights=MINILM_WEIGHTS),
-                min_instances=config.embedding_min_instances,
-                max_instances=config.embedding_max_instances,
-                network_isolation=True,
-            ),
-        )
+        # parked: no endpoint at all (nothing bills by the hour); the Lambda answers 503 `parked`
+        self.endpoints: dict[str, SageMakerEndpoint] = {} if config.parked else self._endpoints()
 
         self.table = dynamodb.Table(
             self,
@@ -138,6 +112,38 @@ class RagChatStack(Stack):
         self._outputs()
 
     # -- endpoints ---------------------------------------------------------------------
+    def _endpoints(self) -> dict[str, SageMakerEndpoint]:
+        config = self.config
+        endpoints: dict[str, SageMakerEndpoint] = {"chat": self._chat_endpoint()}
+        if config.moderation == "endpoint":
+            endpoints["moderation"] = SageMakerEndpoint(
+                self,
+                "ModerationLlm",
+                EndpointSpec(
+                    image=LMI,
+                    instance_type=config.moderation_instance_type,
+                    model_archive=self._model_archive("ModerationConfig", "moderation_llm"),
+                    startup_timeout_seconds=1800,
+                    download_timeout_seconds=1800,
+                ),
+            )
+        # The weights travel in the model archive, pinned: the endpoint needs no hub access
+        # (network isolation on) and embeds queries with the weights the index was built with.
+        endpoints["embedding"] = SageMakerEndpoint(
+            self,
+            "Embedding",
+            EndpointSpec(
+                image=HF_CPU,
+                instance_type=config.embedding_instance_type,
+                environment={"HF_TASK": "feature-extraction"},
+                model_archive=self._model_archive("EmbeddingModel", "embeddings", weights=MINILM_WEIGHTS),
+                min_instances=config.embedding_min_instances,
+                max_instances=config.embedding_max_instances,
+                network_isolation=True,
+            ),
+        )
+        return endpoints
+
     def _model_archive(
         self,
         construct_id: str,
@@ -232,8 +238,6 @@ class RagChatStack(Stack):
             "AWS_LWA_READINESS_CHECK_PATH": "/health",
             "PORT": "8080",
             "RAGCHAT_MODEL_PROFILE": config.chat_model,
-            "RAGCHAT_CHAT_ENDPOINT": self.endpoints["chat"].endpoint_name,
-            "RAGCHAT_EMBEDDING_ENDPOINT": self.endpoints["embedding"].endpoint_name,
             "RAGCHAT_MODERATION": config.moderation,
             "RAGCHAT_TABLE": self.table.table_name,
             "RAGCHAT_CONVERSATION_TTL_DAYS": str(config.conversation_ttl_days),
@@ -242,8 +246,10 @@ class RagChatStack(Stack):
             "POWERTOOLS_SERVICE_NAME": "ragchat",
             "POWERTOOLS_METRICS_NAMESPACE": "RagChat",
         }
-        if "moderation" in self.endpoints:
-            environment["RAGCHAT_MODERATION_ENDPOINT"] = self.endpoints["moderation"].endpoint_name
+        for name, endpoint in self.endpoints.items():
+            environment[f"RAGCHAT_{name.upper()}_ENDPOINT"] = endpoint.endpoint_name
+        if config.parked:
+            environment["RAGCHAT_PARKED"] = "true"
         role = iam.Role(
             self,
             "ChatFunctionRole",
@@ -275,12 +281,13 @@ class RagChatStack(Stack):
             environment=environment,
             description="RAG chat service: moderate, embed, retrieve, generate, store",
         )
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
-                resources=[e.endpoint_arn for e in self.endpoints.values()],
+        if self.endpoints:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
+                    resources=[e.endpoint_arn for e in self.endpoints.values()],
+                )
             )
-        )
         if config.moderation == "comprehend":
             # DetectToxicContent has no resource-level permissions: the grant is held to this region.
             function.add_to_role_policy(

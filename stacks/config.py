@@ -59,6 +59,7 @@ class DeploymentConfig:
     log_retention_days: int = 30
     lambda_memory_mb: int = 1024
     lambda_timeout_seconds: int = 300
+    parked: bool = False  # true: no endpoints at all; the Lambda answers 503 `parked`
     alarm_email: str = ""  # empty: alarms go to the SNS topic only (subscribe to it yourself)
     lambda_reserved_concurrency: int = 20  # concurrent chat requests at most; the rest are throttled (429)
 
@@ -77,6 +78,8 @@ class DeploymentConfig:
         """Instance type -> the most instances of it the endpoints can run at once (what
         the SageMaker '<type> for endpoint usage' quotas must allow)."""
         counts: dict[str, int] = {}
+        if self.parked:
+            return counts
         wanted = [(self.resolved_chat_instance_type, self.chat_max_instances)]
         if self.moderation == "endpoint":
             wanted.append((self.moderation_instance_type, 1))

@@ -21,6 +21,7 @@ from ..guards import LOOPBACK_NAMES
 from .factory import AwsClients, build_aws_engine
 from .identity import caller_identity
 from .observability import ObservabilityMiddleware, logger, record_turn
+from .parked import create_parked_app
 from .settings import AwsSettings, ConfigurationError
 
 
@@ -76,4 +77,14 @@ def create_aws_app(settings: AwsSettings | None = None, clients: AwsClients | No
     return app
 
 
-app = create_aws_app()
+def create_lambda_app() -> Starlette:
+    """The parked app when the stack parked the deployment (no endpoints), else the chat app."""
+    if os.environ.get("RAGCHAT_PARKED") == "true":
+        logger.info("parked: every API route answers 503 parked")
+        parked = create_parked_app()
+        parked.add_middleware(ObservabilityMiddleware)
+        return parked
+    return create_aws_app()
+
+
+app = create_lambda_app()

@@ -153,6 +153,8 @@ def _explain_error(body: Any, status: int | None, base: str) -> str:
     code, message, step = error.get("code"), error.get("message", ""), error.get("step")
     where = f" in step {step}" if step else ""
     prefix = f"HTTP {status}" if status else "the service"
+    if code == "parked":
+        return f"{prefix}: {message}"
     if code == "endpoint_not_ready":
         return (
             f"{prefix}: a model endpoint is not in service yet{where} ({message}). A fresh deploy takes 10-20 "

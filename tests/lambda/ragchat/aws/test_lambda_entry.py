@@ -166,3 +166,31 @@ def test_misconfigured_function_stops_at_startup_naming_the_variable(aws_world, 
     output = process.stop()
     assert "missing environment variable(s): RAGCHAT_TABLE" in output
     assert "Traceback" not in output.split("configuration error", 1)[0]
+
+
+def test_a_parked_function_answers_503_parked_naming_how_to_unpark(tmp_path):
+    """The environment the parked stack gives the function (no endpoint at all), through the
+    real entry point: the API answers `parked`, the readiness check still passes."""
+    from cdk_helpers import resources, synth
+
+    template, _ = synth(parked=True)
+    assert resources(template, "AWS::SageMaker::Endpoint") == {}
+    (function,) = resources(template, "AWS::Lambda::Function").values()
+    env = {
+        k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in function["Environment"]["Variables"].items()
+    }
+    assert not [k for k in env if k.endswith("_ENDPOINT")]
+    process = LambdaProcess(env, tmp_path / "function.log")
+    assert process.wait_ready(), process.stop()
+    adapter = WebAdapter(process.url)
+    try:
+        for path, body in (("/chat", {"inputs": QUESTION}), ("/v1/chat/completions", {"messages": []})):
+            result = adapter.invoke(function_url_event("POST", path, body), CONTEXT)
+            error = json.loads(result["body"])["error"]
+            assert result["statusCode"] == 503 and error["code"] == "parked", result
+            assert "-c ragchat:parked=false" in error["message"]
+        health = adapter.invoke(function_url_event("GET", "/health"), CONTEXT)
+        assert health["statusCode"] == 200 and json.loads(health["body"]) == {"status": "parked"}
+    finally:
+        adapter.close()
+        process.stop()

@@ -110,6 +110,16 @@ def test_endpoint_still_starting(live_server, engine, capsys):
     assert "not in service yet" in err and "try again later" in err
 
 
+def test_a_parked_deployment_says_how_to_unpark(capsys):
+    from conftest import serving
+    from ragchat.aws.parked import create_parked_app
+
+    with serving(create_parked_app()) as url:
+        assert main(["ask", QUESTION, "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert "error: HTTP 503: The chat service is parked" in err and "-c ragchat:parked=false" in err
+
+
 def test_timeout(capsys):
     """A server that accepts the request and never answers."""
     stalled = threading.Event()
