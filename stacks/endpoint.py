@@ -17,6 +17,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from .images import DlcImage
+from .scale_to_zero import InferenceComponent, ScaleToZero, inference_component_config
 
 VARIANT = "AllTraffic"
 
@@ -34,6 +35,7 @@ class EndpointSpec:
     download_timeout_seconds: int = 600
     invocations_per_instance_target: int = 20
     network_isolation: bool = False  # true when the container needs nothing from the internet
+    scale_to_zero: ScaleToZero | None = None  # served as an inference component that can reach 0 instances
 
     def __post_init__(self) -> None:
         if (self.image is None) == (self.model_package_arn is None):
@@ -92,28 +94,43 @@ class SageMakerEndpoint(Construct):
         )
         # CreateModel checks the role can pull the image: the grants must exist first.
         self.model.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
-        self.config = sagemaker.CfnEndpointConfig(
-            self,
-            "Config",
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT,
-                    model_name=self.model.attr_model_name,
-                    initial_instance_count=spec.min_instances,
-                    instance_type=spec.instance_type,
-                    initial_variant_weight=1.0,
-                    container_startup_health_check_timeout_in_seconds=spec.startup_timeout_seconds,
-                    model_data_download_timeout_in_seconds=spec.download_timeout_seconds,
-                )
-            ],
-        )
+        if spec.scale_to_zero is not None:
+            self.config = inference_component_config(self, VARIANT, spec.instance_type, self.role)
+        else:
+            self.config = sagemaker.CfnEndpointConfig(
+                self,
+                "Config",
+                production_variants=[
+                    sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                        variant_name=VARIANT,
+                        model_name=self.model.attr_model_name,
+                        initial_instance_count=spec.min_instances,
+                        instance_type=spec.instance_type,
+                        initial_variant_weight=1.0,
+                        container_startup_health_check_timeout_in_seconds=spec.startup_timeout_seconds,
+                        model_data_download_timeout_in_seconds=spec.download_timeout_seconds,
+                    )
+                ],
+            )
         self.endpoint = sagemaker.CfnEndpoint(
             self, "Endpoint", endpoint_config_name=self.config.attr_endpoint_config_name
         )
         self.endpoint_name = self.endpoint.attr_endpoint_name
         self.endpoint_arn = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
 
-        if spec.max_instances > spec.min_instances:
+        self.inference_component: InferenceComponent | None = None
+        if spec.scale_to_zero is not None:
+            self.inference_component = InferenceComponent(
+                self,
+                "Component",
+                endpoint=self.endpoint,
+                variant=VARIANT,
+                model=self.model,
+                spec=spec.scale_to_zero,
+                startup_timeout_seconds=spec.startup_timeout_seconds,
+                download_timeout_seconds=spec.download_timeout_seconds,
+            )
+        elif spec.max_instances > spec.min_instances:
             self._scale_on_invocations(spec)
 
     def _scale_on_invocations(self, spec: EndpointSpec) -> None:

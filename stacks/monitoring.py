@@ -34,8 +34,15 @@ class MonitoredEndpoint:
     """What CloudWatch needs to find one endpoint's metrics."""
 
     name: str  # chat, moderation, embedding
-    dimensions: Mapping[str, str]  # EndpointName + VariantName (or InferenceComponentName)
+    dimensions: Mapping[str, str]  # EndpointName + VariantName, or InferenceComponentName
     gpu: bool
+
+    @property
+    def gpu_memory(self) -> tuple[str, str]:
+        """(namespace, metric) of GPU memory use: per variant, or normalized per component."""
+        if "InferenceComponentName" in self.dimensions:
+            return "/aws/sagemaker/InferenceComponents", "GPUMemoryUtilizationNormalized"
+        return "/aws/sagemaker/Endpoints", "GPUMemoryUtilization"
 
 
 class Monitoring(Construct):
@@ -107,9 +114,10 @@ class Monitoring(Construct):
                 cloudwatch.GraphWidget(title=f"{title} endpoint: model latency p90 (us)", left=[latency]),
             ]
             if endpoint.gpu:
+                namespace, metric_name = endpoint.gpu_memory
                 gpu_memory = cloudwatch.Metric(
-                    namespace="/aws/sagemaker/Endpoints",
-                    metric_name="GPUMemoryUtilization",
+                    namespace=namespace,
+                    metric_name=metric_name,
                     dimensions_map=dims,
                     statistic="Maximum",
                     period=FIVE_MINUTES,

@@ -8,12 +8,15 @@ import pytest
 from cdk_helpers import ROOT, cfn_lint_errors, resources, synth
 
 
-def test_chat_endpoint_runs_lmi_on_g5_12xlarge_with_long_health_check(default_template):
+def test_chat_endpoint_runs_lmi_on_g5_12xlarge_with_timeouts_sized_for_the_model(default_template):
     configs = resources(default_template, "AWS::SageMaker::EndpointConfig")
     variants = [c["ProductionVariants"][0] for c in configs.values()]
     chat = next(v for v in variants if v["InstanceType"] == "ml.g5.12xlarge")
-    assert chat["ContainerStartupHealthCheckTimeoutInSeconds"] == 3600
-    assert chat["ModelDataDownloadTimeoutInSeconds"] == 3600 and chat["InitialInstanceCount"] == 1
+    # twice the model's start estimate (stacks/chat_stack.py START_SECONDS), not the 3,600 s maximum
+    assert chat["ContainerStartupHealthCheckTimeoutInSeconds"] == 1200
+    assert chat["ModelDataDownloadTimeoutInSeconds"] == 1200 and chat["InitialInstanceCount"] == 1
+    moderation = next(v for v in variants if v["InstanceType"] == "ml.g5.2xlarge")
+    assert moderation["ContainerStartupHealthCheckTimeoutInSeconds"] == 600
     assert sorted(v["InstanceType"] for v in variants) == ["ml.g5.12xlarge", "ml.g5.2xlarge", "ml.t2.large"]
     images = json.dumps(resources(default_template, "AWS::SageMaker::Model"))
     assert "djl-inference:0.31.0-lmi13.0.0-cu124" in images

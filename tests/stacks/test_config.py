@@ -41,6 +41,7 @@ def test_cli_strings_are_converted_and_other_context_ignored():
         ("lambda_timeout_seconds", "901", "between 30 and 900"),
         ("lambda_reserved_concurrency", "0", "between 1 and 1000"),
         ("alarm_email", "oncall", "email address"),
+        ("scale_to_zero_idle_minutes", "5", "between 10 and 1440"),
         ("not_a_setting", "1", "unknown setting"),
     ],
 )
@@ -78,3 +79,9 @@ def test_endpoint_instances_are_what_the_quotas_must_allow():
     config = DeploymentConfig(chat_model="flan-t5", moderation_instance_type="ml.g5.2xlarge", chat_max_instances=2)
     assert config.endpoint_instances() == {"ml.g5.2xlarge": 3, "ml.t2.large": 1}
     assert "ml.g5.2xlarge" not in DeploymentConfig(moderation="comprehend").endpoint_instances()
+
+
+def test_scale_to_zero_runs_one_chat_copy():
+    with pytest.raises(ConfigError, match="ragchat:chat_max_instances: with scale_to_zero"):
+        DeploymentConfig.from_context({"ragchat:scale_to_zero": "true", "ragchat:chat_max_instances": "2"})
+    assert DeploymentConfig.from_context({"ragchat:scale_to_zero": "true"}).scale_to_zero_idle_minutes == 30

@@ -194,15 +194,39 @@ class Failure:
     retry_after: int | None = None
 
 
+COMPONENT_HEADER = "x-amzn-sagemaker-inference-component"
+COMPONENT_REQUIRED = (
+    "Inference Component Name header is required for endpoints to which you plan to deploy inference "
+    "components. Please include Inference Component Name header or consider using SageMaker models."
+)
+NO_CAPACITY = (
+    "Inference Component has no capacity to process this request. ApplicationAutoScaling may be in-progress "
+    "(if configured) or try to increase the capacity by invoking UpdateInferenceComponentRuntimeConfig API."
+)
+
+
 class SageMakerRuntimeStandIn(StandInServer):
+    """Endpoints with one model (`deploy`), or endpoints of inference components
+    (`deploy_component`), which must be addressed by name and answer "no capacity" while
+    scaled to zero (`scale_component(..., copies=0)`)."""
+
     def __init__(self) -> None:
         self.containers: dict[str, Any] = {}
+        self.components: dict[str, dict[str, Any]] = {}  # endpoint -> component -> container
+        self.copies: dict[tuple[str, str], int] = {}
         self.failures: dict[str, deque[Failure]] = defaultdict(deque)
         self.delays: dict[str, float] = {}
         super().__init__()
 
     def deploy(self, endpoint: str, container: Any) -> None:
         self.containers[endpoint] = container
+
+    def deploy_component(self, endpoint: str, component: str, container: Any, copies: int = 1) -> None:
+        self.components.setdefault(endpoint, {})[component] = container
+        self.copies[endpoint, component] = copies
+
+    def scale_component(self, endpoint: str, component: str, copies: int) -> None:
+        self.copies[endpoint, component] = copies
 
     def fail(self, endpoint: str, status: int, code: str, message: str = "", times: int = 1, **kw: Any) -> None:
         self.failures[endpoint].extend(Failure(status, code, message or code, **kw) for _ in range(times))
@@ -214,6 +238,8 @@ class SageMakerRuntimeStandIn(StandInServer):
         super().reset()
         self.failures.clear()
         self.delays.clear()
+        self.components.clear()
+        self.copies.clear()
 
     def handle(self, handler: BaseHTTPRequestHandler, recorded: Recorded) -> None:
         match = PATH.match(recorded.path)
@@ -225,6 +251,17 @@ class SageMakerRuntimeStandIn(StandInServer):
         if endpoint in self.delays:
             time.sleep(self.delays[endpoint])
         container = self.containers.get(endpoint)
+        if endpoint in self.components:
+            component = recorded.headers.get(COMPONENT_HEADER)
+            recorded.extra["component"] = component
+            if component not in self.components[endpoint]:
+                message = COMPONENT_REQUIRED if component is None else f"Inference Component {component} not found."
+                send_json(handler, 400, {"message": message}, {"x-amzn-ErrorType": "ValidationError:"})
+                return
+            if self.copies[endpoint, component] == 0:
+                send_json(handler, 400, {"message": NO_CAPACITY}, {"x-amzn-ErrorType": "ValidationError:"})
+                return
+            container = self.components[endpoint][component]
         if container is None:
             message = f"Endpoint {endpoint} of account 123456789012 not found."
             send_json(handler, 400, {"message": message}, {"x-amzn-ErrorType": "ValidationError:"})

@@ -21,7 +21,7 @@ from .generators import CONTRACTS, SageMakerGenerator
 from .moderation import ComprehendModerator, GptJtModerator, NoModerator
 from .pinecone_index import PineconeVectorIndex, SecretApiKey
 from .sagemaker import SageMakerRuntime
-from .settings import AwsSettings
+from .settings import AwsSettings, inference_components
 
 # Bounded retries with exponential backoff and jitter on throttling and 5xx answers.
 RETRIES = {"mode": "standard", "total_max_attempts": 3}
@@ -51,9 +51,14 @@ class AwsClients:
         )
 
 
+def runtime(settings: AwsSettings, client: Any) -> SageMakerRuntime:
+    """A SageMaker runtime that addresses each model's inference component, if it has one."""
+    return SageMakerRuntime(client, inference_components(settings), settings.model_start_seconds)
+
+
 def build_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
     if settings.moderation == "endpoint":
-        return GptJtModerator(SageMakerRuntime(clients.sagemaker_fast), settings.moderation_endpoint)
+        return GptJtModerator(runtime(settings, clients.sagemaker_fast), settings.moderation_endpoint)
     if settings.moderation == "comprehend":
         return ComprehendModerator(clients.comprehend, settings.toxicity_threshold)
     return NoModerator()
@@ -63,10 +68,10 @@ def build_aws_engine(settings: AwsSettings, clients: AwsClients | None = None) -
     clients = clients or AwsClients.create(settings)
     api_key = SecretApiKey(clients.secrets, settings.pinecone_secret_arn, settings.secret_max_age_seconds)
     return ChatEngine(
-        embedder=SageMakerEmbedder(SageMakerRuntime(clients.sagemaker_fast), settings.embedding_endpoint),
+        embedder=SageMakerEmbedder(runtime(settings, clients.sagemaker_fast), settings.embedding_endpoint),
         index=PineconeVectorIndex(settings.pinecone_index, api_key, host=settings.pinecone_host),
         generator=SageMakerGenerator(
-            SageMakerRuntime(clients.sagemaker_generation),
+            runtime(settings, clients.sagemaker_generation),
             settings.chat_endpoint,
             CONTRACTS[settings.model_profile],
         ),

@@ -7,7 +7,7 @@ attempts, exponential backoff with jitter); what still fails after that surfaces
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import (
@@ -23,6 +23,10 @@ from ..errors import ChatServiceError, UpstreamModelError, UpstreamNotReady, Ups
 THROTTLING_CODES = {"ThrottlingException", "ModelNotReadyException", "TooManyRequestsException"}
 DEFAULT_RETRY_AFTER_SECONDS = 2
 NOT_READY_RETRY_AFTER_SECONDS = 60
+# What the runtime answers when a request reaches an inference component that has no copy
+# (scaled to zero): a ValidationError whose message says so. It also raises the
+# NoCapacityInvocationFailures metric, which is what starts a copy (see stacks/scale_to_zero.py).
+NO_CAPACITY = "no capacity"
 
 
 class ContainerReportedError(Exception):
@@ -39,8 +43,9 @@ def raise_on_reported_error(answer: Any) -> None:
         raise ContainerReportedError(str(answer.get("error") or "generation failed (finish_reason: error)"))
 
 
-def map_client_error(exc: Exception, step: str, endpoint: str) -> ChatServiceError:
-    """One botocore failure as the service error a client should see."""
+def map_client_error(exc: Exception, step: str, endpoint: str, start_seconds: int = 600) -> ChatServiceError:
+    """One botocore failure as the service error a client should see. `start_seconds`:
+    about how long the model takes to start when it was scaled to zero."""
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return UpstreamTimeout(f"endpoint {endpoint} did not answer in time", step=step)
     if isinstance(exc, EndpointConnectionError):
@@ -56,6 +61,13 @@ def map_client_error(exc: Exception, step: str, endpoint: str) -> ChatServiceErr
         if code in THROTTLING_CODES or status == 429:
             message = f"endpoint {endpoint} is throttling or not ready ({code}); retry later"
             return UpstreamThrottled(message, step=step, retry_after=_retry_after(exc.response))
+        if NO_CAPACITY in message.lower():
+            minutes = max(1, round(start_seconds / 60))
+            message = (
+                f"the model behind {endpoint} was scaled to zero while idle and is starting now; "
+                f"it takes about {minutes} minutes: retry then"
+            )
+            return UpstreamNotReady(message, step=step, retry_after=NOT_READY_RETRY_AFTER_SECONDS)
         if code == "ValidationError" and "not found" in message.lower():
             # what the runtime answers while an endpoint is being created, updated or deleted
             state = "being created or updated, or it does not exist"
@@ -76,16 +88,29 @@ def _retry_after(response: dict[str, Any]) -> int:
 class SageMakerRuntime:
     """JSON in, JSON (or a stream of lines) out, for one boto3 `sagemaker-runtime` client."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(
+        self, client: Any, inference_components: Mapping[str, str] | None = None, start_seconds: int = 600
+    ) -> None:
         self.client = client
+        self.inference_components = dict(inference_components or {})  # endpoint -> component
+        self.start_seconds = start_seconds
+
+    def _request(self, endpoint: str, payload: Any, custom_attributes: str | None) -> dict[str, Any]:
+        kwargs = _request(endpoint, payload, custom_attributes)
+        if endpoint in self.inference_components:
+            kwargs["InferenceComponentName"] = self.inference_components[endpoint]
+        return kwargs
+
+    def _error(self, exc: Exception, step: str, endpoint: str) -> ChatServiceError:
+        return map_client_error(exc, step, endpoint, self.start_seconds)
 
     def invoke(self, endpoint: str, payload: Any, *, step: str, custom_attributes: str | None = None) -> Any:
-        kwargs = _request(endpoint, payload, custom_attributes)
+        kwargs = self._request(endpoint, payload, custom_attributes)
         try:
             response = self.client.invoke_endpoint(**kwargs)
             body = response["Body"].read()
         except (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:
-            raise map_client_error(exc, step, endpoint) from None
+            raise self._error(exc, step, endpoint) from None
         try:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -96,7 +121,7 @@ class SageMakerRuntime:
     ) -> Iterator[bytes]:
         """The response as complete lines (without the newline), however the container
         split them across event-stream PayloadParts."""
-        kwargs = _request(endpoint, payload, custom_attributes)
+        kwargs = self._request(endpoint, payload, custom_attributes)
         try:
             response = self.client.invoke_endpoint_with_response_stream(**kwargs)
             pending = b""
@@ -110,7 +135,7 @@ class SageMakerRuntime:
             if pending.strip():
                 yield pending
         except (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError, EventStreamError) as exc:
-            raise map_client_error(exc, step, endpoint) from None
+            raise self._error(exc, step, endpoint) from None
 
 
 def _request(endpoint: str, payload: Any, custom_attributes: str | None) -> dict[str, Any]:

@@ -38,6 +38,11 @@ class AwsSettings:
     retrieval_timeout_seconds: float = 5.0
     secret_max_age_seconds: int = 300
     toxicity_threshold: float = 0.5
+    # scale to zero: the inference component serving each model (empty: a classic endpoint),
+    # and about how long a model takes to start when a request finds it scaled to zero
+    chat_inference_component: str = ""
+    moderation_inference_component: str = ""
+    model_start_seconds: int = 600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsSettings:
@@ -72,6 +77,9 @@ class AwsSettings:
             retrieval_timeout_seconds=_number(env, "RAGCHAT_RETRIEVAL_TIMEOUT_SECONDS", 5.0, float),
             secret_max_age_seconds=_number(env, "RAGCHAT_SECRET_MAX_AGE_SECONDS", 300, int),
             toxicity_threshold=_number(env, "RAGCHAT_TOXICITY_THRESHOLD", 0.5, float),
+            chat_inference_component=env.get("RAGCHAT_CHAT_INFERENCE_COMPONENT", ""),
+            moderation_inference_component=env.get("RAGCHAT_MODERATION_INFERENCE_COMPONENT", ""),
+            model_start_seconds=_number(env, "RAGCHAT_MODEL_START_SECONDS", 600, int),
             **values,
         )
 
@@ -87,3 +95,12 @@ def _number(env: Mapping[str, str], name: str, default: Number, kind: type[Numbe
     if value < 0:
         raise ConfigurationError(f"{name}={raw!r}: must not be negative")
     return value
+
+
+def inference_components(settings: AwsSettings) -> dict[str, str]:
+    """Endpoint name -> the inference component to address on it (scale to zero)."""
+    pairs = (
+        (settings.chat_endpoint, settings.chat_inference_component),
+        (settings.moderation_endpoint, settings.moderation_inference_component),
+    )
+    return {endpoint: component for endpoint, component in pairs if endpoint and component}
