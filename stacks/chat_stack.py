@@ -259,6 +259,7 @@ class RagChatStack(Stack):
             "RAGCHAT_MODERATION": config.moderation,
             "RAGCHAT_TABLE": self.table.table_name,
             "RAGCHAT_CONVERSATION_TTL_DAYS": str(config.conversation_ttl_days),
+            "RAGCHAT_GENERATION_TIMEOUT_SECONDS": str(config.generation_timeout_seconds),
             "RAGCHAT_PINECONE_SECRET_ARN": self.secret.secret_arn,  # the ARN, never the key
             "RAGCHAT_PINECONE_INDEX": config.pinecone_index,
             "POWERTOOLS_SERVICE_NAME": "ragchat",

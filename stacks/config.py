@@ -76,6 +76,12 @@ class DeploymentConfig:
         prefix = prefix.rstrip("/")
         return bucket, f"{prefix}/*" if prefix else "*"
 
+    @property
+    def generation_timeout_seconds(self) -> int:
+        """The most one generation may take, retries included: the Lambda timeout less a
+        minute for the steps around it (moderation, retrieval, store), or half of a short one."""
+        return max(self.lambda_timeout_seconds - 60, self.lambda_timeout_seconds // 2)
+
     def endpoint_instances(self) -> dict[str, int]:
         """Instance type -> the most instances of it the endpoints can run at once (what
         the SageMaker '<type> for endpoint usage' quotas must allow)."""

@@ -20,15 +20,34 @@ from .embedder import SageMakerEmbedder
 from .generators import CONTRACTS, SageMakerGenerator
 from .moderation import ComprehendModerator, GptJtModerator, NoModerator
 from .pinecone_index import PineconeVectorIndex, SecretApiKey
-from .sagemaker import SageMakerRuntime
+from .sagemaker import SageMakerRuntime, StartRetry
 from .settings import AwsSettings, inference_components
 
-# Bounded retries with exponential backoff and jitter on throttling and 5xx answers.
+# Short calls (embedding, moderation, DynamoDB, secrets) are safe to repeat and fail fast:
+# bounded retries with exponential backoff and jitter on throttling and 5xx answers.
 RETRIES = {"mode": "standard", "total_max_attempts": 3}
-# Short calls (embedding, moderation, DynamoDB, secrets) fail fast; generation streams a
-# long reply, and the read timeout applies between chunks, so it can stay moderate.
 FAST = Config(connect_timeout=3, read_timeout=15, retries=RETRIES, max_pool_connections=20)
-GENERATION = Config(connect_timeout=3, read_timeout=120, retries=RETRIES, max_pool_connections=20)
+# A generation is not safe to repeat once the model started on it: its client makes one
+# attempt, and StartRetry (sagemaker.py) repeats only what SageMaker refused before starting.
+# The read timeout applies between streamed chunks.
+NO_RETRIES = {"mode": "standard", "total_max_attempts": 1}
+GENERATION = Config(connect_timeout=3, read_timeout=120, retries=NO_RETRIES, max_pool_connections=20)
+
+
+def generation_timeouts(budget_seconds: float) -> tuple[float, float]:
+    """(connect, read) timeouts of one generation attempt: together at most 3/4 of the
+    budget, so a refused first attempt leaves room for another."""
+    return min(3.0, budget_seconds / 4), min(120.0, budget_seconds / 2)
+
+
+def generation_config(settings: AwsSettings) -> Config:
+    connect, read = generation_timeouts(settings.generation_timeout_seconds)
+    return GENERATION.merge(Config(connect_timeout=connect, read_timeout=read))
+
+
+def start_retry(settings: AwsSettings) -> StartRetry:
+    connect, read = generation_timeouts(settings.generation_timeout_seconds)
+    return StartRetry(attempt_seconds=connect + read, budget_seconds=settings.generation_timeout_seconds)
 
 
 @dataclass(frozen=True)
@@ -44,16 +63,16 @@ class AwsClients:
         session = session or boto3.Session()
         return cls(
             sagemaker_fast=session.client("sagemaker-runtime", config=FAST),
-            sagemaker_generation=session.client("sagemaker-runtime", config=GENERATION),
+            sagemaker_generation=session.client("sagemaker-runtime", config=generation_config(settings)),
             dynamodb=session.client("dynamodb", config=FAST),
             secrets=session.client("secretsmanager", config=FAST),
             comprehend=session.client("comprehend", config=FAST) if settings.moderation == "comprehend" else None,
         )
 
 
-def runtime(settings: AwsSettings, client: Any) -> SageMakerRuntime:
+def runtime(settings: AwsSettings, client: Any, retry: StartRetry | None = None) -> SageMakerRuntime:
     """A SageMaker runtime that addresses each model's inference component, if it has one."""
-    return SageMakerRuntime(client, inference_components(settings), settings.model_start_seconds)
+    return SageMakerRuntime(client, inference_components(settings), settings.model_start_seconds, retry)
 
 
 def build_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
@@ -71,7 +90,7 @@ def build_aws_engine(settings: AwsSettings, clients: AwsClients | None = None) -
         embedder=SageMakerEmbedder(runtime(settings, clients.sagemaker_fast), settings.embedding_endpoint),
         index=PineconeVectorIndex(settings.pinecone_index, api_key, host=settings.pinecone_host),
         generator=SageMakerGenerator(
-            runtime(settings, clients.sagemaker_generation),
+            runtime(settings, clients.sagemaker_generation, start_retry(settings)),
             settings.chat_endpoint,
             CONTRACTS[settings.model_profile],
         ),

@@ -1,14 +1,20 @@
 """Calls to SageMaker endpoints (`sagemaker-runtime`), with their failures mapped to the
 service's errors so the HTTP app can answer 429/502/504 naming the step.
 
-Throttling and 5xx answers are retried by botocore's `standard` retry mode (bounded
-attempts, exponential backoff with jitter); what still fails after that surfaces here."""
+Embedding and moderation calls are safe to repeat: botocore's `standard` retry mode retries
+their throttling and 5xx answers (bounded attempts, backoff with jitter). A generation is
+not: the generation client makes one attempt, and `StartRetry` repeats only a request that
+SageMaker refused before the model started on it (throttled, or no connection made), and
+only while another attempt still fits in the generation's time budget."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from typing import Any
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from botocore.exceptions import (
     ClientError,
@@ -85,15 +91,75 @@ def _retry_after(response: dict[str, Any]) -> int:
     return int(raw) if raw.isdigit() else DEFAULT_RETRY_AFTER_SECONDS
 
 
+T = TypeVar("T")
+# Answers that mean SageMaker refused the request before any model saw it.
+REFUSED_BEFORE_START = {"ThrottlingException", "TooManyRequestsException"}
+
+
+def refused_before_start(exc: Exception) -> bool:
+    """True only when the request certainly did not reach the model: safe to send again.
+    A read timeout, a 5xx or a model error may come after the model began generating."""
+    if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
+        return True
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        return code in REFUSED_BEFORE_START or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 429
+    return False
+
+
+@dataclass(frozen=True)
+class StartRetry:
+    """Retries of a generation request that never started, within a time budget.
+
+    `attempt_seconds` is the longest one attempt can take (the client's connect plus read
+    timeout); an attempt starts only if it can end before the budget does, so the whole
+    call, retries and backoff included, never outlasts `budget_seconds`."""
+
+    attempt_seconds: float
+    budget_seconds: float
+    attempts: int = 3
+    base_delay: float = 0.5
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.attempt_seconds > self.budget_seconds:
+            raise ValueError("one attempt must fit in the budget")
+
+    def call(self, send: Callable[[], T]) -> T:
+        deadline = self.clock() + self.budget_seconds
+        for attempt in range(self.attempts):
+            try:
+                return send()
+            except (ClientError, ConnectTimeoutError, EndpointConnectionError) as exc:
+                if not refused_before_start(exc) or attempt == self.attempts - 1:
+                    raise
+                delay = random.uniform(0, self.base_delay * 2**attempt)
+                if self.clock() + delay + self.attempt_seconds > deadline:
+                    raise
+                self.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 class SageMakerRuntime:
     """JSON in, JSON (or a stream of lines) out, for one boto3 `sagemaker-runtime` client."""
 
     def __init__(
-        self, client: Any, inference_components: Mapping[str, str] | None = None, start_seconds: int = 600
+        self,
+        client: Any,
+        inference_components: Mapping[str, str] | None = None,
+        start_seconds: int = 600,
+        retry: StartRetry | None = None,
     ) -> None:
         self.client = client
         self.inference_components = dict(inference_components or {})  # endpoint -> component
         self.start_seconds = start_seconds
+        self.retry = retry  # None: one call (the client's own retry mode applies)
+
+    def _send(self, call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        if self.retry is None:
+            return call(**kwargs)
+        return self.retry.call(lambda: call(**kwargs))
 
     def _request(self, endpoint: str, payload: Any, custom_attributes: str | None) -> dict[str, Any]:
         kwargs = _request(endpoint, payload, custom_attributes)
@@ -107,7 +173,7 @@ class SageMakerRuntime:
     def invoke(self, endpoint: str, payload: Any, *, step: str, custom_attributes: str | None = None) -> Any:
         kwargs = self._request(endpoint, payload, custom_attributes)
         try:
-            response = self.client.invoke_endpoint(**kwargs)
+            response = self._send(self.client.invoke_endpoint, kwargs)
             body = response["Body"].read()
         except (ClientError, ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as exc:
             raise self._error(exc, step, endpoint) from None
@@ -123,7 +189,8 @@ class SageMakerRuntime:
         split them across event-stream PayloadParts."""
         kwargs = self._request(endpoint, payload, custom_attributes)
         try:
-            response = self.client.invoke_endpoint_with_response_stream(**kwargs)
+            # only the request is retried: once a byte of the stream arrived, never
+            response = self._send(self.client.invoke_endpoint_with_response_stream, kwargs)
             pending = b""
             for event in response["Body"]:
                 part = event.get("PayloadPart")

@@ -43,6 +43,9 @@ class AwsSettings:
     chat_inference_component: str = ""
     moderation_inference_component: str = ""
     model_start_seconds: int = 600
+    # the most one generation may take, retries included: set by the stack inside the Lambda
+    # timeout, leaving room for the steps before and after it
+    generation_timeout_seconds: float = 240.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsSettings:
@@ -80,6 +83,7 @@ class AwsSettings:
             chat_inference_component=env.get("RAGCHAT_CHAT_INFERENCE_COMPONENT", ""),
             moderation_inference_component=env.get("RAGCHAT_MODERATION_INFERENCE_COMPONENT", ""),
             model_start_seconds=_number(env, "RAGCHAT_MODEL_START_SECONDS", 600, int),
+            generation_timeout_seconds=_number(env, "RAGCHAT_GENERATION_TIMEOUT_SECONDS", 240.0, float),
             **values,
         )
 

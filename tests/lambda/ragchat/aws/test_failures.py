@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,7 +29,7 @@ def test_persistent_throttling_is_429_with_retry_after(aws_client, aws_world):
     assert response.headers["retry-after"] == "7"
     error = response.json()["error"]
     assert error["code"] == "throttled" and error["step"] == "generation"
-    assert len(aws_world.sagemaker.calls(CHAT)) == 3  # bounded: botocore standard mode, 3 attempts
+    assert len(aws_world.sagemaker.calls(CHAT)) == 3  # bounded: 3 attempts (StartRetry)
     assert aws_world.items(response.json().get("session_id", "none")) == []
 
 
@@ -38,6 +39,16 @@ def test_endpoint_scaled_to_zero_is_429(aws_client, aws_world):
     assert response.status_code == 429
     assert response.json()["error"]["step"] == "embedding"
     assert response.headers["retry-after"] == "2"
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, "InternalFailure"), (503, "ServiceUnavailable")])
+def test_a_generation_failing_with_5xx_is_not_sent_again(aws_client, aws_world, status, code):
+    """The model may have started generating: repeating it would pay for it twice (and a
+    retry after a long failure could outlast the Lambda)."""
+    aws_world.sagemaker.fail(CHAT, status, code, "try again", times=3)
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+    assert response.status_code == 502 and response.json()["error"]["step"] == "generation"
+    assert len(aws_world.sagemaker.calls(CHAT)) == 1
 
 
 def test_model_error_is_502_naming_the_step(aws_client, aws_world):
@@ -81,20 +92,17 @@ def test_a_moderation_generation_reported_as_failed_blocks_with_502_and_stores_n
     assert aws_world.dynamodb.scan(TableName=aws_world.settings.table)["Count"] == stored_before
 
 
-def test_timeout_is_504(aws_world, monkeypatch):
-    from botocore.config import Config
+def test_timeout_is_504(aws_world):
     from starlette.testclient import TestClient
 
-    from ragchat.aws import factory
     from ragchat.aws.server import create_aws_app
 
-    monkeypatch.setattr(factory, "GENERATION", Config(read_timeout=0.3, retries={"total_max_attempts": 1}))
+    settings = dataclasses.replace(aws_world.settings, generation_timeout_seconds=0.6)  # read timeout 0.3 s
     aws_world.sagemaker.delays[CHAT] = 1.0
-    with TestClient(
-        create_aws_app(aws_world.settings), raise_server_exceptions=False, base_url="http://localhost"
-    ) as client:
+    with TestClient(create_aws_app(settings), raise_server_exceptions=False, base_url="http://localhost") as client:
         response = client.post("/chat", json={"inputs": QUESTION})
     assert response.status_code == 504
+    assert len(aws_world.sagemaker.calls(CHAT)) == 1, "a generation that may have started is never sent again"
     assert response.json()["error"] == {
         "code": "timeout",
         "message": f"endpoint {CHAT} did not answer in time",
