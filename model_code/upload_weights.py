@@ -1,5 +1,13 @@
-"""Copy a Hugging Face model's weights into your own S3 prefix, for endpoints that must not
-reach the hub (VPC-only, network isolation) or that should pin a revision.
+"""Copy Hugging Face model weights into your own S3 prefix, so the endpoints start without
+the hub (network isolation on) and always load the same revision.
+
+One command stages every LLM a configuration deploys, each under <prefix>/<model>/<commit>/
+(the commit the revision resolved to when staged), and prints the deploy flags:
+
+    python model_code/upload_weights.py --for-config s3://my-bucket/ragchat-weights/
+    python model_code/upload_weights.py --for-config s3://my-bucket/w/ --chat-model flan-t5 --moderation off
+
+One model into a prefix of your choice:
 
     python model_code/upload_weights.py togethercomputer/GPT-NeoXT-Chat-Base-20B s3://my-bucket/gpt-neoxt/
     npx cdk deploy -c ragchat:chat_model_s3_uri=s3://my-bucket/gpt-neoxt/
@@ -23,6 +31,10 @@ S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<
 # Configs and tokenizer files a serving container needs next to the weights.
 SUPPORT_FILES = ("*.json", "*.txt", "*.model", "*.py", "tokenizer*")
 MIB = 1024**2
+# The hub models each configuration's endpoints serve (tests check them against the stack),
+# and the setting that points the stack at their staged copy.
+CHAT_MODELS = {"gpt-neoxt-chat": "togethercomputer/GPT-NeoXT-Chat-Base-20B", "flan-t5": "google/flan-t5-xl"}
+MODERATION_MODEL = "togethercomputer/GPT-JT-Moderation-6B"
 
 
 class UploadError(Exception):
@@ -67,6 +79,29 @@ def download(
     except HfHubHTTPError as exc:
         raise UploadError(f"hub download failed ({exc}); run the same command again to resume") from None
     return Path(path)
+
+
+def resolve_commit(model_id: str, revision: str | None, endpoint: str | None = None) -> str:
+    """The commit a branch or tag points at now: what gets staged, and named in the prefix."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return HfApi(endpoint=endpoint).model_info(model_id, revision=revision or "main").sha
+    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise UploadError(f"{model_id}@{revision or 'main'} not found on the hub: {exc}") from None
+    except HfHubHTTPError as exc:
+        raise UploadError(f"cannot resolve {model_id}@{revision or 'main'} ({exc}); try again") from None
+
+
+def configuration_models(chat_model: str, moderation: str) -> list[tuple[str, str]]:
+    """(setting, hub model id) of every LLM the configuration serves from a container."""
+    if chat_model not in CHAT_MODELS:
+        raise UploadError(f"--chat-model {chat_model}: weights can be staged for {', '.join(CHAT_MODELS)}")
+    models = [("chat_model_s3_uri", CHAT_MODELS[chat_model])]
+    if moderation == "endpoint":
+        models.append(("moderation_model_s3_uri", MODERATION_MODEL))
+    return models
 
 
 def files_to_upload(folder: Path) -> list[Path]:
@@ -168,9 +203,12 @@ def _existing_sizes(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None, s3_factory: Callable[[], Any] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_id", help="Hugging Face model id, e.g. togethercomputer/GPT-NeoXT-Chat-Base-20B")
-    parser.add_argument("s3_uri", help="destination, e.g. s3://my-bucket/gpt-neoxt/")
-    parser.add_argument("--revision", help="a branch, tag or commit to pin (default: main)")
+    parser.add_argument("model_id", nargs="?", help="one Hugging Face model id, e.g. google/flan-t5-xl")
+    parser.add_argument("s3_uri", nargs="?", help="its destination, e.g. s3://my-bucket/flan-t5/")
+    parser.add_argument("--for-config", metavar="S3_PREFIX", help="stage every LLM of a configuration under it")
+    parser.add_argument("--chat-model", default="gpt-neoxt-chat", help="with --for-config: ragchat:chat_model")
+    parser.add_argument("--moderation", default="endpoint", help="with --for-config: ragchat:moderation")
+    parser.add_argument("--revision", help="a branch, tag or commit to pin (default: main, resolved to its commit)")
     parser.add_argument(
         "--include", action="append", help="file patterns to copy (repeatable; default: weights+config)"
     )
@@ -179,33 +217,59 @@ def main(argv: Sequence[str] | None = None, s3_factory: Callable[[], Any] | None
     parser.add_argument("--hub-endpoint", help=argparse.SUPPRESS)  # tests: a local stand-in for the hub
     args = parser.parse_args(argv)
     try:
+        if args.for_config:
+            if args.model_id or args.from_dir:
+                raise UploadError("--for-config stages the configuration's models: give no model id or --from-dir")
+            bucket, root = parse_s3_uri(args.for_config)
+            flags = []
+            for setting, model_id in configuration_models(args.chat_model, args.moderation):
+                commit = resolve_commit(model_id, args.revision, args.hub_endpoint)
+                prefix = f"{root}{model_id.split('/')[-1].lower()}/{commit}/"
+                _stage(args, model_id, commit, bucket, prefix, s3_factory)
+                flags.append(f"-c ragchat:{setting}=s3://{bucket}/{prefix}")
+            print("deploy with: npx cdk deploy " + " ".join(flags))
+            return 0
+        if not (args.model_id and args.s3_uri):
+            raise UploadError("give a model id and an s3:// destination, or --for-config s3://bucket/prefix/")
         bucket, prefix = parse_s3_uri(args.s3_uri)
-        if args.from_dir:
-            if not args.from_dir.is_dir():
-                raise UploadError(f"--from-dir {args.from_dir} is not a folder")
-            folder = args.from_dir
-        else:
-            local_dir = args.cache_dir / args.model_id.replace("/", "--") / (args.revision or "main")
-            folder = download(args.model_id, args.revision, args.include, local_dir, args.hub_endpoint)
-        if args.include and args.from_dir:
-            print("--include applies to downloads; --from-dir uploads the whole folder", file=sys.stderr)
-        if not files_to_upload(folder):
-            raise UploadError(f"{folder} has no files to upload")
-        s3 = s3_factory() if s3_factory else _s3_client()
-        summary = upload(folder, bucket, prefix, s3)
+        _stage(args, args.model_id, args.revision, bucket, prefix, s3_factory)
+        print(f"deploy with: npx cdk deploy -c ragchat:chat_model_s3_uri=s3://{bucket}/{prefix}")
     except UploadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return 130
+    return 0
+
+
+def _stage(
+    args: argparse.Namespace,
+    model_id: str,
+    revision: str | None,
+    bucket: str,
+    prefix: str,
+    s3_factory: Callable[[], Any] | None,
+) -> None:
+    """Download (or take --from-dir) and upload one model; prints its summary."""
+    if args.from_dir:
+        if not args.from_dir.is_dir():
+            raise UploadError(f"--from-dir {args.from_dir} is not a folder")
+        folder = args.from_dir
+        if args.include:
+            print("--include applies to downloads; --from-dir uploads the whole folder", file=sys.stderr)
+    else:
+        local_dir = args.cache_dir / model_id.replace("/", "--") / (revision or "main")
+        folder = download(model_id, revision, args.include, local_dir, args.hub_endpoint)
+    if not files_to_upload(folder):
+        raise UploadError(f"{folder} has no files to upload")
+    s3 = s3_factory() if s3_factory else _s3_client()
+    summary = upload(folder, bucket, prefix, s3)
     rate = summary.bytes_sent / MIB / summary.seconds if summary.seconds else 0.0
     print(
         f"s3://{bucket}/{prefix}: {summary.uploaded} uploaded ({summary.bytes_sent / MIB:,.1f} MiB, {rate:,.1f} MiB/s),"
         f" {summary.skipped} already there"
     )
-    print(f"deploy with: npx cdk deploy -c ragchat:chat_model_s3_uri=s3://{bucket}/{prefix}")
-    return 0
 
 
 def _s3_client() -> Any:

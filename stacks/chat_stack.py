@@ -33,6 +33,7 @@ from .jumpstart import LLAMA2_7B_CHAT
 from .monitoring import MonitoredEndpoint, Monitoring
 from .regions import require_function_urls
 from .scale_to_zero import ScaleToZero
+from .weights import lmi_environment, read_properties
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CODE = ROOT / "model_code"
@@ -40,6 +41,7 @@ LAMBDA_SOURCE = ROOT / "lambda"
 # AWS Lambda Web Adapter: lets the ASGI app stream through a RESPONSE_STREAM Function URL.
 WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerX86:26"
 TTL_ATTRIBUTE = "expires_at"
+FLAN_T5 = "google/flan-t5-xl"
 TABLE_ACTIONS = ("dynamodb:Query", "dynamodb:PutItem")
 # About how long each model takes from a fresh instance to serving (download + load), from
 # its weights' size: fp16 GPT-NeoXT 20B ~41 GB on 4 GPUs, GPT-JT 6B ~12 GB, flan-t5-xl ~11 GB,
@@ -122,16 +124,19 @@ class RagChatStack(Stack):
         config = self.config
         endpoints: dict[str, SageMakerEndpoint] = {"chat": self._chat_endpoint()}
         if config.moderation == "endpoint":
+            source = self._lmi_source(
+                "ModerationConfig", "moderation_llm", config.moderation_model_s3_uri, config.moderation_model_revision
+            )
             endpoints["moderation"] = SageMakerEndpoint(
                 self,
                 "ModerationLlm",
                 EndpointSpec(
                     image=LMI,
                     instance_type=config.moderation_instance_type,
-                    model_archive=self._model_archive("ModerationConfig", "moderation_llm"),
                     startup_timeout_seconds=2 * START_SECONDS["moderation"],
                     download_timeout_seconds=2 * START_SECONDS["moderation"],
                     scale_to_zero=self._scale_to_zero(accelerators=1, memory_mb=8192),
+                    **source,
                 ),
             )
         # The weights travel in the model archive, pinned: the endpoint needs no hub access
@@ -190,41 +195,39 @@ class RagChatStack(Stack):
             "invocations_per_instance_target": 10,
         }
         if config.chat_model == "gpt-neoxt-chat":
-            overrides = {"option.model_id": config.chat_model_s3_uri} if config.chat_model_s3_uri else None
-            archive = self._model_archive("ChatConfig", "chat_llm", overrides)
             zero = self._scale_to_zero(accelerators=4, memory_mb=32768)  # tensor parallel 4
-            spec = EndpointSpec(image=LMI, model_archive=archive, scale_to_zero=zero, **common)
-            endpoint = SageMakerEndpoint(self, "ChatLlm", spec)
-            if config.chat_model_s3_uri:
-                self._grant_weights_read(endpoint.role)
-            return endpoint
+            source = self._lmi_source("ChatConfig", "chat_llm", config.chat_model_s3_uri, config.chat_model_revision)
+            return SageMakerEndpoint(self, "ChatLlm", EndpointSpec(image=LMI, scale_to_zero=zero, **source, **common))
         if config.chat_model == "llama-2-chat":
             # JumpStart's own package: the dialog contract the Lambda speaks (accept_eula=true).
             package = config.chat_model_package_arn or LLAMA2_7B_CHAT.arn(self, "Llama2ChatPackage")
             return SageMakerEndpoint(self, "ChatLlm", EndpointSpec(model_package_arn=package, **common))
         environment = {
-            "HF_MODEL_ID": "google/flan-t5-xl",
+            "HF_MODEL_ID": FLAN_T5,
             "SM_NUM_GPUS": "1",
             "MAX_INPUT_LENGTH": "3072",
             "MAX_TOTAL_TOKENS": "4096",
         }
+        staged: dict = {}
+        if config.chat_model_s3_uri:  # TGI loads a local folder given as the model id
+            environment["HF_MODEL_ID"] = "/opt/ml/model"
+            staged = {"staged_weights_uri": config.chat_model_s3_uri, "network_isolation": True}
+        elif config.chat_model_revision:
+            environment["REVISION"] = config.chat_model_revision
         zero = self._scale_to_zero(accelerators=1, memory_mb=8192)
-        return SageMakerEndpoint(
-            self, "ChatLlm", EndpointSpec(image=HF_TGI, environment=environment, scale_to_zero=zero, **common)
-        )
+        spec = EndpointSpec(image=HF_TGI, environment=environment, scale_to_zero=zero, **staged, **common)
+        return SageMakerEndpoint(self, "ChatLlm", spec)
 
-    def _grant_weights_read(self, role: iam.IRole) -> None:
-        bucket, keys = self.config.weights_object_pattern
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{self.partition}:s3:::{bucket}/{keys}"])
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[f"arn:{self.partition}:s3:::{bucket}"],
-                conditions={"StringLike": {"s3:prefix": [keys]}},
-            )
-        )
+    def _lmi_source(self, construct_id: str, folder: str, weights_uri: str, revision: str) -> dict:
+        """Where an LMI model's configuration and weights come from: staged weights in S3,
+        copied by SageMaker, with the configuration as environment variables and network
+        isolation; else the model archive (serving.properties), the container downloading
+        the weights from the hub at the pinned revision if one is set."""
+        if weights_uri:
+            environment = lmi_environment(read_properties(MODEL_CODE / folder / "serving.properties"))
+            return {"environment": environment, "staged_weights_uri": weights_uri, "network_isolation": True}
+        overrides = {"option.revision": revision} if revision else None
+        return {"model_archive": self._model_archive(construct_id, folder, overrides)}
 
     # -- the chat Lambda ---------------------------------------------------------------
     def _chat_function(self) -> lambda_.Function:

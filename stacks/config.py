@@ -29,6 +29,7 @@ SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secre
 S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 MODEL_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9/-]{1,170}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+REVISION = re.compile(r"^[0-9a-f]{40}$")
 PINECONE_INDEX = re.compile(r"^[a-z0-9][a-z0-9-]{0,44}$")
 
 
@@ -40,13 +41,16 @@ class ConfigError(ValueError):
 class DeploymentConfig:
     chat_model: str = "gpt-neoxt-chat"
     chat_instance_type: str = ""  # empty: the chat model's default
-    chat_model_s3_uri: str = ""  # empty: weights from the Hugging Face hub
+    chat_model_s3_uri: str = ""  # staged weights (model_code/upload_weights.py); empty: from the hub
+    chat_model_revision: str = ""  # hub mode: the commit to load (option.revision); empty: unpinned
     accept_llama2_eula: bool = False  # llama-2-chat only: you accept Meta's Llama 2 license
     chat_model_package_arn: str = ""  # llama-2-chat only; empty: JumpStart's package in the stack's region
     chat_min_instances: int = 1
     chat_max_instances: int = 1
     moderation: str = "endpoint"
     moderation_instance_type: str = "ml.g5.2xlarge"
+    moderation_model_s3_uri: str = ""  # staged weights of GPT-JT-Moderation-6B; empty: from the hub
+    moderation_model_revision: str = ""  # hub mode: the commit to load; empty: unpinned
     embedding_instance_type: str = "ml.t2.large"
     embedding_min_instances: int = 1
     embedding_max_instances: int = 1
@@ -68,13 +72,6 @@ class DeploymentConfig:
     @property
     def resolved_chat_instance_type(self) -> str:
         return self.chat_instance_type or DEFAULT_CHAT_INSTANCE[self.chat_model]
-
-    @property
-    def weights_object_pattern(self) -> tuple[str, str]:
-        """(bucket, object-key pattern) the chat model's S3 weights live under."""
-        bucket, _, prefix = self.chat_model_s3_uri.removeprefix("s3://").partition("/")
-        prefix = prefix.rstrip("/")
-        return bucket, f"{prefix}/*" if prefix else "*"
 
     @property
     def generation_timeout_seconds(self) -> int:
@@ -141,15 +138,27 @@ class DeploymentConfig:
                 f"{prefix}_max_instances",
                 f"must be at least {prefix}_min_instances",
             )
+        for key in ("chat_model_s3_uri", "moderation_model_s3_uri"):
+            check(
+                getattr(self, key) == "" or bool(S3_URI.match(getattr(self, key))),
+                key,
+                "must be an s3://bucket/prefix URI",
+            )
+        for key in ("chat_model_revision", "moderation_model_revision"):
+            check(
+                getattr(self, key) == "" or bool(REVISION.match(getattr(self, key))),
+                key,
+                "must be a 40-character commit id",
+            )
         check(
-            self.chat_model_s3_uri == "" or bool(S3_URI.match(self.chat_model_s3_uri)),
+            self.chat_model_s3_uri == "" or self.chat_model != "llama-2-chat",
             "chat_model_s3_uri",
-            "must be an s3://bucket/prefix URI",
+            "the llama-2-chat model package brings its own weights",
         )
         check(
-            self.chat_model_s3_uri == "" or self.chat_model == "gpt-neoxt-chat",
-            "chat_model_s3_uri",
-            "weights from S3 are supported for the LMI-served gpt-neoxt-chat model only",
+            self.moderation_model_s3_uri == "" or self.moderation == "endpoint",
+            "moderation_model_s3_uri",
+            "staged moderation weights need ragchat:moderation=endpoint",
         )
         check(
             self.chat_model != "llama-2-chat" or self.accept_llama2_eula,

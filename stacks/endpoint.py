@@ -18,6 +18,7 @@ from constructs import Construct
 
 from .images import DlcImage
 from .scale_to_zero import InferenceComponent, ScaleToZero, inference_component_config
+from .weights import staged_weights, weights_pattern
 
 VARIANT = "AllTraffic"
 
@@ -35,6 +36,7 @@ class EndpointSpec:
     download_timeout_seconds: int = 600
     invocations_per_instance_target: int = 20
     network_isolation: bool = False  # true when the container needs nothing from the internet
+    staged_weights_uri: str | None = None  # s3://bucket/prefix/ SageMaker copies to /opt/ml/model
     scale_to_zero: ScaleToZero | None = None  # served as an inference component that can reach 0 instances
 
     def __post_init__(self) -> None:
@@ -75,6 +77,10 @@ class SageMakerEndpoint(Construct):
         else:
             container = {"image": spec.image.uri(self), "environment": spec.environment or None}
             self._grant_image_pull(spec.image)
+        self.staged_weights_uri = spec.staged_weights_uri
+        if spec.staged_weights_uri is not None:
+            container["model_data_source"] = staged_weights(spec.staged_weights_uri)
+            self._grant_weights_read(spec.staged_weights_uri)
         if spec.model_archive is not None:
             archive = spec.model_archive
             self.role.add_to_policy(
@@ -161,6 +167,21 @@ class SageMakerEndpoint(Construct):
                 scale_in_cooldown=600,
                 scale_out_cooldown=120,
             ),
+        )
+
+    def _grant_weights_read(self, uri: str) -> None:
+        """SageMaker reads the staged weights with this role: that prefix, nothing else."""
+        partition = Stack.of(self).partition
+        bucket, keys = weights_pattern(uri)
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{partition}:s3:::{bucket}/{keys}"])
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{partition}:s3:::{bucket}"],
+                conditions={"StringLike": {"s3:prefix": [keys]}},
+            )
         )
 
     def _grant_image_pull(self, image: DlcImage) -> None:

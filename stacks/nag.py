@@ -9,6 +9,7 @@ from aws_cdk import Acknowledgment, Validations
 from constructs import Construct
 
 from .chat_stack import RagChatStack
+from .weights import weights_pattern
 
 ENDPOINT_WILDCARDS = {
     "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions; "
@@ -29,13 +30,13 @@ def acknowledge_findings(stack: RagChatStack) -> None:
         policy = endpoint.role.node.find_child("DefaultPolicy")
         for wildcard, reason in ENDPOINT_WILDCARDS.items():
             _ack(policy, f"AwsSolutions-IAM5[{wildcard}]", reason)
-    if stack.config.chat_model_s3_uri:
-        bucket, keys = stack.config.weights_object_pattern  # what the grant names
-        _ack(
-            stack.endpoints["chat"].role.node.find_child("DefaultPolicy"),
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{keys}]",
-            "The model weights are many files under the prefix the user named; reads are limited to that prefix",
-        )
+        if endpoint.staged_weights_uri:
+            bucket, keys = weights_pattern(endpoint.staged_weights_uri)  # what the grant names
+            _ack(
+                policy,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{keys}]",
+                "The model weights are many files under the prefix the user named; reads are limited to that prefix",
+            )
     function_policy = stack.function.role.node.find_child("DefaultPolicy")
     _ack(
         function_policy,

@@ -170,3 +170,36 @@ def test_a_pinned_revision_is_downloaded(hub, s3, tmp_path, capsys):
     )  # fmt: skip
     assert code == 0, err
     assert any(COMMIT in r.path for r in hub.requests)
+
+
+def test_one_command_stages_a_configurations_models_under_their_commit(repo_folder, s3, tmp_path, capsys):
+    """flan-t5 with Comprehend moderation: one LLM, staged under the commit `main` resolved
+    to, and the deploy flag that points the stack at it."""
+    hub = HubStandIn("google/flan-t5-xl", repo_folder)
+    try:
+        args = ["--for-config", f"s3://{BUCKET}/ragchat/", "--chat-model", "flan-t5", "--moderation", "comprehend",
+                "--cache-dir", str(tmp_path / "cache"), "--hub-endpoint", hub.url]  # fmt: skip
+        code, out, err = run(args, s3, capsys)
+    finally:
+        hub.close()
+    assert code == 0, err
+    prefix = f"ragchat/flan-t5-xl/{COMMIT}/"
+    assert f"{prefix}config.json" in keys(s3) and all(k.startswith(prefix) for k in keys(s3))
+    assert f"deploy with: npx cdk deploy -c ragchat:chat_model_s3_uri=s3://{BUCKET}/{prefix}" in out
+    assert "moderation_model_s3_uri" not in out
+
+
+def test_the_configuration_models_are_the_ones_the_stack_deploys():
+    from stacks.chat_stack import FLAN_T5, MODEL_CODE
+    from stacks.weights import read_properties
+
+    assert script.CHAT_MODELS["flan-t5"] == FLAN_T5
+    chat = read_properties(MODEL_CODE / "chat_llm" / "serving.properties")["option.model_id"]
+    moderation = read_properties(MODEL_CODE / "moderation_llm" / "serving.properties")["option.model_id"]
+    assert script.CHAT_MODELS["gpt-neoxt-chat"] == chat and moderation == script.MODERATION_MODEL
+    assert [s for s, _ in script.configuration_models("gpt-neoxt-chat", "endpoint")] == [
+        "chat_model_s3_uri",
+        "moderation_model_s3_uri",
+    ]
+    with pytest.raises(script.UploadError, match="llama-2-chat: weights can be staged for"):
+        script.configuration_models("llama-2-chat", "off")

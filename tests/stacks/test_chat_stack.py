@@ -127,7 +127,7 @@ ACKNOWLEDGED_STAR_ACTIONS = {
     [
         {},
         {"moderation": "comprehend"},
-        {"chat_model_s3_uri": "s3://my-bucket/neoxt"},
+        {"chat_model_s3_uri": "s3://my-bucket/neoxt", "moderation_model_s3_uri": "s3://my-bucket/gpt-jt"},
         {"chat_model": "llama-2-chat", "accept_llama2_eula": True},
     ],
 )
@@ -145,9 +145,12 @@ def test_least_privilege(settings):
 
 
 def test_weights_from_s3_are_readable_only_under_their_prefix():
-    template, _ = synth(chat_model_s3_uri="s3://my-bucket/neoxt")
+    template, _ = synth(chat_model_s3_uri="s3://my-bucket/neoxt", moderation_model_s3_uri="s3://other/gpt-jt/")
     reads = [s for s in statements(template) if s["Action"] == "s3:GetObject"]
     assert any(json.dumps(s["Resource"]).endswith('s3:::my-bucket/neoxt/*"]]}') for s in reads)
+    assert any(json.dumps(s["Resource"]).endswith('s3:::other/gpt-jt/*"]]}') for s in reads)
+    lists = [s for s in statements(template) if s["Action"] == "s3:ListBucket"]
+    assert sorted(s["Condition"]["StringLike"]["s3:prefix"] for s in lists) == [["gpt-jt/*"], ["neoxt/*"]]
 
 
 def test_comprehend_mode_has_no_moderation_endpoint():
@@ -200,7 +203,7 @@ def test_embedding_endpoint_serves_packed_weights_in_network_isolation(default_t
     assert "HF_MODEL_ID" not in embedding["PrimaryContainer"]["Environment"], "no hub download at startup"
     assert "ModelDataUrl" in embedding["PrimaryContainer"]
     others = [m for m in models.values() if m is not embedding]
-    assert all("EnableNetworkIsolation" not in m for m in others), "the LLMs download from the hub or S3"
+    assert all("EnableNetworkIsolation" not in m for m in others), "hub mode: the LLMs download from the hub"
 
 
 def model_data_urls(template: dict) -> list[str]:
@@ -215,8 +218,9 @@ def test_a_model_archive_is_a_new_asset_when_its_overrides_or_pinned_weights_cha
 
     from stacks import chat_stack
 
-    hub, s3 = model_data_urls(default_template), model_data_urls(synth(chat_model_s3_uri="s3://my-bucket/neoxt/")[0])
-    assert len(set(hub) - set(s3)) == 1, "only the chat configuration changes"
+    hub = model_data_urls(default_template)
+    pinned = model_data_urls(synth(chat_model_revision="0123456789abcdef0123456789abcdef01234567")[0])
+    assert len(set(hub) - set(pinned)) == 1, "only the chat configuration changes"
 
     class NewPin(type(chat_stack.MINILM_WEIGHTS)):
         pinned_version = "0.2.0"

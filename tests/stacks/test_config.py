@@ -42,6 +42,8 @@ def test_cli_strings_are_converted_and_other_context_ignored():
         ("lambda_reserved_concurrency", "0", "between 1 and 1000"),
         ("alarm_email", "oncall", "email address"),
         ("scale_to_zero_idle_minutes", "5", "between 10 and 1440"),
+        ("chat_model_revision", "main", "40-character commit id"),
+        ("moderation_model_s3_uri", "bucket/x", "s3://"),
         ("not_a_setting", "1", "unknown setting"),
     ],
 )
@@ -56,9 +58,20 @@ def test_max_below_min_is_refused():
         DeploymentConfig.from_context({"ragchat:chat_min_instances": 2, "ragchat:chat_max_instances": 1})
 
 
-def test_s3_weights_only_for_lmi_model():
-    with pytest.raises(ConfigError, match="ragchat:chat_model_s3_uri"):
-        DeploymentConfig.from_context({"ragchat:chat_model": "flan-t5", "ragchat:chat_model_s3_uri": "s3://b/p"})
+def test_staged_weights_for_the_models_served_from_a_container():
+    with pytest.raises(ConfigError, match="ragchat:chat_model_s3_uri: the llama-2-chat model package brings"):
+        DeploymentConfig.from_context(
+            {
+                "ragchat:chat_model": "llama-2-chat",
+                "ragchat:accept_llama2_eula": "true",
+                "ragchat:chat_model_s3_uri": "s3://bucket/p",
+            }
+        )
+    with pytest.raises(ConfigError, match="ragchat:moderation_model_s3_uri: staged moderation weights need"):
+        DeploymentConfig.from_context({"ragchat:moderation": "off", "ragchat:moderation_model_s3_uri": "s3://bucket/p"})
+    assert DeploymentConfig.from_context(
+        {"ragchat:chat_model": "flan-t5", "ragchat:chat_model_s3_uri": "s3://bucket/p"}
+    )
 
 
 def test_llama_2_chat_needs_the_license_accepted():
