@@ -37,6 +37,7 @@ class Needs:
     endpoint_instances: Mapping[str, int] = field(default_factory=dict)  # instance type -> instances
     reserved_concurrency: int = 0
     pinecone_secret_arn: str = ""  # empty: the stack creates the secret
+    staged_weights: Mapping[str, str] = field(default_factory=dict)  # setting -> s3://bucket/prefix/
 
 
 def _error(exc: Exception) -> str:
@@ -142,6 +143,31 @@ def check_pinecone_key(client: Any, needs: Needs, env: Mapping[str, str] | None 
         fix = f'aws secretsmanager put-secret-value --secret-id {needs.pinecone_secret_arn} --secret-string "$KEY"'
         return Result("Pinecone key", FAIL, "the secret is empty", fix)
     return Result("Pinecone key", PASS, f"set in {needs.pinecone_secret_arn.rsplit(':', 1)[-1]}")
+
+
+def check_staged_weights(client: Any, needs: Needs) -> list[Result]:
+    """Each staged prefix holds a model (config.json and weights), readable by the caller."""
+    results = []
+    for setting, uri in sorted(needs.staged_weights.items()):
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+        check = f"weights: {setting}"
+        fix = f"python model_code/upload_weights.py --for-config s3://{bucket}/<prefix>/ (then deploy with its flags)"
+        try:
+            names, size = [], 0
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    names.append(item["Key"][len(prefix) :])
+                    size += item["Size"]
+        except (ClientError, BotoCoreError) as exc:
+            results.append(Result(check, FAIL, f"cannot list {uri} ({_error(exc)})", fix))
+            continue
+        weights = [n for n in names if n.endswith((".safetensors", ".bin"))]
+        if "config.json" not in names or not weights:
+            results.append(Result(check, FAIL, f"no model under {uri} (config.json and weight files)", fix))
+        else:
+            results.append(Result(check, PASS, f"{len(weights)} weight files, {size / 1024**3:,.1f} GiB in {uri}"))
+    return results
 
 
 def check_lambda_concurrency(client: Any, needs: Needs) -> Result:

@@ -18,6 +18,7 @@ from .checks import (
     check_pinecone_key,
     check_quotas,
     check_region,
+    check_staged_weights,
     failed,
     render,
 )
@@ -102,11 +103,17 @@ def run_checks(session: Any, config: Any, region: str) -> list[Result]:
         endpoint_instances=config.endpoint_instances(),
         reserved_concurrency=config.lambda_reserved_concurrency,
         pinecone_secret_arn=config.pinecone_secret_arn,
+        staged_weights={
+            key: getattr(config, key)
+            for key in ("chat_model_s3_uri", "moderation_model_s3_uri")
+            if getattr(config, key, "") and not config.parked
+        },
     )
     results = [Result("AWS credentials", "pass", f"account {account}")]
     results += check_region(needs, container_problem(region), function_url_problem(region))
     results += check_quotas(session.client("service-quotas"), needs)
     results.append(check_bootstrap(session.client("cloudformation"), needs))
+    results += check_staged_weights(session.client("s3"), needs)
     results.append(check_lambda_concurrency(session.client("lambda"), needs))
     results.append(check_pinecone_key(session.client("secretsmanager"), needs))
     return results

@@ -27,7 +27,7 @@ def aws(moto_url, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    for service in ("STS", "CLOUDFORMATION", "SECRETS_MANAGER"):
+    for service in ("STS", "CLOUDFORMATION", "SECRETS_MANAGER", "S3"):
         monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", moto_url)
 
     def client(service: str, region: str):
@@ -162,3 +162,25 @@ def test_quota_check_reports_an_unreadable_quota_list():
     (result,) = check_quotas(Denied(), Needs(region="us-east-1", account="1", endpoint_instances=DEFAULT_TYPES))
     assert result.status == "FAIL" and "AccessDeniedException" in result.detail
     assert "servicequotas:ListServiceQuotas" in render([result, Result("x", "pass", "y")])
+
+
+def test_staged_weights_are_checked_where_the_configuration_points(aws, account_apis, capsys):
+    region = "us-west-1"
+    bootstrap(aws, region)
+    account_apis(ALL_QUOTAS, unreserved=1000)
+    s3 = aws("s3", "us-east-1")
+    s3.create_bucket(Bucket="preflight-weights")
+    for key, body in {
+        "neoxt/config.json": b"{}",
+        "neoxt/model-00001.safetensors": b"\0" * 2048,
+        "empty/x.txt": b"",
+    }.items():
+        s3.put_object(Bucket="preflight-weights", Key=key, Body=body)
+    args = ["preflight", "--region", region, "-c", "ragchat:chat_model_s3_uri=s3://preflight-weights/neoxt/",
+            "-c", "ragchat:moderation_model_s3_uri=s3://preflight-weights/empty/"]  # fmt: skip
+
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert row(out, "weights: chat_model_s3_uri").startswith("pass 1 weight files")
+    assert row(out, "weights: moderation_model_s3_uri").startswith("FAIL no model under s3://preflight-weights/empty/")
+    assert "upload_weights.py --for-config" in out
