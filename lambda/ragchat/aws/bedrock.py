@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 from ..errors import UpstreamModelError
 from ..interfaces import GenerationParams, RenderedPrompt
 from .bedrock_errors import map_bedrock_error
+from .sagemaker import StartRetry
 
 STEP = "generation"
 CHARS_PER_TOKEN = 3.0  # conservative for English BPE: the Lambda has no tokenizer
@@ -87,16 +88,22 @@ def report(params: GenerationParams, stop_reason: str | None, usage: dict[str, A
 class BedrockGenerator:
     """A Generator on one Bedrock model id (a foundation model or an inference profile)."""
 
-    def __init__(self, client: Any, model_id: str) -> None:
+    def __init__(self, client: Any, model_id: str, retry: StartRetry | None = None) -> None:
         self.client = client
         self.model_id = model_id
+        # a generation is sent again only when Bedrock refused it before starting (the
+        # client itself makes one attempt: see factory.GENERATION)
+        self.retry = retry
+
+    def _send(self, call: Any, request: dict[str, Any]) -> Any:
+        return call(**request) if self.retry is None else self.retry.call(lambda: call(**request))
 
     def stream(self, prompt: RenderedPrompt, params: GenerationParams) -> Iterator[str]:
         """Text deltas of ConverseStream as they arrive; other content (reasoning, tool
         use) and the closing events add nothing to the reply."""
         request = converse_request(self.model_id, prompt, params)
         try:
-            response = self.client.converse_stream(**request)
+            response = self._send(self.client.converse_stream, request)
             for event in response["stream"]:
                 text = event.get("contentBlockDelta", {}).get("delta", {}).get("text")
                 if text:
@@ -108,7 +115,7 @@ class BedrockGenerator:
     def generate(self, prompt: RenderedPrompt, params: GenerationParams) -> str:
         request = converse_request(self.model_id, prompt, params)
         try:
-            response = self.client.converse(**request)
+            response = self._send(self.client.converse, request)
         except FAILURES as exc:
             raise map_bedrock_error(exc, self.model_id, STEP) from None
         try:

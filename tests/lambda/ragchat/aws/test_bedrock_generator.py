@@ -10,6 +10,7 @@ from botocore.exceptions import EventStreamError
 
 from ragchat.aws.bedrock import BedrockGenerator, converse_messages
 from ragchat.aws.factory import GENERATION
+from ragchat.aws.sagemaker import StartRetry
 from ragchat.errors import ChatServiceError, UpstreamModelError, UpstreamThrottled, UpstreamTimeout
 from ragchat.interfaces import GenerationParams, GenerationReport, RenderedPrompt
 from standins.bedrock_runtime import ConverseModel
@@ -34,7 +35,9 @@ def bedrock(aws_env, bedrock_server):
 
 @pytest.fixture
 def generator(bedrock) -> BedrockGenerator:
-    return BedrockGenerator(boto3.client("bedrock-runtime", config=GENERATION), MODEL)
+    # the Lambda's generation client (one attempt) and its retry of requests refused before starting
+    retry = StartRetry(attempt_seconds=30, budget_seconds=120, base_delay=0.01)
+    return BedrockGenerator(boto3.client("bedrock-runtime", config=GENERATION), MODEL, retry)
 
 
 # -- the stand-in speaks the wire format botocore reads ---------------------------------------
@@ -249,13 +252,14 @@ def test_persistent_throttling_asks_to_retry_later(generator, bedrock):
         list(generator.stream(PROMPT, GenerationParams()))
     assert raised.value.status == 429 and raised.value.retry_after == 2
     assert "Too many tokens per day" in str(raised.value)
-    assert len(bedrock.calls(MODEL)) == 3  # botocore standard mode: 3 attempts
+    assert len(bedrock.calls(MODEL)) == 3  # StartRetry: 3 attempts
 
 
 def test_a_model_timeout_is_a_timeout(generator, bedrock):
-    bedrock.fail(MODEL, "ModelTimeoutException", "Model has timed out in processing the request.")
+    bedrock.fail(MODEL, "ModelTimeoutException", "Model has timed out in processing the request.", times=3)
     with pytest.raises(UpstreamTimeout):
         generator.generate(PROMPT, GenerationParams())
+    assert len(bedrock.calls(MODEL)) == 1, "the model worked on it: never sent again"
 
 
 @pytest.mark.parametrize(
