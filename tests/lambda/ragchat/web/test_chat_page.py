@@ -134,3 +134,40 @@ def test_the_page_labels_sources_as_the_cli_does(browser, live_server):
         source = {"id": "doc-7", "score": 0.5, "metadata": metadata}
         assert page.evaluate("sourceLabel", source) == f"{source_label(source)} · score 0.500"
     page.close()
+
+
+def ask_and_read_the_error(browser, url: str) -> str:
+    page = browser.new_page(viewport={"width": 900, "height": 760})
+    try:
+        page.goto(f"{url}/")
+        page.fill("#question", QUESTION)
+        page.press("#question", "Enter")
+        page.wait_for_selector("#error:not(:empty)")
+        return page.inner_text("#error")
+    finally:
+        page.close()
+
+
+def test_the_page_says_when_the_model_is_starting_or_the_deployment_is_parked(browser, page_engine):
+    """The two 503s of a deployment that is not serving: a model scaled to zero that is
+    starting (with about how long it takes), and a parked deployment (with how to unpark)."""
+    from conftest import serve_app
+    from ragchat.app import create_app
+    from ragchat.aws.parked import create_parked_app
+    from ragchat.errors import UpstreamNotReady
+
+    starting = "the model behind chat-ic was scaled to zero while idle and is starting now; it takes about 10 minutes"
+
+    class Starting:
+        def __getattr__(self, name):
+            return getattr(page_engine, name)
+
+        def stream(self, request):
+            raise UpstreamNotReady(starting, step="generation", retry_after=60)
+            yield
+
+    with serve_app(create_app(lambda: Starting())) as url:
+        assert starting in ask_and_read_the_error(browser, url)
+    with serve_app(create_parked_app()) as url:
+        text = ask_and_read_the_error(browser, url)
+    assert "parked" in text and "-c ragchat:parked=false" in text
