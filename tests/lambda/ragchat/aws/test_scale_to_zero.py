@@ -29,7 +29,7 @@ def components(aws_world):
     )
     from ragchat.aws.server import create_aws_app
 
-    with TestClient(create_aws_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(create_aws_app(settings), raise_server_exceptions=False, base_url="http://localhost") as client:
         yield client
 
 
@@ -64,20 +64,22 @@ def test_without_the_component_setting_the_runtime_refuses_the_request(aws_world
     from ragchat.aws.server import create_aws_app
 
     aws_world.sagemaker.deploy_component(CHAT, CHAT_IC, LmiContainer(REPLY))
-    with TestClient(create_aws_app(aws_world.settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_aws_app(aws_world.settings), raise_server_exceptions=False, base_url="http://localhost"
+    ) as client:
         error = client.post("/chat", json={"inputs": QUESTION}).json()["error"]
     assert error["code"] == "model_error" and "Inference Component Name header is required" in error["message"]
 
 
 def test_the_cli_says_the_model_is_starting(components, aws_world, capsys):
-    from conftest import serve_app
+    from conftest import serving
     from ragchat.aws.server import create_aws_app
     from ragchat.cli import main
 
     settings = dataclasses.replace(aws_world.settings, chat_inference_component=CHAT_IC,
                                    moderation_inference_component=MODERATION_IC)  # fmt: skip
     aws_world.sagemaker.scale_component(CHAT, CHAT_IC, copies=0)
-    with serve_app(create_aws_app(settings)) as url:
+    with serving(create_aws_app(settings)) as url:
         assert main(["ask", QUESTION, "--url", url]) == 2
     err = capsys.readouterr().err
     assert "HTTP 503" in err and "is starting now; it takes about 10 minutes" in err

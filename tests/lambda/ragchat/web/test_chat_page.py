@@ -151,7 +151,7 @@ def ask_and_read_the_error(browser, url: str) -> str:
 def test_the_page_says_when_the_model_is_starting_or_the_deployment_is_parked(browser, page_engine):
     """The two 503s of a deployment that is not serving: a model scaled to zero that is
     starting (with about how long it takes), and a parked deployment (with how to unpark)."""
-    from conftest import serve_app
+    from conftest import serving
     from ragchat.app import create_app
     from ragchat.aws.parked import create_parked_app
     from ragchat.errors import UpstreamNotReady
@@ -166,8 +166,8 @@ def test_the_page_says_when_the_model_is_starting_or_the_deployment_is_parked(br
             raise UpstreamNotReady(starting, step="generation", retry_after=60)
             yield
 
-    with serve_app(create_app(lambda: Starting())) as url:
+    with serving(create_app(lambda: Starting())) as url:
         assert starting in ask_and_read_the_error(browser, url)
-    with serve_app(create_parked_app()) as url:
+    with serving(create_parked_app()) as url:
         text = ask_and_read_the_error(browser, url)
     assert "parked" in text and "-c ragchat:parked=false" in text
