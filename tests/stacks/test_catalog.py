@@ -156,3 +156,19 @@ def test_the_readme_cost_table_prices_every_catalog_model():
             else [r for r in rows if r.startswith("| default:")]
         )
         assert model.serving.instance_type in row and f"{model.serving.hourly_usd:.2f}" in row, row
+
+
+def test_a_model_is_named_only_by_its_catalog_entry():
+    """Code and serving configuration name a catalog model only in catalog.py (documents
+    and tests may describe it)."""
+    code = [p for p in ROOT.glob("*.py")] + [
+        p
+        for folder in ("lambda", "stacks", "model_code")
+        for p in (ROOT / folder).rglob("*")
+        if p.is_file() and p.suffix in (".py", ".properties", ".json", ".txt", ".sh") and "__pycache__" not in p.parts
+    ]
+    for model in ENTRIES:
+        names = {value for key, value in model.serving.environment.items() if key == "HF_MODEL_ID"}
+        for name in names:
+            naming = sorted(str(p.relative_to(ROOT)) for p in code if name in p.read_text(errors="ignore"))
+            assert naming == ["lambda/ragchat/catalog.py"], (name, naming)
