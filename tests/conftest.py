@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from doubles import (  # noqa: E402
+from doubles import (
     FAQ_DOCS,
     BagOfWordsEmbedder,
     MemoryIndex,
@@ -23,8 +23,8 @@ from doubles import (  # noqa: E402
     RecordingGenerator,
     ScriptedModerator,
 )
-from ragchat.catalog import get_profile  # noqa: E402
-from ragchat.engine import ChatEngine, EngineSettings  # noqa: E402
+from ragchat.catalog import get_profile
+from ragchat.engine import ChatEngine, EngineSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = re.compile(r"<!-- example: (?P<name>[\w-]+) -->\n```\w*\n(?P<body>.*?)\n```", re.DOTALL)

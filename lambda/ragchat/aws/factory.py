@@ -17,7 +17,7 @@ from botocore.config import Config
 
 from ..catalog import chat_model, get_profile
 from ..engine import ChatEngine
-from ..interfaces import Generator, Moderator, VectorIndex
+from ..interfaces import Embedder, Generator, Moderator, VectorIndex
 from .dynamodb_store import DynamoDbConversationStore
 from .embedder import SageMakerEmbedder
 from .generators import SageMakerGenerator
@@ -57,6 +57,22 @@ class AwsClients:
         )
 
 
+# -- the adapters, as the engine and `ragchat ingest` build them ------------------------
+
+
+def sagemaker_embedder(endpoint: str, client: Any | None = None) -> Embedder:
+    return SageMakerEmbedder(SageMakerRuntime(client or boto3.client("sagemaker-runtime", config=FAST)), endpoint)
+
+
+def secret_api_key(secret_arn: str, client: Any | None = None, max_age: float = 300.0) -> SecretApiKey:
+    """The Pinecone key read from the stack's secret (cached, re-read when rejected)."""
+    return SecretApiKey(client or boto3.client("secretsmanager", config=FAST), secret_arn, max_age)
+
+
+def pinecone_vector_index(name: str, api_key: Callable[..., str], host: str = "") -> PineconeVectorIndex:
+    return PineconeVectorIndex(name, api_key, host=host)
+
+
 # -- the ports' registries: a kind named in the settings -> how to build it ------------
 # Adding a backend is one builder here and its name in settings.py's choices.
 
@@ -67,8 +83,8 @@ def sagemaker_generator(settings: AwsSettings, clients: AwsClients) -> Generator
 
 
 def pinecone_index(settings: AwsSettings, clients: AwsClients) -> VectorIndex:
-    api_key = SecretApiKey(clients.secrets, settings.pinecone_secret_arn, settings.secret_max_age_seconds)
-    return PineconeVectorIndex(settings.pinecone_index, api_key, host=settings.pinecone_host)
+    api_key = secret_api_key(settings.pinecone_secret_arn, clients.secrets, settings.secret_max_age_seconds)
+    return pinecone_vector_index(settings.pinecone_index, api_key, host=settings.pinecone_host)
 
 
 def gpt_jt_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
@@ -105,7 +121,7 @@ def build(registry: Mapping[str, Builder[Port]], port: str, settings: AwsSetting
 def build_aws_engine(settings: AwsSettings, clients: AwsClients | None = None) -> ChatEngine:
     clients = clients or AwsClients.create(settings)
     return ChatEngine(
-        embedder=SageMakerEmbedder(SageMakerRuntime(clients.sagemaker_fast), settings.embedding_endpoint),
+        embedder=sagemaker_embedder(settings.embedding_endpoint, clients.sagemaker_fast),
         index=build(VECTOR_INDEXES, "vector_index", settings, clients),
         generator=build(GENERATORS, "generator", settings, clients),
         moderator=build(MODERATORS, "moderation", settings, clients),
