@@ -202,6 +202,16 @@ class LmiChatContract(PayloadContract):
         _raise_on_failed_choice(choices[0])
         return (choices[0].get("delta") or {}).get("content") or ""
 
+    def parse_finish(self, line: bytes) -> tuple[FinishReason | None, int | None]:
+        """Why the model stopped, from the last chunk's `finish_reason` (chunks carry no
+        token counts)."""
+        text = line.decode("utf-8").strip().removeprefix("data:").strip()
+        try:
+            reason = (json.loads(text).get("choices") or [{}])[0].get("finish_reason")
+        except (json.JSONDecodeError, AttributeError, IndexError):
+            return None, None
+        return (("length" if reason == "length" else "stop") if reason else None), None
+
 
 def _raise_on_failed_choice(choice: dict[str, Any]) -> None:
     if choice.get("finish_reason") == "error":

@@ -135,3 +135,11 @@ def test_a_chat_completion_reporting_a_failure_is_an_upstream_error():
     }
     with pytest.raises(UpstreamModelError, match="finish_reason: error"):
         SageMakerGenerator(ReplayRuntime(answer=answer), "chat", contract).generate(prompt, params)
+
+
+def test_the_last_chat_chunk_says_why_the_model_stopped(readme_examples):
+    contract = chat_model("qwen2.5-7b-instruct").contract
+    last = readme_examples["qwen-stream"].splitlines()[-1].encode()
+    assert contract.parse_finish(last) == ("stop", None)
+    truncated = last.replace(b'"finish_reason": "eos_token"', b'"finish_reason": "length"')
+    assert contract.parse_finish(truncated) == ("length", None)
