@@ -191,7 +191,7 @@ def test_a_chat_completions_model_answers_and_streams_through_the_lambda(aws_wor
 
     aws_world.sagemaker.deploy(CHAT, LmiChatContainer(REPLY))
     settings = replace(aws_world.settings, model_profile="qwen2.5-7b-instruct")
-    with TestClient(create_aws_app(settings)) as client:
+    with TestClient(create_aws_app(settings), base_url="http://localhost") as client:
         first = client.post("/chat", json={"inputs": QUESTION})
         session = first.json()["session_id"]
         streamed = client.post(
