@@ -21,7 +21,7 @@ from ragchat.local.factory import (  # noqa: E402
     DEFAULT_KNOWLEDGE_BASE,
     LocalSettings,
     build_local_engine,
-    ensure_knowledge_base,  # noqa: E402
+    ensure_knowledge_base,
 )
 from ragchat.local.vector_index import FaissVectorIndex  # noqa: E402
 

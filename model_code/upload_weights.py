@@ -31,10 +31,41 @@ S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<
 # Configs and tokenizer files a serving container needs next to the weights.
 SUPPORT_FILES = ("*.json", "*.txt", "*.model", "*.py", "tokenizer*")
 MIB = 1024**2
-# The hub models each configuration's endpoints serve (tests check them against the stack),
-# and the setting that points the stack at their staged copy.
-CHAT_MODELS = {"gpt-neoxt-chat": "togethercomputer/GPT-NeoXT-Chat-Base-20B", "flan-t5": "google/flan-t5-xl"}
-MODERATION_MODEL = "togethercomputer/GPT-JT-Moderation-6B"
+MODEL_CODE = Path(__file__).resolve().parent
+
+
+def _property(folder: str, key: str) -> str:
+    """One `key=value` of a model_code folder's serving.properties."""
+    for line in (MODEL_CODE / folder / "serving.properties").read_text().splitlines():
+        name, _, value = line.strip().partition("=")
+        if name.strip() == key:
+            return value.strip()
+    raise KeyError(f"{folder}/serving.properties has no {key}")
+
+
+def stageable_chat_models() -> dict[str, tuple[str, str | None]]:
+    """Catalog name -> (hub model id, the revision its entry pins) of every chat model whose
+    weights can be staged (a `weights_key` in its catalog entry); the catalog names them."""
+    from ragchat.catalog import CHAT_MODELS as CATALOG
+
+    models: dict[str, tuple[str, str | None]] = {}
+    for name, model in CATALOG.items():
+        serving = model.serving
+        if serving.weights_key is None:
+            continue
+        if serving.weights_key in serving.environment:
+            model_id = serving.environment[serving.weights_key]
+        else:
+            model_id = _property(serving.model_archive or "", serving.weights_key)
+        models[name] = (model_id, serving.environment.get(serving.revision_key or ""))
+    return models
+
+
+# The hub models each configuration's endpoints serve, and the setting that points the
+# stack at their staged copy.
+CHAT_MODELS = {name: model_id for name, (model_id, _) in stageable_chat_models().items()}
+PINNED_REVISIONS = {model_id: rev for model_id, rev in stageable_chat_models().values() if rev}
+MODERATION_MODEL = _property("moderation_llm", "option.model_id")
 
 
 class UploadError(Exception):
@@ -203,7 +234,9 @@ def _existing_sizes(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None, s3_factory: Callable[[], Any] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_id", nargs="?", help="one Hugging Face model id, e.g. google/flan-t5-xl")
+    parser.add_argument(
+        "model_id", nargs="?", help="one Hugging Face model id, e.g. togethercomputer/GPT-JT-Moderation-6B"
+    )
     parser.add_argument("s3_uri", nargs="?", help="its destination, e.g. s3://my-bucket/flan-t5/")
     parser.add_argument("--for-config", metavar="S3_PREFIX", help="stage every LLM of a configuration under it")
     parser.add_argument("--chat-model", default="gpt-neoxt-chat", help="with --for-config: ragchat:chat_model")
@@ -223,7 +256,8 @@ def main(argv: Sequence[str] | None = None, s3_factory: Callable[[], Any] | None
             bucket, root = parse_s3_uri(args.for_config)
             flags = []
             for setting, model_id in configuration_models(args.chat_model, args.moderation):
-                commit = resolve_commit(model_id, args.revision, args.hub_endpoint)
+                revision = args.revision or PINNED_REVISIONS.get(model_id)  # the catalog's pin, if any
+                commit = resolve_commit(model_id, revision, args.hub_endpoint)
                 prefix = f"{root}{model_id.split('/')[-1].lower()}/{commit}/"
                 _stage(args, model_id, commit, bucket, prefix, s3_factory)
                 flags.append(f"-c ragchat:{setting}=s3://{bucket}/{prefix}")

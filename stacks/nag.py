@@ -50,7 +50,7 @@ def acknowledge_findings(stack: RagChatStack) -> None:
         "Alarm notifications carry alarm names and states only; CloudWatch cannot publish to a topic encrypted "
         "with the AWS managed SNS key, and a customer managed key would bill monthly for no secret",
     )
-    if not stack.config.pinecone_secret_arn:
+    if stack.secret is not None and not stack.config.pinecone_secret_arn:
         _ack(
             stack.secret,
             "AwsSolutions-SMG4",

@@ -190,10 +190,19 @@ def test_one_command_stages_a_configurations_models_under_their_commit(repo_fold
 
 
 def test_the_configuration_models_are_the_ones_the_stack_deploys():
-    from stacks.chat_stack import FLAN_T5, MODEL_CODE
+    from ragchat.catalog import chat_model
+    from stacks.chat_stack import MODEL_CODE
     from stacks.weights import read_properties
 
-    assert script.CHAT_MODELS["flan-t5"] == FLAN_T5
+    assert script.CHAT_MODELS["flan-t5"] == chat_model("flan-t5").serving.environment["HF_MODEL_ID"]
+    assert (
+        script.CHAT_MODELS["qwen2.5-7b-instruct"]
+        == chat_model("qwen2.5-7b-instruct").serving.environment["HF_MODEL_ID"]
+    )
+    assert (
+        script.PINNED_REVISIONS[script.CHAT_MODELS["qwen2.5-7b-instruct"]]
+        == (chat_model("qwen2.5-7b-instruct").serving.environment["OPTION_REVISION"])
+    )
     chat = read_properties(MODEL_CODE / "chat_llm" / "serving.properties")["option.model_id"]
     moderation = read_properties(MODEL_CODE / "moderation_llm" / "serving.properties")["option.model_id"]
     assert script.CHAT_MODELS["gpt-neoxt-chat"] == chat and moderation == script.MODERATION_MODEL

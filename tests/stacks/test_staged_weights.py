@@ -61,6 +61,19 @@ def test_staged_flan_t5_loads_the_local_copy_in_isolation():
     assert model["PrimaryContainer"]["Environment"]["HF_MODEL_ID"] == "/opt/ml/model"
 
 
+def test_staged_qwen_loads_the_local_copy_without_its_hub_pin():
+    """The catalog's Qwen entry pins a hub commit; staged, the container reads only /opt/ml/model."""
+    template, _ = synth(
+        chat_model="qwen2.5-7b-instruct", moderation="comprehend", chat_model_s3_uri="s3://my-bucket/qwen/"
+    )
+    model = model_of(template, "ChatLlm")
+    environment = model["PrimaryContainer"]["Environment"]
+    assert model["EnableNetworkIsolation"] is True
+    assert environment["HF_MODEL_ID"] == "/opt/ml/model" and "OPTION_REVISION" not in environment
+    assert environment["OPTION_ROLLING_BATCH"] == "vllm"
+    assert model["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]["S3Uri"] == "s3://my-bucket/qwen/"
+
+
 def test_hub_mode_pins_the_revision_given(tmp_path):
     from stacks.bundling import ModelArchiveBundling
     from stacks.chat_stack import MODEL_CODE

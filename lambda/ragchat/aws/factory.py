@@ -1,27 +1,30 @@
 """Builds the chat engine on AWS from `AwsSettings`: the same engine the local mode runs,
-with the AWS adapters plugged in. Clients are made once per Lambda container.
+with the AWS adapters plugged in. Each port (generator, vector index, moderator) has a
+registry of the kinds it can be, built by the name the settings choose. Clients are made
+once per Lambda container.
 
 Endpoints come from boto3's standard settings (`AWS_ENDPOINT_URL_<SERVICE>`), which is
 how the tests point every client at local stand-ins without patching anything."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
 
-from ..engine import ChatEngine, EngineSettings
-from ..interfaces import Moderator
-from ..prompts import get_profile
+from ..catalog import chat_model, get_profile
+from ..engine import ChatEngine
+from ..interfaces import Embedder, Generator, Moderator, VectorIndex
 from .dynamodb_store import DynamoDbConversationStore
 from .embedder import SageMakerEmbedder
-from .generators import CONTRACTS, SageMakerGenerator
+from .generators import SageMakerGenerator
 from .moderation import ComprehendModerator, GptJtModerator, NoModerator
 from .pinecone_index import PineconeVectorIndex, SecretApiKey
 from .sagemaker import SageMakerRuntime, StartRetry
-from .settings import AwsSettings, inference_components
+from .settings import AwsSettings, ConfigurationError, inference_components
 
 # Short calls (embedding, moderation, DynamoDB, secrets) are safe to repeat and fail fast:
 # bounded retries with exponential backoff and jitter on throttling and 5xx answers.
@@ -50,12 +53,16 @@ def start_retry(settings: AwsSettings) -> StartRetry:
     return StartRetry(attempt_seconds=connect + read, budget_seconds=settings.generation_timeout_seconds)
 
 
+Port = TypeVar("Port")
+Builder = Callable[["AwsSettings", "AwsClients"], Port]
+
+
 @dataclass(frozen=True)
 class AwsClients:
     sagemaker_fast: Any
     sagemaker_generation: Any
     dynamodb: Any
-    secrets: Any
+    secrets: Any | None
     comprehend: Any | None
 
     @classmethod
@@ -65,9 +72,12 @@ class AwsClients:
             sagemaker_fast=session.client("sagemaker-runtime", config=FAST),
             sagemaker_generation=session.client("sagemaker-runtime", config=generation_config(settings)),
             dynamodb=session.client("dynamodb", config=FAST),
-            secrets=session.client("secretsmanager", config=FAST),
+            secrets=session.client("secretsmanager", config=FAST) if settings.vector_index == "pinecone" else None,
             comprehend=session.client("comprehend", config=FAST) if settings.moderation == "comprehend" else None,
         )
+
+
+# -- the adapters, as the engine and `ragchat ingest` build them ------------------------
 
 
 def runtime(settings: AwsSettings, client: Any, retry: StartRetry | None = None) -> SageMakerRuntime:
@@ -75,32 +85,73 @@ def runtime(settings: AwsSettings, client: Any, retry: StartRetry | None = None)
     return SageMakerRuntime(client, inference_components(settings), settings.model_start_seconds, retry)
 
 
-def build_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
-    if settings.moderation == "endpoint":
-        return GptJtModerator(runtime(settings, clients.sagemaker_fast), settings.moderation_endpoint)
-    if settings.moderation == "comprehend":
-        return ComprehendModerator(clients.comprehend, settings.toxicity_threshold)
+def sagemaker_embedder(endpoint: str, client: Any | None = None) -> Embedder:
+    return SageMakerEmbedder(SageMakerRuntime(client or boto3.client("sagemaker-runtime", config=FAST)), endpoint)
+
+
+def secret_api_key(secret_arn: str, client: Any | None = None, max_age: float = 300.0) -> SecretApiKey:
+    """The Pinecone key read from the stack's secret (cached, re-read when rejected)."""
+    return SecretApiKey(client or boto3.client("secretsmanager", config=FAST), secret_arn, max_age)
+
+
+def pinecone_vector_index(name: str, api_key: Callable[..., str], host: str = "") -> PineconeVectorIndex:
+    return PineconeVectorIndex(name, api_key, host=host)
+
+
+# -- the ports' registries: a kind named in the settings -> how to build it ------------
+# Adding a backend is one builder here and its name in settings.py's choices.
+
+
+def sagemaker_generator(settings: AwsSettings, clients: AwsClients) -> Generator:
+    contract = chat_model(settings.model_profile).contract
+    generation = runtime(settings, clients.sagemaker_generation, start_retry(settings))
+    return SageMakerGenerator(generation, settings.chat_endpoint, contract)
+
+
+def pinecone_index(settings: AwsSettings, clients: AwsClients) -> VectorIndex:
+    api_key = secret_api_key(settings.pinecone_secret_arn, clients.secrets, settings.secret_max_age_seconds)
+    return pinecone_vector_index(settings.pinecone_index, api_key, host=settings.pinecone_host)
+
+
+def gpt_jt_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
+    return GptJtModerator(runtime(settings, clients.sagemaker_fast), settings.moderation_endpoint)
+
+
+def comprehend_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
+    return ComprehendModerator(clients.comprehend, settings.toxicity_threshold)
+
+
+def no_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
     return NoModerator()
+
+
+GENERATORS: dict[str, Builder[Generator]] = {"sagemaker": sagemaker_generator}
+VECTOR_INDEXES: dict[str, Builder[VectorIndex]] = {"pinecone": pinecone_index}
+MODERATORS: dict[str, Builder[Moderator]] = {
+    "endpoint": gpt_jt_moderator,
+    "comprehend": comprehend_moderator,
+    "off": no_moderator,
+}
+
+
+def build(registry: Mapping[str, Builder[Port]], port: str, settings: AwsSettings, clients: AwsClients) -> Port:
+    """The adapter of the kind the settings choose for `port` (an AwsSettings field)."""
+    kind = getattr(settings, port)
+    try:
+        builder = registry[kind]
+    except KeyError:
+        raise ConfigurationError(f"{port} {kind!r} has no adapter; choose one of {', '.join(registry)}") from None
+    return builder(settings, clients)
 
 
 def build_aws_engine(settings: AwsSettings, clients: AwsClients | None = None) -> ChatEngine:
     clients = clients or AwsClients.create(settings)
-    api_key = SecretApiKey(clients.secrets, settings.pinecone_secret_arn, settings.secret_max_age_seconds)
     return ChatEngine(
-        embedder=SageMakerEmbedder(runtime(settings, clients.sagemaker_fast), settings.embedding_endpoint),
-        index=PineconeVectorIndex(settings.pinecone_index, api_key, host=settings.pinecone_host),
-        generator=SageMakerGenerator(
-            runtime(settings, clients.sagemaker_generation, start_retry(settings)),
-            settings.chat_endpoint,
-            CONTRACTS[settings.model_profile],
-        ),
-        moderator=build_moderator(settings, clients),
+        embedder=sagemaker_embedder(settings.embedding_endpoint, clients.sagemaker_fast),
+        index=build(VECTOR_INDEXES, "vector_index", settings, clients),
+        generator=build(GENERATORS, "generator", settings, clients),
+        moderator=build(MODERATORS, "moderation", settings, clients),
         store=DynamoDbConversationStore(clients.dynamodb, settings.table, settings.conversation_ttl_days),
         profile=get_profile(settings.model_profile),
-        settings=EngineSettings(
-            context_budget_chars=settings.context_budget_chars,
-            retrieval_top_k=settings.retrieval_top_k,
-            retrieval_timeout_seconds=settings.retrieval_timeout_seconds,
-            namespace=settings.namespace,
-        ),
+        settings=settings.engine_settings(),
     )

@@ -22,7 +22,7 @@ from .factory import AwsClients, build_aws_engine
 from .identity import caller_identity
 from .observability import ObservabilityMiddleware, logger, record_turn
 from .parked import create_parked_app
-from .settings import AwsSettings, ConfigurationError
+from .settings import PARKED_ENV, AwsSettings, ConfigurationError
 
 
 class LazyEngine:
@@ -79,7 +79,7 @@ def create_aws_app(settings: AwsSettings | None = None, clients: AwsClients | No
 
 def create_lambda_app() -> Starlette:
     """The parked app when the stack parked the deployment (no endpoints), else the chat app."""
-    if os.environ.get("RAGCHAT_PARKED") == "true":
+    if os.environ.get(PARKED_ENV) == "true":
         logger.info("parked: every API route answers 503 parked")
         parked = create_parked_app()
         parked.add_middleware(ObservabilityMiddleware)

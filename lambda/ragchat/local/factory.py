@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..catalog import get_profile
 from ..engine import ChatEngine, EngineSettings
 from ..interfaces import Embedder, Generator
 from ..knowledge import document_vectors, faq_documents, file_sha256
-from ..prompts import get_profile
 from .moderator import KeywordStandInModerator
 from .store import SqliteConversationStore
 from .vector_index import FaissVectorIndex
@@ -28,14 +28,14 @@ DEFAULT_KNOWLEDGE_BASE = PROJECT_ROOT / "data" / "Amazon_SageMaker_FAQs.csv"
 class LocalSettings:
     data_dir: Path = Path(os.environ.get("RAGCHAT_DATA_DIR", PROJECT_ROOT / ".data"))
     knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE
-    context_budget_chars: int = 1000
-    retrieval_top_k: int = 5
+    context_budget_chars: int = EngineSettings.context_budget_chars
+    retrieval_top_k: int = EngineSettings.retrieval_top_k
     profile: str = "smollm2-local"
     # A Wikipedia-format index folder (`ragchat wikipedia build`, or the staged dataset):
     # served by the retrieval endpoint's handler instead of the FAQ index.
     wikipedia_dir: Path | None = (
         Path(os.environ["RAGCHAT_WIKIPEDIA_DIR"]) if os.environ.get("RAGCHAT_WIKIPEDIA_DIR") else None
-    )  # noqa: E501
+    )
 
 
 def ensure_knowledge_base(
@@ -73,12 +73,22 @@ def ensure_knowledge_base(
     return True
 
 
-def faq_parts(settings: LocalSettings, progress: bool) -> dict[str, Any]:
-    """MiniLM and the FAISS index of the FAQ (and whatever `ragchat ingest` added)."""
+def local_embedder() -> Embedder:
+    """all-MiniLM-L6-v2 on onnxruntime: the local mode's embedder, and ingestion's by default."""
     from .embedder import OnnxMiniLMEmbedder
 
-    embedder = OnnxMiniLMEmbedder()
-    index = FaissVectorIndex(settings.data_dir / "index", embedder.dimension)
+    return OnnxMiniLMEmbedder()
+
+
+def local_index(data_dir: Path, dimension: int) -> FaissVectorIndex:
+    """The local mode's FAISS index under the data folder (the one `ragchat ingest` fills)."""
+    return FaissVectorIndex(data_dir / "index", dimension)
+
+
+def faq_parts(settings: LocalSettings, progress: bool) -> dict[str, Any]:
+    """MiniLM and the FAISS index of the FAQ (and whatever `ragchat ingest` added)."""
+    embedder = local_embedder()
+    index = local_index(settings.data_dir, embedder.dimension)
     ensure_knowledge_base(settings.knowledge_base, embedder, index, settings.data_dir / "indexed.json", progress)
     return {"embedder": embedder, "index": index}
 
