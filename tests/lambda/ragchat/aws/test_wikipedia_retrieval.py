@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from aws_world import EMBEDDING
 from ragchat.aws.server import create_aws_app
 from ragchat.aws.settings import AwsSettings, ConfigurationError
+from ragchat.engine import RETRIEVAL_WARNING
 from ragchat.ingest.sources import SourceText
 from ragchat.local.wikipedia import build_index, load_handler
 from standins.sagemaker_runtime import WikipediaRetrievalContainer
@@ -46,7 +47,9 @@ def wiki_settings(aws_world, container):
 
 
 def test_sources_come_from_the_retrieval_endpoint_with_titles_and_snippet_ids(aws_world, wiki_settings):
-    with TestClient(create_aws_app(wiki_settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_aws_app(wiki_settings), raise_server_exceptions=False, base_url="http://localhost"
+    ) as client:
         body = client.post("/chat", json={"inputs": "Who was the last man to walk on the Moon?"}).json()
 
     top = body["sources"][0]
@@ -64,14 +67,17 @@ def test_sources_come_from_the_retrieval_endpoint_with_titles_and_snippet_ids(aw
     assert "Eugene Cernan was the last person to walk on the Moon" in prompt
 
 
-def test_a_failing_retrieval_endpoint_costs_the_context_not_the_answer(aws_world, wiki_settings):
+def test_a_failing_retrieval_endpoint_costs_the_context_not_the_answer(aws_world, wiki_settings, caplog):
     aws_world.sagemaker.fail(ENDPOINT, 424, "ModelError", "Received server error (500) from primary", times=3)
-    with TestClient(create_aws_app(wiki_settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_aws_app(wiki_settings), raise_server_exceptions=False, base_url="http://localhost"
+    ) as client:
         response = client.post("/chat", json={"inputs": "Who was the last man to walk on the Moon?"})
 
     body = response.json()
     assert response.status_code == 200 and body["sources"] == [] and body["outputs"]
-    assert any("Wikipedia retrieval failed" in w for w in body["warnings"])
+    assert body["warnings"] == [RETRIEVAL_WARNING], "the caller hears that retrieval failed, not why"
+    assert any("Wikipedia retrieval failed" in r.getMessage() for r in caplog.records)
 
 
 def test_the_handlers_400_reaches_the_adapter_as_a_model_error(aws_world, container):
