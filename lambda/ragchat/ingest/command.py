@@ -105,4 +105,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"partial: {summary.line()}", file=sys.stderr)
         return 2
     print(summary.line())
+    if args.target == "local" and not args.dry_run:
+        held = f"the local index in {data_dir} now holds {index.count(args.namespace)} documents"
+        if args.namespace:
+            print(f"{held} in namespace {args.namespace!r} (`ragchat serve` searches the default namespace)")
+        else:
+            print(f"{held}; a running `ragchat serve` on this data folder answers from them from its next question")
     return 0
