@@ -116,14 +116,18 @@ def create_app(
     async def chat(request: Request) -> Response:
         body: ChatBody = await parse_body(request, ChatBody)
         p = body.parameters
+        engine = engine_provider()
         chat_request = ChatRequest(
             inputs=body.inputs,
-            params=GenerationParams(temperature=p.temperature, top_k=p.top_k, max_new_tokens=p.max_new_tokens),
+            params=GenerationParams(
+                temperature=p.temperature,
+                top_k=p.top_k,
+                max_new_tokens=p.max_new_tokens or engine.profile.default_max_new_tokens,
+            ),
             session_id=p.session_id,
             no_retrieval=p.no_retrieval,
             owner=caller_identity(request.headers) if caller_identity else "",
         )
-        engine = engine_provider()
         if not wants_stream(request, body.stream):
             result = await call_until_disconnect(request, chat_request.cancel, engine.chat, chat_request)
             return JSONResponse(result.as_dict())
@@ -146,8 +150,8 @@ def create_app(
 
     async def openai_chat(request: Request) -> Response:
         body: OpenAIChatBody = await parse_body(request, OpenAIChatBody)
-        chat_request = openai_api.chat_request(body)
         engine = engine_provider()
+        chat_request = openai_api.chat_request(body, engine.profile.default_max_new_tokens)
         meta = openai_api.CompletionMeta(model=engine.profile.name)
         if not body.stream:
             result = await call_until_disconnect(request, chat_request.cancel, engine.chat, chat_request)

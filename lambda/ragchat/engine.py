@@ -218,7 +218,12 @@ class ChatEngine:
         pieces: list[str] = []
         stop_filter = StopFilter(self.profile.stop + request.params.stop, self.profile.strip_tokens)
         report = GenerationReport()
-        gen_params = replace(request.params, stop=self.profile.stop + request.params.stop, report=report)
+        gen_params = replace(
+            request.params,
+            stop=self.profile.stop + request.params.stop,
+            repetition_penalty=self.profile.repetition_penalty,
+            report=report,
+        )
         t = time.perf_counter()
         with self.queue.turn(request.cancel, deadline):
             timings["queue"] = _ms(t)

@@ -77,6 +77,9 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # > 1 makes tokens already in the recent output less likely (llama.cpp's repeat
+    # penalty); the engine takes it from the model profile
+    repetition_penalty: float = 1.0
 
 
 @dataclass(frozen=True)
