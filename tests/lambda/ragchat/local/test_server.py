@@ -45,13 +45,15 @@ def test_sigterm_mid_stream_ends_the_stream_and_the_process():
         sock = connect(port, proc)
         body = json.dumps({"inputs": "talk forever", "stream": True}).encode()
         sock.sendall(
-            b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"POST /chat HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n".encode()
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
         data = b""
         while b"event: token" not in data:
-            data += sock.recv(65536)
+            chunk = sock.recv(65536)
+            assert chunk, f"the stream ended before its first token: {data!r}"
+            data += chunk
         proc.send_signal(signal.SIGTERM)
         while chunk := sock.recv(65536):  # the server ends the stream, then the connection
             data += chunk
