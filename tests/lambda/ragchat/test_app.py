@@ -285,7 +285,7 @@ def test_a_request_without_max_new_tokens_gets_the_profiles_short_default():
 
     profile = get_profile("smollm2-local")
     engine = make_engine("smollm2-local")
-    with TestClient(create_app(lambda: engine)) as local:
+    with TestClient(create_app(lambda: engine), base_url="http://localhost") as local:
         assert local.post("/chat", json={"inputs": "Which instances?"}).status_code == 200
         assert local.post("/chat", json={"inputs": "Which?", "stream": True}).status_code == 200
         openai = {"messages": [{"role": "user", "content": "Which instances?"}]}
