@@ -9,10 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from conftest import make_engine  # noqa: E402
-from doubles import TickingGenerator  # noqa: E402
-from ragchat.engine import EngineSettings  # noqa: E402
-from ragchat.local.server import bind, serve  # noqa: E402
+from conftest import make_engine
+from doubles import TickingGenerator
+from ragchat.engine import EngineSettings
+from ragchat.local.server import bind, serve
 
 
 class ReportingModel(TickingGenerator):
