@@ -281,7 +281,7 @@ def test_a_request_without_max_new_tokens_gets_the_profiles_short_default():
 
     from conftest import make_engine
     from ragchat.app import create_app
-    from ragchat.prompts import get_profile
+    from ragchat.catalog import get_profile
 
     profile = get_profile("smollm2-local")
     engine = make_engine("smollm2-local")
