@@ -28,6 +28,7 @@ from constructs import Construct
 
 from ragchat.aws.settings import PARKED_ENV, AwsSettings
 
+from .built_image import BuiltImage
 from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
 from .config import DeploymentConfig
 from .endpoint import VARIANT, EndpointSpec, SageMakerEndpoint
@@ -49,13 +50,15 @@ TABLE_ACTIONS = ("dynamodb:Query", "dynamodb:PutItem")
 # entry's start_seconds), so a broken container is rolled back in minutes instead of after
 # SageMaker's 3,600 s maximum.
 MODERATION_START_SECONDS = 300  # GPT-JT 6B, ~12 GB
+# The endpoints on CPU instances: no GPU memory alarm.
+CPU_ENDPOINTS = ("embedding", "wikipedia")
 # What of lambda/ragchat/ the function ships (an allow-list, globs): the service's modules,
 # its AWS adapters and the chat page; not the CLI, the local models, ingestion or the clients.
 # A module the function imports but this list misses fails tests/stacks/test_cdk_cli.py.
 LAMBDA_FILES = (
     "__init__.py", "app.py", "catalog.py", "context.py", "engine.py", "errors.py", "guards.py", "http_errors.py",
     "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py", "prompts.py", "schemas.py",
-    "stops.py", "aws/*.py", "web/*.html",
+    "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
 )  # fmt: skip
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
@@ -91,7 +94,7 @@ class RagChatStack(Stack):
             removal_policy=removal,
         )
 
-        self.secret = self._pinecone_secret(removal) if config.vector_index == "pinecone" else None
+        self.secret = self._pinecone_secret(removal) if config.knowledge_base == "pinecone" else None
 
         require_function_urls(self)
         self.function = self._chat_function()
@@ -106,7 +109,7 @@ class RagChatStack(Stack):
             timeout=Duration.seconds(config.lambda_timeout_seconds),
             table=self.table,
             endpoints=[
-                MonitoredEndpoint(name, _metric_dimensions(endpoint), gpu=name != "embedding")
+                MonitoredEndpoint(name, _metric_dimensions(endpoint), gpu=name not in CPU_ENDPOINTS)
                 for name, endpoint in self.endpoints.items()
             ],
             alarm_email=config.alarm_email,
@@ -133,6 +136,9 @@ class RagChatStack(Stack):
                     **source,
                 ),
             )
+        if config.knowledge_base == "wikipedia":
+            endpoints["wikipedia"] = self._wikipedia_endpoint()
+            return endpoints
         # The weights travel in the model archive, pinned: the endpoint needs no hub access
         # (network isolation on) and embeds queries with the weights the index was built with.
         endpoints["embedding"] = SageMakerEndpoint(
@@ -229,6 +235,27 @@ class RagChatStack(Stack):
         overrides = {"option.revision": revision} if revision else None
         return {"model_archive": self._model_archive(construct_id, folder, overrides)}
 
+    def _wikipedia_endpoint(self) -> SageMakerEndpoint:
+        """OpenChatKit's Wikipedia retrieval on the image this stack builds into its own
+        repository at deploy time; the index and contriever come from the staged S3 prefix
+        (model_code/stage_wikipedia.py), copied to the instance's volume, so the container
+        needs no network (isolation on). Loading the index takes minutes: hence the timeouts."""
+        config = self.config
+        self.wikipedia_image = BuiltImage(self, "WikipediaImage", MODEL_CODE / "wikipedia_retrieval")
+        return SageMakerEndpoint(
+            self,
+            "WikipediaRetrieval",
+            EndpointSpec(
+                image=self.wikipedia_image,
+                instance_type=config.wikipedia_instance_type,
+                model_data_prefix=config.wikipedia_data,
+                volume_size_gb=config.wikipedia_volume_gb,
+                network_isolation=True,
+                startup_timeout_seconds=3600,
+                download_timeout_seconds=3600,
+            ),
+        )
+
     # -- the vector index ---------------------------------------------------------------
     def _pinecone_secret(self, removal: RemovalPolicy) -> secretsmanager.ISecret:
         if self.config.pinecone_secret_arn:
@@ -277,10 +304,11 @@ class RagChatStack(Stack):
         settings = AwsSettings(  # the settings contract the Lambda reads back with AwsSettings.from_env
             model_profile=config.chat_model,
             chat_endpoint=endpoints.get("chat", ""),
-            embedding_endpoint=endpoints.get("embedding", ""),  # parked: none (the parked app reads no settings)
+            embedding_endpoint=endpoints.get("embedding", ""),  # none when parked or with wikipedia
             table=self.table.table_name,
             conversation_ttl_days=config.conversation_ttl_days,
-            vector_index=config.vector_index,
+            vector_index=config.knowledge_base,
+            wikipedia_endpoint=endpoints.get("wikipedia", ""),
             pinecone_index=config.pinecone_index,
             pinecone_secret_arn=self.secret.secret_arn if self.secret else "",  # the ARN, never the key
             moderation=config.moderation,

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from ragchat.catalog import LMI, ContainerImage
 
+from .built_image import BuiltImage
 from .regions import dlc_account
 
 # Hugging Face inference toolkit on CPU: the embedding model with our inference.py.
@@ -19,11 +20,15 @@ HF_CPU = ContainerImage("huggingface-pytorch-inference", "2.1.0-transformers4.37
 MODERATION_IMAGE = LMI
 
 
-def image_uri(scope: Construct, image: ContainerImage) -> str:
+def image_uri(scope: Construct, image: ContainerImage | BuiltImage) -> str:
+    if isinstance(image, BuiltImage):
+        return image.build.image_uri  # a token on the build: the model waits for the push
     stack = Stack.of(scope)
     return f"{dlc_account(scope)}.dkr.ecr.{stack.region}.{stack.url_suffix}/{image.repository}:{image.tag}"
 
 
-def repository_arn(scope: Construct, image: ContainerImage) -> str:
+def repository_arn(scope: Construct, image: ContainerImage | BuiltImage) -> str:
+    if isinstance(image, BuiltImage):
+        return image.repository.repository_arn
     stack = Stack.of(scope)
     return f"arn:{stack.partition}:ecr:{stack.region}:{dlc_account(scope)}:repository/{image.repository}"

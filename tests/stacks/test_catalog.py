@@ -39,7 +39,7 @@ def chat_endpoint(template: dict) -> tuple[dict, dict]:
 
 
 def function_environment(template: dict) -> dict:
-    (function,) = resources(template, "AWS::Lambda::Function").values()
+    (function,) = [f for name, f in resources(template, "AWS::Lambda::Function").items() if name.startswith("Chat")]
     return function["Environment"]["Variables"]
 
 
@@ -115,6 +115,7 @@ CONFIGURATIONS = [settings_for(m) for m in ENTRIES] + [
     {"moderation": "comprehend"},
     {"moderation": "off", "conversation_ttl_days": 7, "pinecone_index": "my-index"},
     {"pinecone_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:pinecone-AbCdEf"},
+    {"knowledge_base": "wikipedia", "wikipedia_s3_uri": "s3://my-bucket/wikipedia/"},
 ]
 
 
@@ -130,18 +131,21 @@ def test_the_function_environment_loads_through_the_lambda_settings(settings):
     assert (loaded.model_profile, loaded.moderation, loaded.vector_index) == (
         config.chat_model,
         config.moderation,
-        config.vector_index,
+        config.knowledge_base,
     )
     assert (loaded.pinecone_index, loaded.conversation_ttl_days) == (
         config.pinecone_index,
         config.conversation_ttl_days,
     )
-    assert loaded.pinecone_secret_arn == (config.pinecone_secret_arn or PLACEHOLDER)
+    pinecone = config.knowledge_base == "pinecone"
+    assert loaded.pinecone_secret_arn == (config.pinecone_secret_arn or PLACEHOLDER if pinecone else "")
     known = {f.metadata["env"] for f in dataclasses.fields(AwsSettings)}
     assert {name for name in variables if name.startswith("RAGCHAT_")} <= known
     references = {name: json.dumps(value) for name, value in variables.items() if not isinstance(value, str)}
     assert '"ChatLlmEndpoint' in references["RAGCHAT_CHAT_ENDPOINT"]
-    assert '"EmbeddingEndpoint' in references["RAGCHAT_EMBEDDING_ENDPOINT"]
+    retrieval = "WikipediaRetrievalEndpoint" if config.knowledge_base == "wikipedia" else "EmbeddingEndpoint"
+    endpoint_variable = f"RAGCHAT_{'WIKIPEDIA' if config.knowledge_base == 'wikipedia' else 'EMBEDDING'}_ENDPOINT"
+    assert f'"{retrieval}' in references[endpoint_variable]
     assert ("RAGCHAT_MODERATION_ENDPOINT" in references) == (config.moderation == "endpoint")
 
 

@@ -69,3 +69,13 @@ def test_one_dashboard_shows_the_request_path(default_template):
     body = json.dumps(dashboard["DashboardBody"])
     for needle in ("AWS/Lambda", "RagChat", "GenerationLatency", "AWS/SageMaker", "AWS/DynamoDB", "alarm"):
         assert needle in body, needle
+
+
+def test_the_wikipedia_retrieval_endpoint_is_watched_like_the_embedding_one():
+    """A CPU endpoint: 5xx and latency alarms (within the Lambda's 5 s retrieval wait), no GPU alarm."""
+    template, _ = synth(knowledge_base="wikipedia", wikipedia_s3_uri="s3://my-bucket/wiki/")
+    names = set(alarms(template))
+    assert {n for n in names if n.startswith("WikipediaEndpoint5xx")} and not [n for n in names if "Embedding" in n]
+    (latency,) = [a for n, a in alarms(template).items() if n.startswith("WikipediaModelLatency")]
+    assert latency["Threshold"] == 5_000_000
+    assert not [n for n in names if n.startswith("WikipediaGpu")]

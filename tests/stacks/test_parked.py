@@ -37,3 +37,20 @@ def test_parked_needs_no_quota():
     from stacks.config import DeploymentConfig
 
     assert DeploymentConfig(parked=True).endpoint_instances() == {}
+
+
+def test_parked_wikipedia_removes_the_retrieval_endpoint_and_its_image_build():
+    template, outdir = synth(parked=True, knowledge_base="wikipedia", wikipedia_s3_uri="s3://my-bucket/wiki/")
+    for kind in ("AWS::SageMaker::Endpoint", "AWS::SageMaker::Model", "AWS::CodeBuild::Project"):
+        assert resources(template, kind) == {}, kind
+    (function,) = resources(template, "AWS::Lambda::Function").values()
+    assert function["Environment"]["Variables"]["RAGCHAT_PARKED"] == "true"
+    errors, output = cfn_lint_errors(list(outdir.glob("*.template.json")))
+    assert errors == [], output
+
+
+def test_wikipedia_needs_the_retrieval_instance_quota_instead_of_minilm():
+    from stacks.config import DeploymentConfig
+
+    config = DeploymentConfig(knowledge_base="wikipedia", wikipedia_s3_uri="s3://my-bucket/wiki/")
+    assert config.endpoint_instances() == {"ml.g5.12xlarge": 1, "ml.g5.2xlarge": 1, "ml.r5.xlarge": 1}

@@ -1,7 +1,7 @@
 """A stand-in for the SageMaker runtime (`/endpoints/{name}/invocations` and
 `/endpoints/{name}/invocations-response-stream`) with containers that answer like the
 LMI (text and chat completions schemas), Hugging Face (TGI and feature-extraction) and
-JumpStart containers do.
+JumpStart containers do, and one that runs this product's Wikipedia retrieval handler itself.
 
 Streamed answers use the real event-stream framing, and each line of the container's
 output is split across two PayloadParts, as the runtime is allowed to do."""
@@ -236,6 +236,23 @@ class EmbeddingContainer:
 
     def stream(self, body: dict[str, Any], headers: dict[str, str]) -> list[bytes]:
         raise ContainerError(400, "embeddings are not streamed")
+
+
+class WikipediaRetrievalContainer:
+    """The retrieval image's handler (`model_code/wikipedia_retrieval/handler.py`) on a
+    folder in its format: the answer is the real handler's, a bad request its 400."""
+
+    def __init__(self, handler: Any, retriever: Any) -> None:
+        self.handler, self.retriever = handler, retriever
+
+    def invoke(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        try:
+            return self.handler.handle(self.retriever, json.dumps(body))
+        except self.handler.BadRequest as exc:
+            raise ContainerError(400, json.dumps({"error": {"field": exc.field, "message": exc.message}})) from None
+
+    def stream(self, body: dict[str, Any], headers: dict[str, str]) -> list[bytes]:
+        raise ContainerError(400, "retrieval is not streamed")
 
 
 @dataclass

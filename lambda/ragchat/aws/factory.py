@@ -16,8 +16,9 @@ import boto3
 from botocore.config import Config
 
 from ..catalog import chat_model, get_profile
-from ..engine import ChatEngine
-from ..interfaces import Embedder, Generator, Moderator, VectorIndex
+from ..engine import ChatEngine, EmbeddingRetriever
+from ..interfaces import Embedder, Generator, Moderator, Retriever
+from ..wikipedia import WikipediaRetrieval
 from .dynamodb_store import DynamoDbConversationStore
 from .embedder import SageMakerEmbedder
 from .generators import SageMakerGenerator
@@ -108,9 +109,20 @@ def sagemaker_generator(settings: AwsSettings, clients: AwsClients) -> Generator
     return SageMakerGenerator(generation, settings.chat_endpoint, contract)
 
 
-def pinecone_index(settings: AwsSettings, clients: AwsClients) -> VectorIndex:
+def pinecone_index(settings: AwsSettings, clients: AwsClients) -> Retriever:
+    """The question embedded by the MiniLM endpoint, then looked up in Pinecone."""
     api_key = secret_api_key(settings.pinecone_secret_arn, clients.secrets, settings.secret_max_age_seconds)
-    return pinecone_vector_index(settings.pinecone_index, api_key, host=settings.pinecone_host)
+    return EmbeddingRetriever(
+        sagemaker_embedder(settings.embedding_endpoint, clients.sagemaker_fast),
+        pinecone_vector_index(settings.pinecone_index, api_key, host=settings.pinecone_host),
+        settings.namespace,
+    )
+
+
+def wikipedia_index(settings: AwsSettings, clients: AwsClients) -> Retriever:
+    """The Wikipedia retrieval endpoint (model_code/wikipedia_retrieval): it embeds the
+    question itself (contriever), so no embedding call comes first."""
+    return WikipediaRetrieval(SageMakerRuntime(clients.sagemaker_fast), settings.wikipedia_endpoint)
 
 
 def gpt_jt_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
@@ -126,7 +138,9 @@ def no_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
 
 
 GENERATORS: dict[str, Builder[Generator]] = {"sagemaker": sagemaker_generator}
-VECTOR_INDEXES: dict[str, Builder[VectorIndex]] = {"pinecone": pinecone_index}
+# A vector index is built as the engine's Retriever: an embedder plus the index, or a
+# service that embeds the question itself.
+VECTOR_INDEXES: dict[str, Builder[Retriever]] = {"pinecone": pinecone_index, "wikipedia": wikipedia_index}
 MODERATORS: dict[str, Builder[Moderator]] = {
     "endpoint": gpt_jt_moderator,
     "comprehend": comprehend_moderator,
@@ -147,8 +161,7 @@ def build(registry: Mapping[str, Builder[Port]], port: str, settings: AwsSetting
 def build_aws_engine(settings: AwsSettings, clients: AwsClients | None = None) -> ChatEngine:
     clients = clients or AwsClients.create(settings)
     return ChatEngine(
-        embedder=sagemaker_embedder(settings.embedding_endpoint, clients.sagemaker_fast),
-        index=build(VECTOR_INDEXES, "vector_index", settings, clients),
+        retriever=build(VECTOR_INDEXES, "vector_index", settings, clients),
         generator=build(GENERATORS, "generator", settings, clients),
         moderator=build(MODERATORS, "moderation", settings, clients),
         store=DynamoDbConversationStore(clients.dynamodb, settings.table, settings.conversation_ttl_days),
