@@ -7,6 +7,7 @@ from typing import Any
 
 from doubles import FAQ_DOCS, BagOfWordsEmbedder
 from ragchat.aws.settings import AwsSettings
+from ragchat.retrieval import Bm25Encoder
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
 from standins.sagemaker_runtime import (
@@ -40,10 +41,15 @@ def deploy_stand_ins(sagemaker: SageMakerRuntimeStandIn, pinecone: PineconeStand
     sagemaker.deploy(EMBEDDING, EmbeddingContainer(embedder.embed))
     sagemaker.deploy(MODERATION, ModerationContainer(moderation_rule))
     pinecone.spaces.clear()
-    pinecone.add_index(INDEX)
+    pinecone.add_index(INDEX, metric="dotproduct", sparse=True)  # what `ragchat ingest` creates
+    texts = [d.text for d in FAQ_DOCS]
     pinecone.spaces[""] = {
         doc.id: (vector, {**doc.metadata, "text": doc.text})
-        for doc, vector in zip(FAQ_DOCS, embedder.embed([d.text for d in FAQ_DOCS]), strict=True)
+        for doc, vector in zip(FAQ_DOCS, embedder.embed(texts), strict=True)
+    }
+    sparse = Bm25Encoder.fit(texts).encode_documents(texts)
+    pinecone.sparse[""] = {
+        doc.id: dict(zip(sv.indices, sv.values, strict=True)) for doc, sv in zip(FAQ_DOCS, sparse, strict=True)
     }
 
 

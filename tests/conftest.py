@@ -23,6 +23,7 @@ from doubles import (  # noqa: E402
 )
 from ragchat.engine import ChatEngine, EngineSettings  # noqa: E402
 from ragchat.prompts import get_profile  # noqa: E402
+from ragchat.retrieval import Bm25Encoder  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,12 @@ def make_engine(profile: str = "gpt-neoxt-chat", **overrides) -> ChatEngine:
     index = overrides.pop("index", None)
     if index is None:
         index = MemoryIndex()
-        index.upsert(FAQ_DOCS, embedder.embed([d.text for d in FAQ_DOCS]))
+        encoder = Bm25Encoder.fit(d.text for d in FAQ_DOCS)
+        index.upsert(
+            FAQ_DOCS,
+            embedder.embed([d.text for d in FAQ_DOCS]),
+            sparse=encoder.encode_documents([d.text for d in FAQ_DOCS]),
+        )
     parts = {
         "embedder": embedder,
         "index": index,

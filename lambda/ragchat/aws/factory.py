@@ -74,8 +74,10 @@ def build_aws_engine(settings: AwsSettings, clients: AwsClients | None = None) -
         store=DynamoDbConversationStore(clients.dynamodb, settings.table, settings.conversation_ttl_days),
         profile=get_profile(settings.model_profile),
         settings=EngineSettings(
-            context_budget_chars=settings.context_budget_chars,
+            context_budget_tokens=settings.context_budget_tokens or None,
             retrieval_top_k=settings.retrieval_top_k,
+            lexical_weight=settings.lexical_weight,
+            min_score=settings.min_score,
             retrieval_timeout_seconds=settings.retrieval_timeout_seconds,
             namespace=settings.namespace,
         ),

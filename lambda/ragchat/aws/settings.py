@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ..engine import EngineSettings
 from .generators import CONTRACTS
 
 MODERATION_MODES = ("endpoint", "comprehend", "off")
@@ -33,8 +34,10 @@ class AwsSettings:
     conversation_ttl_days: int = 30
     pinecone_host: str = ""  # empty: resolved from the index name through Pinecone's control plane
     namespace: str = ""
-    retrieval_top_k: int = 5
-    context_budget_chars: int = 1000
+    retrieval_top_k: int = EngineSettings.retrieval_top_k
+    context_budget_tokens: int = 0  # 0: derived from the model profile's window
+    lexical_weight: float = EngineSettings.lexical_weight  # 0 for a Pinecone index without sparse vectors
+    min_score: float = EngineSettings.min_score
     retrieval_timeout_seconds: float = 5.0
     secret_max_age_seconds: int = 300
     toxicity_threshold: float = 0.5
@@ -67,8 +70,10 @@ class AwsSettings:
             conversation_ttl_days=_number(env, "RAGCHAT_CONVERSATION_TTL_DAYS", 30, int),
             pinecone_host=env.get("RAGCHAT_PINECONE_HOST", ""),
             namespace=env.get("RAGCHAT_PINECONE_NAMESPACE", ""),
-            retrieval_top_k=_number(env, "RAGCHAT_RETRIEVAL_TOP_K", 5, int),
-            context_budget_chars=_number(env, "RAGCHAT_CONTEXT_BUDGET_CHARS", 1000, int),
+            retrieval_top_k=_number(env, "RAGCHAT_RETRIEVAL_TOP_K", cls.retrieval_top_k, int),
+            context_budget_tokens=_number(env, "RAGCHAT_CONTEXT_BUDGET_TOKENS", 0, int),
+            lexical_weight=_number(env, "RAGCHAT_LEXICAL_WEIGHT", cls.lexical_weight, float),
+            min_score=_number(env, "RAGCHAT_MIN_SCORE", cls.min_score, float),
             retrieval_timeout_seconds=_number(env, "RAGCHAT_RETRIEVAL_TIMEOUT_SECONDS", 5.0, float),
             secret_max_age_seconds=_number(env, "RAGCHAT_SECRET_MAX_AGE_SECONDS", 300, int),
             toxicity_threshold=_number(env, "RAGCHAT_TOXICITY_THRESHOLD", 0.5, float),

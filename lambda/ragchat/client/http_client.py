@@ -53,6 +53,18 @@ class ChatClient:
             response.read()
             return response.json()
 
+    def retrieve(self, query: str, history: list[dict[str, str]] | None = None, top_k: int | None = None) -> dict:
+        """What the service retrieves for a turn (`POST /retrieve`): ranked matches and the
+        sources its prompt would get."""
+        body: dict[str, Any] = {"query": query}
+        if history:
+            body["history"] = history
+        if top_k:
+            body["top_k"] = top_k
+        with self._send(self._request("/retrieve", body, stream=False)) as response:
+            response.read()
+            return response.json()
+
     def stream(self, question: str, session_id: str | None = None, **parameters: Any) -> Iterator[StreamEvent]:
         """One streamed turn: `token` events as they arrive, then `done` (or `error`)."""
         body = {"inputs": question, "parameters": _parameters(session_id, parameters), "stream": True}
