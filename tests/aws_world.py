@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from doubles import FAQ_DOCS, BagOfWordsEmbedder
-from ragchat.aws.settings import AwsSettings
+from ragchat.aws.identity import ANONYMOUS
+from ragchat.aws.settings import DEFAULT_PINECONE_INDEX, AwsSettings
+from ragchat.engine import conversation_key
 from ragchat.retrieval import Bm25Encoder
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
@@ -18,7 +20,7 @@ from standins.sagemaker_runtime import (
 )
 
 PINECONE_KEY = "pcsk_test_4f1c2a9e7b"  # the stand-in's key; tests assert it never leaks
-INDEX = "retrieval-augmentation-aws"
+INDEX = DEFAULT_PINECONE_INDEX
 CHAT, EMBEDDING, MODERATION = "chat-endpoint", "embedding-endpoint", "moderation-endpoint"
 REPLY = "Managed Spot Training works with all instances supported in Amazon SageMaker."
 BLOCKED_WORDS = ("poison", "kill")
@@ -57,9 +59,9 @@ def create_deployment(dynamodb: Any, secrets: Any, name: str) -> AwsSettings:
     """The stack's table (its key schema) and secret, and the settings naming them."""
     dynamodb.create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": "session_id", "KeyType": "HASH"}, {"AttributeName": "turn", "KeyType": "RANGE"}],
+        KeySchema=[{"AttributeName": "conversation", "KeyType": "HASH"}, {"AttributeName": "turn", "KeyType": "RANGE"}],
         AttributeDefinitions=[
-            {"AttributeName": "session_id", "AttributeType": "S"},
+            {"AttributeName": "conversation", "AttributeType": "S"},
             {"AttributeName": "turn", "AttributeType": "N"},
         ],
         BillingMode="PAY_PER_REQUEST",
@@ -89,27 +91,19 @@ class AwsWorld:
     dynamodb: Any
     secrets: Any
 
-    def items(self, session_id: str) -> list[dict[str, Any]]:
+    def items(self, session_id: str, owner: str = ANONYMOUS) -> list[dict[str, Any]]:
+        """The stored items of `owner`'s session (callers without an IAM identity are
+        all `anonymous`, as behind a Function URL with `AuthType: NONE`; no owner: the
+        store used directly)."""
         response = self.dynamodb.query(
             TableName=self.settings.table,
-            KeyConditionExpression="session_id = :s",
-            ExpressionAttributeValues={":s": {"S": session_id}},
+            KeyConditionExpression="conversation = :c",
+            ExpressionAttributeValues={":c": {"S": conversation_key(owner, session_id)}},
             ConsistentRead=True,
         )
         return response["Items"]
 
     def lambda_env(self) -> dict[str, str]:
-        """The environment the stack gives the function, pointed at the stand-ins."""
-        s = self.settings
-        return {
-            **self.env,
-            "RAGCHAT_MODEL_PROFILE": s.model_profile,
-            "RAGCHAT_CHAT_ENDPOINT": s.chat_endpoint,
-            "RAGCHAT_EMBEDDING_ENDPOINT": s.embedding_endpoint,
-            "RAGCHAT_MODERATION": s.moderation,
-            "RAGCHAT_MODERATION_ENDPOINT": s.moderation_endpoint,
-            "RAGCHAT_TABLE": s.table,
-            "RAGCHAT_PINECONE_SECRET_ARN": s.pinecone_secret_arn,
-            "RAGCHAT_PINECONE_INDEX": s.pinecone_index,
-            "RAGCHAT_CONVERSATION_TTL_DAYS": str(s.conversation_ttl_days),
-        }
+        """The environment the stack gives the function (the same settings contract),
+        pointed at the stand-ins."""
+        return {**self.env, **self.settings.to_env()}

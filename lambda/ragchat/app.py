@@ -8,29 +8,33 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from . import openai_api
+from .cancellation import CancellableStream, ClientGone, call_until_disconnect, first_event
 from .engine import ChatEngine, ChatRequest, ChatResult, Token
 from .errors import ChatServiceError
+from .guards import LOOPBACK_NAMES, CrossSiteGuard
+from .http_errors import ApiError
 from .interfaces import GenerationParams, Turn
+from .limits import read_body
 from .schemas import ChatBody, OpenAIChatBody, RetrieveBody
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 256 * 1024
-# curl -d sends form-urlencoded by default; its body is still our JSON, so accept it.
-ACCEPTED_CONTENT_TYPES = {"", "application/json", "application/x-www-form-urlencoded"}
 OPENAI_PREFIX = "/v1/"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # The chat page: one static file, no build step. Its script and style are inline and it
@@ -44,52 +48,23 @@ PAGE_HEADERS = {
 }
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field, self.extra = status, code, message, field, extra
-
-    def payload(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            body["field"] = self.field
-        body.update(self.extra)
-        return {"error": body}
-
-    def openai_payload(self) -> dict[str, Any]:
-        body = openai_api.error_body(self.status, self.message, self.field, self.code)
-        body["error"].update(self.extra)
-        return body
-
-    def response(self, openai_shape: bool = False) -> JSONResponse:
-        return JSONResponse(self.openai_payload() if openai_shape else self.payload(), status_code=self.status)
-
-
 def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "body"
 
 
-async def parse_body(request: Request, model: type[BaseModel]) -> Any:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ACCEPTED_CONTENT_TYPES:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"send JSON (Content-Type: application/json), not {content_type}",
-            "content-type",
-        )
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes", "body")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes", "body")
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON with bounded work: pydantic's parser stops at 200 levels of nesting
+    and at numbers too long to convert (the standard library recurses once per level and
+    raises a bare ValueError past 4300 digits, both 500s), and refuses NaN/Infinity."""
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return pydantic_core.from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}", "body") from None
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> Any:
+    """The body as `model`; the content type was checked by `CrossSiteGuard`."""
+    data = parse_json(await read_body(request))
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object", "body")
     try:
@@ -125,31 +100,39 @@ def error_response(error: ApiError, retry_after: int | None = None, openai_shape
     return response
 
 
-async def start_stream(events: Iterator[Token | ChatResult]) -> tuple[Token | ChatResult, Iterator[Token | ChatResult]]:
-    """Run the engine up to its first event before the response starts, so that failures
-    in moderation, retrieval or history still become proper HTTP errors."""
-    first = await run_in_threadpool(next, events)
-    return first, events
-
-
-def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[Route] | None = None) -> Starlette:
+def create_app(
+    engine_provider: Callable[[], ChatEngine],
+    *,
+    extra_routes: list[Route] | None = None,
+    allowed_hosts: Iterable[str] = LOOPBACK_NAMES,
+    caller_identity: Callable[[Headers], str] | None = None,
+) -> Starlette:
     """`engine_provider` is called per request (cheaply: it returns a built engine), so
-    the Lambda can build its engine lazily and tests can swap it."""
+    the Lambda can build its engine lazily and tests can swap it. `allowed_hosts` are the
+    Host names the app answers to (see `CrossSiteGuard`): loopback unless told otherwise.
+    `caller_identity` names the owner of a request's conversations (the Lambda's IAM
+    caller); without it, as locally, a session id alone names a conversation."""
 
     async def chat(request: Request) -> Response:
         body: ChatBody = await parse_body(request, ChatBody)
         p = body.parameters
+        engine = engine_provider()
         chat_request = ChatRequest(
             inputs=body.inputs,
-            params=GenerationParams(temperature=p.temperature, top_k=p.top_k, max_new_tokens=p.max_new_tokens),
+            params=GenerationParams(
+                temperature=p.temperature,
+                top_k=p.top_k,
+                max_new_tokens=p.max_new_tokens or engine.profile.default_max_new_tokens,
+            ),
             session_id=p.session_id,
             no_retrieval=p.no_retrieval,
+            owner=caller_identity(request.headers) if caller_identity else "",
         )
-        engine = engine_provider()
         if not wants_stream(request, body.stream):
-            result = await run_in_threadpool(engine.chat, chat_request)
+            result = await call_until_disconnect(request, chat_request.cancel, engine.chat, chat_request)
             return JSONResponse(result.as_dict())
-        first, events = await start_stream(engine.stream(chat_request))
+        events = engine.stream(chat_request)
+        first = await first_event(request, chat_request.cancel, events)
 
         def frames() -> Iterator[str]:
             try:
@@ -161,17 +144,20 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
             except ChatServiceError as exc:
                 yield sse("error", service_error(exc).payload())
 
-        return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return CancellableStream(
+            frames(), chat_request.cancel, events, media_type="text/event-stream", headers=SSE_HEADERS
+        )
 
     async def openai_chat(request: Request) -> Response:
         body: OpenAIChatBody = await parse_body(request, OpenAIChatBody)
-        chat_request = openai_api.chat_request(body)
         engine = engine_provider()
+        chat_request = openai_api.chat_request(body, engine.profile.default_max_new_tokens)
         meta = openai_api.CompletionMeta(model=engine.profile.name)
         if not body.stream:
-            result = await run_in_threadpool(engine.chat, chat_request)
+            result = await call_until_disconnect(request, chat_request.cancel, engine.chat, chat_request)
             return JSONResponse(openai_api.completion(result, meta))
-        first, events = await start_stream(engine.stream(chat_request))
+        events = engine.stream(chat_request)
+        first = await first_event(request, chat_request.cancel, events)
         include_usage = body.stream_options is not None and body.stream_options.include_usage
 
         def frames() -> Iterator[str]:
@@ -183,7 +169,9 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
                 return
             yield sse(None, "[DONE]")
 
-        return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return CancellableStream(
+            frames(), chat_request.cancel, events, media_type="text/event-stream", headers=SSE_HEADERS
+        )
 
     async def openai_models(request: Request) -> Response:
         return JSONResponse(openai_api.model_list(engine_provider().profile.name, started))
@@ -194,7 +182,7 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
         body: RetrieveBody = await parse_body(request, RetrieveBody)
         engine = engine_provider()
         history = [Turn(t.role, t.content) for t in body.history]
-        params = GenerationParams(max_new_tokens=body.max_new_tokens)
+        params = GenerationParams(max_new_tokens=body.max_new_tokens or engine.profile.default_max_new_tokens)
         ranked, sources = await run_in_threadpool(engine.lookup, body.query, history, params, body.top_k)
         return JSONResponse(
             {
@@ -229,6 +217,9 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return ApiError(exc.status_code, code, str(exc.detail), "path").response(openai_shape(request))
 
+    async def on_client_gone(request: Request, exc: Exception) -> Response:
+        return Response(status_code=499)  # the client left: nobody reads this
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error")
         return ApiError(500, "internal_error", "internal error; see the service log").response(openai_shape(request))
@@ -246,16 +237,19 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
     ]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(CrossSiteGuard, allowed_hosts=allowed_hosts)],
         exception_handlers={
             ApiError: on_api_error,
             openai_api.OpenAIError: on_openai_error,
             ChatServiceError: on_service_error,
             HTTPException: on_http_error,
+            ClientGone: on_client_gone,
             Exception: on_unexpected,
         },
     )
 
 
-def _chain(first: Token | ChatResult, rest: Iterator[Token | ChatResult]) -> Iterator[Token | ChatResult]:
-    yield first
+def _chain(first: Token | ChatResult | None, rest: Iterator[Token | ChatResult]) -> Iterator[Token | ChatResult]:
+    if first is not None:
+        yield first
     yield from rest

@@ -29,13 +29,17 @@ MIN_CONTEXT_TOKENS = 64
 def context_budget(profile: ModelProfile, question: str, max_new_tokens: int, count: Callable[[str], int]) -> int:
     """The context's share of the model's window, in its tokens: the window less the reply
     (when the reply shares it) and the rendered template with the question, less the
-    profile's share kept for history (when it replays history)."""
+    profile's share kept for history (when it replays history), capped at the profile's
+    `max_context_tokens`."""
     template = profile.render(question, " ", [], datetime.now(UTC)).describe()
     room = profile.context_window - count(template)
     if profile.reply_in_window:
         room -= max_new_tokens
     share = profile.history_share if profile.keeps_history else 0.0
-    return max(int(room * (1 - share)), MIN_CONTEXT_TOKENS)
+    budget = int(room * (1 - share))
+    if profile.max_context_tokens is not None:
+        budget = min(budget, profile.max_context_tokens)
+    return max(budget, MIN_CONTEXT_TOKENS)
 
 
 def trim_to(text: str, limit: int) -> str:

@@ -6,7 +6,7 @@ these protocols, so the engine never knows which world it runs in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -83,6 +83,9 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     top_p: float | None = None
     seed: int | None = None
+    # > 1 makes tokens already in the recent output less likely (llama.cpp's repeat
+    # penalty); the engine takes it from the model profile
+    repetition_penalty: float = 1.0
     # Not a setting: where the generator reports on this one call (see GenerationReport).
     report: GenerationReport | None = field(default=None, compare=False, repr=False)
 
@@ -150,6 +153,10 @@ class VectorIndex(Protocol):
     def delete(self, ids: Sequence[str], namespace: str = "") -> int: ...
 
     def count(self, namespace: str = "") -> int: ...
+
+    def list_ids(self, namespace: str = "") -> Iterable[str]:
+        """Every id in the namespace (ingestion resumes and syncs from them)."""
+        ...
 
 
 @runtime_checkable

@@ -53,10 +53,18 @@ class ChatClient:
             response.read()
             return response.json()
 
-    def retrieve(self, query: str, history: list[dict[str, str]] | None = None, top_k: int | None = None) -> dict:
+    def retrieve(
+        self,
+        query: str,
+        history: list[dict[str, str]] | None = None,
+        top_k: int | None = None,
+        max_new_tokens: int | None = None,
+    ) -> dict:
         """What the service retrieves for a turn (`POST /retrieve`): ranked matches and the
-        sources its prompt would get."""
+        sources its prompt would get (leaving room for `max_new_tokens`, by default the model's)."""
         body: dict[str, Any] = {"query": query}
+        if max_new_tokens:
+            body["max_new_tokens"] = max_new_tokens
         if history:
             body["history"] = history
         if top_k:

@@ -34,7 +34,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--url", help="a running chat service (local or the stack's ChatUrl): asks its POST /retrieve")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument(
-        "--max-new-tokens", type=int, default=512, help="the reply length the context budget leaves room for"
+        "--max-new-tokens",
+        type=int,
+        help="the reply length the context budget leaves room for (default: the model profile's, as a chat turn)",
     )
     p.add_argument("--top-k", type=int, default=EngineSettings.retrieval_top_k, help="candidates retrieved")
     p.add_argument("--lexical-weight", type=float, default=EngineSettings.lexical_weight,
@@ -54,16 +56,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def local_lookup(args: argparse.Namespace) -> Lookup:
-    from ..engine import EngineSettings
     from ..local.factory import LocalSettings, build_local_engine
 
-    overrides: dict = {"engine": EngineSettings(retrieval_top_k=args.top_k)}
+    overrides: dict = {"retrieval_top_k": args.top_k}
     if args.data_dir:
         overrides["data_dir"] = Path(args.data_dir)
     if args.knowledge_base:
         overrides["knowledge_base"] = Path(args.knowledge_base)
     engine = build_local_engine(LocalSettings(**overrides), progress=False)
-    params = GenerationParams(max_new_tokens=args.max_new_tokens)
+    params = GenerationParams(max_new_tokens=args.max_new_tokens or engine.profile.default_max_new_tokens)
     return lambda q: engine.lookup(q.question, q.prior_turns, params)
 
 
@@ -72,16 +73,17 @@ def pinecone_lookup(args: argparse.Namespace) -> Lookup:
     model); the prompt's budget uses the Lambda's characters-per-token estimate."""
     from ..aws.generators import CHARS_PER_TOKEN
     from ..aws.pinecone_index import PineconeVectorIndex
+    from ..catalog import get_profile
     from ..context import context_budget, select_context
     from ..ingest.targets import pinecone_api_key
     from ..local.embedder import OnnxMiniLMEmbedder
-    from ..prompts import get_profile
     from ..retrieval import FOLLOWUP_TURNS, HybridRetriever, above_threshold, retrieval_query
 
     key = pinecone_api_key(args.secret_arn)
     index = PineconeVectorIndex(args.index, lambda refresh=False: key)
     retriever = HybridRetriever(OnnxMiniLMEmbedder(), index, args.lexical_weight, args.namespace)
     profile = get_profile(args.model_profile)
+    max_new_tokens = args.max_new_tokens or profile.default_max_new_tokens
 
     def count(text: str) -> int:
         return math.ceil(len(text) / CHARS_PER_TOKEN)
@@ -89,7 +91,7 @@ def pinecone_lookup(args: argparse.Namespace) -> Lookup:
     def lookup(q: EvalQuestion) -> tuple[list[Match], list[Match]]:
         ranked = retriever.search(retrieval_query(q.question, q.prior_turns, FOLLOWUP_TURNS), args.top_k)
         passed = above_threshold(ranked, args.min_score)
-        budget = context_budget(profile, q.question, args.max_new_tokens, count)
+        budget = context_budget(profile, q.question, max_new_tokens, count)
         return ranked, select_context(passed, budget, count, separator_cost=1)
 
     return lookup
@@ -102,7 +104,7 @@ def url_lookup(args: argparse.Namespace) -> Lookup:
 
     def lookup(q: EvalQuestion) -> tuple[list[Match], list[Match]]:
         history = [{"role": t.role, "content": t.content} for t in q.prior_turns]
-        body = client.retrieve(q.question, history, args.top_k)
+        body = client.retrieve(q.question, history, args.top_k, args.max_new_tokens)
         as_match = lambda s: Match(s["id"], float(s["score"]), s.get("text", ""), s.get("metadata") or {})  # noqa: E731
         return [as_match(s) for s in body.get("matches", [])], [as_match(s) for s in body.get("sources", [])]
 

@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..aws.settings import DEFAULT_PINECONE_INDEX
+from ..interfaces import Embedder
 from .chunking import ChunkSettings, chunk_documents
 from .pipeline import IngestSummary, ingest
 from .sources import CsvOptions, JsonlOptions, read_sources
 from .targets import TargetError, local_target, pinecone_api_key, pinecone_target
 
-DEFAULT_INDEX = "retrieval-augmentation-aws"
+DEFAULT_INDEX = DEFAULT_PINECONE_INDEX
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -44,20 +46,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _embedder(args: argparse.Namespace):
+def _embedder(args: argparse.Namespace) -> Embedder:
     if args.embedder == "sagemaker":
         if not args.endpoint:
             raise TargetError("--embedder sagemaker needs --endpoint (the stack output EmbeddingEndpointName)")
-        import boto3
+        from ..aws.factory import sagemaker_embedder
 
-        from ..aws.embedder import SageMakerEmbedder
-        from ..aws.factory import FAST
-        from ..aws.sagemaker import SageMakerRuntime
+        return sagemaker_embedder(args.endpoint)
+    from ..local.factory import local_embedder
 
-        return SageMakerEmbedder(SageMakerRuntime(boto3.client("sagemaker-runtime", config=FAST)), args.endpoint)
-    from ..local.embedder import OnnxMiniLMEmbedder
-
-    return OnnxMiniLMEmbedder()
+    return local_embedder()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,5 +104,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         print(f"partial: {summary.line()}", file=sys.stderr)
         return 2
-    print(summary.line())
+    if args.target == "local" and not args.dry_run:
+        held = f"the local index in {data_dir} now holds {index.count(args.namespace)} documents"
+        if args.namespace:
+            print(f"{held} in namespace {args.namespace!r} (`ragchat serve` searches the default namespace)")
+        else:
+            print(f"{held}; a running `ragchat serve` on this data folder answers from them from its next question")
+    print(summary.line())  # last: scripts read the summary from the last line
     return 0

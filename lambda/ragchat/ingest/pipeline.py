@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..interfaces import Document, Embedder
+from ..interfaces import Document, Embedder, VectorIndex
 from ..knowledge import document_sparse, document_vectors
 from ..retrieval import Bm25Encoder
 
@@ -39,7 +39,7 @@ class IngestSummary:
 def ingest(
     chunks: Sequence[Document],
     embedder: Embedder,
-    index: object,
+    index: VectorIndex,
     *,
     namespace: str = "",
     batch_size: int = 64,
@@ -48,13 +48,12 @@ def ingest(
     progress: bool = True,
     summary: IngestSummary | None = None,
 ) -> IngestSummary:
-    """`index` is a VectorIndex that can also `list_ids(namespace)`."""
     from tqdm import tqdm
 
     started = time.perf_counter()
     summary = summary or IngestSummary()
     summary.chunks = len(chunks)
-    existing = set(index.list_ids(namespace))  # type: ignore[attr-defined]
+    existing = set(index.list_ids(namespace))
     wanted = {chunk.id for chunk in chunks}
     todo = [chunk for chunk in chunks if chunk.id not in existing]
     summary.skipped = len(chunks) - len(todo)
@@ -68,9 +67,9 @@ def ingest(
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             vectors, sparse = document_vectors(embedder, batch), document_sparse(encoder, batch)
-            summary.upserted += index.upsert(batch, vectors, namespace, sparse)  # type: ignore[attr-defined]
+            summary.upserted += index.upsert(batch, vectors, namespace, sparse)
             bar.update(len(batch))
     if stale:
-        summary.deleted = index.delete(stale, namespace)  # type: ignore[attr-defined]
+        summary.deleted = index.delete(stale, namespace)
     summary.seconds = time.perf_counter() - started
     return summary

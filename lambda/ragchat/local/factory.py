@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..catalog import get_profile
 from ..engine import ChatEngine, EngineSettings
 from ..interfaces import Embedder, Generator
 from ..knowledge import document_sparse, document_vectors, faq_documents, file_sha256
-from ..prompts import get_profile
 from ..retrieval import Bm25Encoder
 from .moderator import KeywordStandInModerator
 from .store import SqliteConversationStore
@@ -31,13 +31,18 @@ INDEX_METHOD = "text-dense+bm25-v2"
 class LocalSettings:
     data_dir: Path = Path(os.environ.get("RAGCHAT_DATA_DIR", PROJECT_ROOT / ".data"))
     knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE
-    engine: EngineSettings = EngineSettings()
+    context_budget_tokens: int | None = None  # None: derived from the model profile
+    retrieval_top_k: int = EngineSettings.retrieval_top_k
     profile: str = "smollm2-local"
     # A Wikipedia-format index folder (`ragchat wikipedia build`, or the staged dataset):
     # served by the retrieval endpoint's handler instead of the FAQ index.
     wikipedia_dir: Path | None = (
         Path(os.environ["RAGCHAT_WIKIPEDIA_DIR"]) if os.environ.get("RAGCHAT_WIKIPEDIA_DIR") else None
-    )  # noqa: E501
+    )
+    # one reply at a time; this many may wait for the model (beyond: 503 + Retry-After)
+    queue_limit: int = 8
+    # queue wait + generation, per request (past it: 504)
+    deadline_seconds: float = 120.0
 
 
 def ensure_knowledge_base(
@@ -79,12 +84,22 @@ def ensure_knowledge_base(
     return True
 
 
-def faq_parts(settings: LocalSettings, progress: bool) -> dict[str, Any]:
-    """MiniLM and the FAISS index of the FAQ (and whatever `ragchat ingest` added)."""
+def local_embedder() -> Embedder:
+    """all-MiniLM-L6-v2 on onnxruntime: the local mode's embedder, and ingestion's by default."""
     from .embedder import OnnxMiniLMEmbedder
 
-    embedder = OnnxMiniLMEmbedder()
-    index = FaissVectorIndex(settings.data_dir / "index", embedder.dimension)
+    return OnnxMiniLMEmbedder()
+
+
+def local_index(data_dir: Path, dimension: int) -> FaissVectorIndex:
+    """The local mode's FAISS index under the data folder (the one `ragchat ingest` fills)."""
+    return FaissVectorIndex(data_dir / "index", dimension)
+
+
+def faq_parts(settings: LocalSettings, progress: bool) -> dict[str, Any]:
+    """MiniLM and the FAISS index of the FAQ (and whatever `ragchat ingest` added)."""
+    embedder = local_embedder()
+    index = local_index(settings.data_dir, embedder.dimension)
     ensure_knowledge_base(settings.knowledge_base, embedder, index, settings.data_dir / "indexed.json", progress)
     return {"embedder": embedder, "index": index}
 
@@ -107,7 +122,13 @@ def build_local_engine(
 ) -> ChatEngine:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     parts = wikipedia_parts(settings.wikipedia_dir) if settings.wikipedia_dir else faq_parts(settings, progress)
-    engine_settings = settings.engine
+    engine_settings = EngineSettings(
+        context_budget_tokens=settings.context_budget_tokens,
+        retrieval_top_k=settings.retrieval_top_k,
+        queue_limit=settings.queue_limit,
+        deadline_seconds=settings.deadline_seconds,
+        buffered_generation=False,  # local: stream, so cancellation and deadlines act per token
+    )
     if settings.wikipedia_dir:  # the no-answer threshold is calibrated on the FAQ's hybrid scores only
         engine_settings = replace(engine_settings, min_score=0.0)
     if generator_factory is None:

@@ -100,3 +100,17 @@ def test_replacing_or_deleting_a_document_drops_its_sparse_terms(tmp_path):
     index.upsert(docs("c"), [unit(0, 0, 1)], sparse=[SparseVector((7,), (9.0,))])
     index.delete(["c"])
     assert index.query(unit(0, 1, 0), 1, sparse=SparseVector((7,), (1.0,)))[0].id == "b"
+
+
+def test_a_change_written_by_another_process_is_served_at_the_next_query(tmp_path):
+    """`ragchat ingest` writes the index while `ragchat serve` holds it open."""
+    serving = FaissVectorIndex(tmp_path, 3)
+    serving.upsert(docs("faq"), [unit(1, 0, 0)])
+    ingesting = FaissVectorIndex(tmp_path, 3)  # the other process
+    ingesting.upsert(docs("new"), [unit(0, 1, 0)])
+    assert [m.id for m in serving.query(unit(0, 1, 0), top_k=1)] == ["new"]
+    assert serving.count() == 2
+    ingesting.delete(["faq"])
+    assert serving.list_ids() == ["new"]
+    serving.upsert(docs("own"), [unit(0, 0, 1)])  # its own write keeps the other's documents
+    assert sorted(FaissVectorIndex(tmp_path, 3).list_ids()) == ["new", "own"]
