@@ -128,8 +128,8 @@ SMOLLM2_LOCAL = ChatMessagesProfile(
     repetition_penalty=1.1,
     instructions=SHORT_GROUNDED_INSTRUCTIONS,
     # A 135M model loses the question in a long context and its greedy reply then runs on:
-    # a few sources (about 1,500 characters) rather than the ~1,400 tokens its window allows.
-    max_context_tokens=384,
+    # a few sources (about 1,000 characters) rather than the ~1,400 tokens its window allows.
+    max_context_tokens=256,
 )
 
 
