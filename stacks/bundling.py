@@ -24,18 +24,25 @@ LAMBDA_PLATFORM = "manylinux2014_x86_64"
 
 @jsii.implements(ILocalBundling)
 class PipInstallBundling:
-    """Copies the package folder and installs its requirements as Lambda-compatible wheels.
-    `exclude` names the package's subfolders the function does not need."""
+    """Copies the package's files that match `include` (glob patterns relative to the
+    package folder: an allow-list, so a new subpackage never ships by accident) and
+    installs its requirements as Lambda-compatible wheels."""
 
-    def __init__(self, source: Path, package: str, requirements: Path, exclude: tuple[str, ...] = ()) -> None:
-        self.source, self.package, self.requirements, self.exclude = source, package, requirements, exclude
+    def __init__(self, source: Path, package: str, requirements: Path, include: tuple[str, ...]) -> None:
+        self.source, self.package, self.requirements, self.include = source, package, requirements, include
+
+    def files(self) -> list[Path]:
+        """The package's files that ship, relative to the package folder."""
+        root = self.source / self.package
+        found = {p.relative_to(root) for pattern in self.include for p in root.glob(pattern) if p.is_file()}
+        return sorted(p for p in found if "__pycache__" not in p.parts)
 
     def docker_command(self) -> str:
         """The same bundle built in the runtime's build image (the fallback without local bundling)."""
-        removed = " ".join(f"/asset-output/{self.package}/{name}" for name in self.exclude)
         return (
             f"pip install --no-cache-dir -r {self.requirements.relative_to(self.source)} -t /asset-output"
-            f" && cp -r {self.package} run.sh /asset-output/" + (f" && rm -rf {removed}" if removed else "")
+            f" && mkdir -p /asset-output/{self.package} && cp run.sh /asset-output/"
+            f" && cd {self.package} && cp --parents {' '.join(self.include)} /asset-output/{self.package}/"
         )
 
     def try_bundle(self, output_dir: str, options: object) -> bool:
@@ -47,8 +54,9 @@ class PipInstallBundling:
         ]  # fmt: skip
         if subprocess.run(command, check=False).returncode != 0:
             return False
-        ignore = shutil.ignore_patterns("__pycache__", *self.exclude)
-        shutil.copytree(self.source / self.package, out / self.package, ignore=ignore)
+        for name in self.files():
+            (out / self.package / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(self.source / self.package / name, out / self.package / name)
         shutil.copy2(self.source / "run.sh", out / "run.sh")  # the Lambda's entry script
         return True
 

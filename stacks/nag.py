@@ -43,7 +43,7 @@ def acknowledge_findings(stack: RagChatStack) -> None:
         "X-Ray PutTraceSegments/PutTelemetryRecords have no resource-level permissions"
         + ("; Comprehend DetectToxicContent has none either" if stack.config.moderation == "comprehend" else ""),
     )
-    if not stack.config.pinecone_secret_arn:
+    if stack.secret is not None and not stack.config.pinecone_secret_arn:
         _ack(
             stack.secret,
             "AwsSolutions-SMG4",

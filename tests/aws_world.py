@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from doubles import FAQ_DOCS, BagOfWordsEmbedder
-from ragchat.aws.settings import AwsSettings
+from ragchat.aws.settings import DEFAULT_PINECONE_INDEX, AwsSettings
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
 from standins.sagemaker_runtime import (
@@ -17,7 +17,7 @@ from standins.sagemaker_runtime import (
 )
 
 PINECONE_KEY = "pcsk_test_4f1c2a9e7b"  # the stand-in's key; tests assert it never leaks
-INDEX = "retrieval-augmentation-aws"
+INDEX = DEFAULT_PINECONE_INDEX
 CHAT, EMBEDDING, MODERATION = "chat-endpoint", "embedding-endpoint", "moderation-endpoint"
 REPLY = "Managed Spot Training works with all instances supported in Amazon SageMaker."
 BLOCKED_WORDS = ("poison", "kill")
@@ -93,17 +93,6 @@ class AwsWorld:
         return response["Items"]
 
     def lambda_env(self) -> dict[str, str]:
-        """The environment the stack gives the function, pointed at the stand-ins."""
-        s = self.settings
-        return {
-            **self.env,
-            "RAGCHAT_MODEL_PROFILE": s.model_profile,
-            "RAGCHAT_CHAT_ENDPOINT": s.chat_endpoint,
-            "RAGCHAT_EMBEDDING_ENDPOINT": s.embedding_endpoint,
-            "RAGCHAT_MODERATION": s.moderation,
-            "RAGCHAT_MODERATION_ENDPOINT": s.moderation_endpoint,
-            "RAGCHAT_TABLE": s.table,
-            "RAGCHAT_PINECONE_SECRET_ARN": s.pinecone_secret_arn,
-            "RAGCHAT_PINECONE_INDEX": s.pinecone_index,
-            "RAGCHAT_CONVERSATION_TTL_DAYS": str(s.conversation_ttl_days),
-        }
+        """The environment the stack gives the function (the same settings contract),
+        pointed at the stand-ins."""
+        return {**self.env, **self.settings.to_env()}

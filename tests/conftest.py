@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import threading
@@ -21,10 +22,21 @@ from doubles import (  # noqa: E402
     RecordingGenerator,
     ScriptedModerator,
 )
+from ragchat.catalog import get_profile  # noqa: E402
 from ragchat.engine import ChatEngine, EngineSettings  # noqa: E402
-from ragchat.prompts import get_profile  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = re.compile(r"<!-- example: (?P<name>[\w-]+) -->\n```\w*\n(?P<body>.*?)\n```", re.DOTALL)
+
+
+@pytest.fixture(scope="session")
+def readme_examples() -> dict[str, str]:
+    """Every block marked `<!-- example: NAME -->` in model_code/README.md (the model
+    contracts), by name."""
+    text = (PROJECT_ROOT / "model_code" / "README.md").read_text()
+    examples = {m["name"]: m["body"] for m in EXAMPLE.finditer(text)}
+    assert len(examples) == text.count("<!-- example:"), "every marked example is followed by a fenced block"
+    return examples
 
 
 def make_engine(profile: str = "gpt-neoxt-chat", **overrides) -> ChatEngine:

@@ -2,7 +2,7 @@
 
 The engine builds one neutral conversation (instructions, context, history, question);
 a profile renders it in the model's own format. Profiles are plain data plus a render
-function, so adding a model is one small class.
+function. Each deployable chat model's profile is part of its entry in `catalog.py`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar, Literal
 
 from .interfaces import RenderedPrompt, Turn
-from .stops import StopFilter
 
 INSTRUCTIONS = (
     "Answer the QUESTION using the CONTEXT. If the CONTEXT does not contain the answer, "
@@ -23,8 +23,10 @@ NO_CONTEXT_INSTRUCTIONS = 'Answer the question concisely. If you do not know the
 
 @dataclass(frozen=True)
 class ModelProfile:
-    """Prompt format, context window and stop rule of one chat model."""
+    """Prompt format, context window and stop rule of one chat model. `renders` says
+    whether `render` gives a flat text prompt or chat messages."""
 
+    renders: ClassVar[Literal["text", "messages"]] = "text"
     name: str
     context_window: int
     stop: tuple[str, ...] = ()
@@ -33,10 +35,6 @@ class ModelProfile:
 
     def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
         raise NotImplementedError
-
-    def clean(self, text: str) -> str:
-        """The reply cut at the first stop sequence, special tokens removed, stripped."""
-        return "".join(StopFilter(self.stop, self.strip_tokens).feed_all([text])).strip()
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,8 @@ class ChatMessagesProfile(ModelProfile):
     instructions and context, then the history, then the question. The generator (or the
     endpoint) applies the template, so the stop rule is the model's own end token."""
 
+    renders: ClassVar[Literal["text", "messages"]] = "messages"
+
     def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
         system = f"{INSTRUCTIONS}\n\nCONTEXT:\n{context}" if context else NO_CONTEXT_INSTRUCTIONS
         messages = [{"role": "system", "content": system}]
@@ -78,26 +78,8 @@ class InstructionProfile(ModelProfile):
         return RenderedPrompt(text=f"{INSTRUCTIONS}\n\nCONTEXT:\n{context}\n\nQUESTION:\n{question}\n\nANSWER:\n")
 
 
-PROFILES: dict[str, ModelProfile] = {
-    "gpt-neoxt-chat": OpenChatKitProfile(
-        name="gpt-neoxt-chat",
-        context_window=2048,
-        stop=("<human>", "</s>", "<|endoftext|>"),
-        strip_tokens=("<pad>",),
-    ),
-    "llama-2-chat": ChatMessagesProfile(name="llama-2-chat", context_window=4096, stop=("</s>",)),
-    "flan-t5": InstructionProfile(
-        name="flan-t5", context_window=512, stop=("</s>",), strip_tokens=("<pad>",), keeps_history=False
-    ),
-    "smollm2-local": ChatMessagesProfile(name="smollm2-local", context_window=2048, stop=("<|im_end|>",)),
-}
-
-
-def get_profile(name: str) -> ModelProfile:
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"unknown model profile {name!r}; choose one of {sorted(PROFILES)}") from None
+# The local mode's model (SmolLM2-135M-Instruct); the deployable models are in catalog.py.
+SMOLLM2_LOCAL = ChatMessagesProfile(name="smollm2-local", context_window=2048, stop=("<|im_end|>",))
 
 
 def fit_history(history: Sequence[Turn], budget_tokens: int, count_tokens: Callable[[str], int]) -> list[Turn]:

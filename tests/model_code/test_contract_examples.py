@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from ragchat.aws.generators import CONTRACTS, SageMakerGenerator
+from ragchat.aws.generators import SageMakerGenerator
 from ragchat.aws.moderation import GptJtModerator, parse_label
+from ragchat.catalog import CHAT_MODELS, chat_model, get_profile
 from ragchat.errors import UpstreamModelError
 from ragchat.interfaces import GenerationParams
-from ragchat.prompts import StopFilter, get_profile
+from ragchat.prompts import StopFilter
 
 QUESTION = "Which instances can I use with Managed Spot Training?"
 CONTEXT = "Managed Spot Training is supported on all instances supported in Amazon SageMaker."
@@ -49,46 +50,36 @@ def render(profile_name: str):
     return profile, profile.render(QUESTION, CONTEXT, [], NOW), GenerationParams(stop=profile.stop)
 
 
-def streamed_reply(profile, generator: SageMakerGenerator, prompt, params) -> str:
-    return "".join(StopFilter(profile.stop, profile.strip_tokens).feed_all(generator.stream(prompt, params)))
+def cleaned(profile, pieces) -> str:
+    """What the engine makes of the generator's pieces: the stop rule applied."""
+    return "".join(StopFilter(profile.stop, profile.strip_tokens).feed_all(pieces))
 
 
-@pytest.mark.parametrize(
-    ("profile_name", "request_example", "response_example", "reply_example"),
-    [
-        ("gpt-neoxt-chat", "lmi-request", "lmi-response", "chat-reply"),
-        ("flan-t5", None, "tgi-response", "tgi-reply"),
-        ("llama-2-chat", "llama-request", "llama-response", "llama-reply"),
-    ],
-)
-def test_buffered_examples(readme_examples, profile_name, request_example, response_example, reply_example):
-    profile, prompt, params = render(profile_name)
-    runtime = ReplayRuntime(answer=json.loads(readme_examples[response_example]))
-    generator = SageMakerGenerator(runtime, "chat", CONTRACTS[profile_name])
+@pytest.mark.parametrize("model", CHAT_MODELS.values(), ids=lambda m: m.name)
+def test_buffered_examples(readme_examples, model):
+    examples = model.examples
+    profile, prompt, params = render(model.name)
+    runtime = ReplayRuntime(answer=json.loads(readme_examples[examples.response]))
+    generator = SageMakerGenerator(runtime, "chat", model.contract)
 
-    reply = profile.clean(generator.generate(prompt, params))
+    reply = cleaned(profile, [generator.generate(prompt, params)])
 
-    assert reply == readme_examples[reply_example]
+    assert reply == readme_examples[examples.reply]
     sent, custom_attributes = runtime.sent[0]
-    if request_example:
-        assert sent == json.loads(readme_examples[request_example])
-    assert custom_attributes == ("accept_eula=true" if profile_name == "llama-2-chat" else None)
+    if examples.request:
+        assert sent == json.loads(readme_examples[examples.request])
+    assert custom_attributes == model.contract.custom_attributes
 
 
-@pytest.mark.parametrize(
-    ("profile_name", "request_example", "stream_example", "reply_example"),
-    [
-        ("gpt-neoxt-chat", "lmi-stream-request", "lmi-stream", "chat-reply"),
-        ("flan-t5", "tgi-stream-request", "tgi-stream", "tgi-reply"),
-    ],
-)
-def test_streamed_examples(readme_examples, profile_name, request_example, stream_example, reply_example):
-    profile, prompt, params = render(profile_name)
-    runtime = ReplayRuntime(lines=lines_of(readme_examples[stream_example]))
-    generator = SageMakerGenerator(runtime, "chat", CONTRACTS[profile_name])
+@pytest.mark.parametrize("model", [m for m in CHAT_MODELS.values() if m.contract.streams], ids=lambda m: m.name)
+def test_streamed_examples(readme_examples, model):
+    examples = model.examples
+    profile, prompt, params = render(model.name)
+    runtime = ReplayRuntime(lines=lines_of(readme_examples[examples.stream]))
+    generator = SageMakerGenerator(runtime, "chat", model.contract)
 
-    assert streamed_reply(profile, generator, prompt, params) == readme_examples[reply_example]
-    assert runtime.sent[0][0] == json.loads(readme_examples[request_example])
+    assert cleaned(profile, generator.stream(prompt, params)) == readme_examples[examples.reply]
+    assert runtime.sent[0][0] == json.loads(readme_examples[examples.stream_request])
 
 
 def test_streamed_lines_join_to_the_final_generated_text(readme_examples):
@@ -102,7 +93,7 @@ def test_streamed_lines_join_to_the_final_generated_text(readme_examples):
 def test_an_error_reported_mid_stream_is_an_upstream_error(readme_examples):
     profile, prompt, params = render("gpt-neoxt-chat")
     runtime = ReplayRuntime(lines=lines_of(readme_examples["lmi-stream-error"]))
-    generator = SageMakerGenerator(runtime, "chat", CONTRACTS["gpt-neoxt-chat"])
+    generator = SageMakerGenerator(runtime, "chat", chat_model("gpt-neoxt-chat").contract)
 
     with pytest.raises(UpstreamModelError, match="failed mid-stream"):
         list(generator.stream(prompt, params))
@@ -111,7 +102,7 @@ def test_an_error_reported_mid_stream_is_an_upstream_error(readme_examples):
 def test_an_error_reported_in_a_buffered_answer_is_an_upstream_error():
     profile, prompt, params = render("gpt-neoxt-chat")
     answer = {"generated_text": "", "details": {"finish_reason": "error", "generated_tokens": None}}
-    generator = SageMakerGenerator(ReplayRuntime(answer=answer), "chat", CONTRACTS["gpt-neoxt-chat"])
+    generator = SageMakerGenerator(ReplayRuntime(answer=answer), "chat", chat_model("gpt-neoxt-chat").contract)
 
     with pytest.raises(UpstreamModelError, match="finish_reason: error"):
         generator.generate(prompt, params)

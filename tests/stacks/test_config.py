@@ -1,5 +1,6 @@
 import pytest
 
+from ragchat.catalog import CHAT_MODELS
 from stacks.config import ConfigError, DeploymentConfig
 
 
@@ -20,7 +21,7 @@ def test_cli_strings_are_converted_and_other_context_ignored():
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("chat_model", "gpt-5", "must be one of gpt-neoxt-chat, llama-2-chat, flan-t5"),
+        ("chat_model", "gpt-5", f"must be one of {', '.join(CHAT_MODELS)}"),
         ("moderation", "maybe", "must be one of endpoint, comprehend, off"),
         ("function_url_auth", "OPEN", "must be one of AWS_IAM, NONE"),
         ("function_url_auth", "NONE", "allow_public_function_url"),

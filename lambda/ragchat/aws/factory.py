@@ -1,27 +1,30 @@
 """Builds the chat engine on AWS from `AwsSettings`: the same engine the local mode runs,
-with the AWS adapters plugged in. Clients are made once per Lambda container.
+with the AWS adapters plugged in. Each port (generator, vector index, moderator) has a
+registry of the kinds it can be, built by the name the settings choose. Clients are made
+once per Lambda container.
 
 Endpoints come from boto3's standard settings (`AWS_ENDPOINT_URL_<SERVICE>`), which is
 how the tests point every client at local stand-ins without patching anything."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
 
-from ..engine import ChatEngine, EngineSettings
-from ..interfaces import Moderator
-from ..prompts import get_profile
+from ..catalog import chat_model, get_profile
+from ..engine import ChatEngine
+from ..interfaces import Generator, Moderator, VectorIndex
 from .dynamodb_store import DynamoDbConversationStore
 from .embedder import SageMakerEmbedder
-from .generators import CONTRACTS, SageMakerGenerator
+from .generators import SageMakerGenerator
 from .moderation import ComprehendModerator, GptJtModerator, NoModerator
 from .pinecone_index import PineconeVectorIndex, SecretApiKey
 from .sagemaker import SageMakerRuntime
-from .settings import AwsSettings
+from .settings import AwsSettings, ConfigurationError
 
 # Bounded retries with exponential backoff and jitter on throttling and 5xx answers.
 RETRIES = {"mode": "standard", "total_max_attempts": 3}
@@ -30,13 +33,16 @@ RETRIES = {"mode": "standard", "total_max_attempts": 3}
 FAST = Config(connect_timeout=3, read_timeout=15, retries=RETRIES, max_pool_connections=20)
 GENERATION = Config(connect_timeout=3, read_timeout=120, retries=RETRIES, max_pool_connections=20)
 
+Port = TypeVar("Port")
+Builder = Callable[["AwsSettings", "AwsClients"], Port]
+
 
 @dataclass(frozen=True)
 class AwsClients:
     sagemaker_fast: Any
     sagemaker_generation: Any
     dynamodb: Any
-    secrets: Any
+    secrets: Any | None
     comprehend: Any | None
 
     @classmethod
@@ -46,37 +52,64 @@ class AwsClients:
             sagemaker_fast=session.client("sagemaker-runtime", config=FAST),
             sagemaker_generation=session.client("sagemaker-runtime", config=GENERATION),
             dynamodb=session.client("dynamodb", config=FAST),
-            secrets=session.client("secretsmanager", config=FAST),
+            secrets=session.client("secretsmanager", config=FAST) if settings.vector_index == "pinecone" else None,
             comprehend=session.client("comprehend", config=FAST) if settings.moderation == "comprehend" else None,
         )
 
 
-def build_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
-    if settings.moderation == "endpoint":
-        return GptJtModerator(SageMakerRuntime(clients.sagemaker_fast), settings.moderation_endpoint)
-    if settings.moderation == "comprehend":
-        return ComprehendModerator(clients.comprehend, settings.toxicity_threshold)
+# -- the ports' registries: a kind named in the settings -> how to build it ------------
+# Adding a backend is one builder here and its name in settings.py's choices.
+
+
+def sagemaker_generator(settings: AwsSettings, clients: AwsClients) -> Generator:
+    contract = chat_model(settings.model_profile).contract
+    return SageMakerGenerator(SageMakerRuntime(clients.sagemaker_generation), settings.chat_endpoint, contract)
+
+
+def pinecone_index(settings: AwsSettings, clients: AwsClients) -> VectorIndex:
+    api_key = SecretApiKey(clients.secrets, settings.pinecone_secret_arn, settings.secret_max_age_seconds)
+    return PineconeVectorIndex(settings.pinecone_index, api_key, host=settings.pinecone_host)
+
+
+def gpt_jt_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
+    return GptJtModerator(SageMakerRuntime(clients.sagemaker_fast), settings.moderation_endpoint)
+
+
+def comprehend_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
+    return ComprehendModerator(clients.comprehend, settings.toxicity_threshold)
+
+
+def no_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
     return NoModerator()
+
+
+GENERATORS: dict[str, Builder[Generator]] = {"sagemaker": sagemaker_generator}
+VECTOR_INDEXES: dict[str, Builder[VectorIndex]] = {"pinecone": pinecone_index}
+MODERATORS: dict[str, Builder[Moderator]] = {
+    "endpoint": gpt_jt_moderator,
+    "comprehend": comprehend_moderator,
+    "off": no_moderator,
+}
+
+
+def build(registry: Mapping[str, Builder[Port]], port: str, settings: AwsSettings, clients: AwsClients) -> Port:
+    """The adapter of the kind the settings choose for `port` (an AwsSettings field)."""
+    kind = getattr(settings, port)
+    try:
+        builder = registry[kind]
+    except KeyError:
+        raise ConfigurationError(f"{port} {kind!r} has no adapter; choose one of {', '.join(registry)}") from None
+    return builder(settings, clients)
 
 
 def build_aws_engine(settings: AwsSettings, clients: AwsClients | None = None) -> ChatEngine:
     clients = clients or AwsClients.create(settings)
-    api_key = SecretApiKey(clients.secrets, settings.pinecone_secret_arn, settings.secret_max_age_seconds)
     return ChatEngine(
         embedder=SageMakerEmbedder(SageMakerRuntime(clients.sagemaker_fast), settings.embedding_endpoint),
-        index=PineconeVectorIndex(settings.pinecone_index, api_key, host=settings.pinecone_host),
-        generator=SageMakerGenerator(
-            SageMakerRuntime(clients.sagemaker_generation),
-            settings.chat_endpoint,
-            CONTRACTS[settings.model_profile],
-        ),
-        moderator=build_moderator(settings, clients),
+        index=build(VECTOR_INDEXES, "vector_index", settings, clients),
+        generator=build(GENERATORS, "generator", settings, clients),
+        moderator=build(MODERATORS, "moderation", settings, clients),
         store=DynamoDbConversationStore(clients.dynamodb, settings.table, settings.conversation_ttl_days),
         profile=get_profile(settings.model_profile),
-        settings=EngineSettings(
-            context_budget_chars=settings.context_budget_chars,
-            retrieval_top_k=settings.retrieval_top_k,
-            retrieval_timeout_seconds=settings.retrieval_timeout_seconds,
-            namespace=settings.namespace,
-        ),
+        settings=settings.engine_settings(),
     )

@@ -9,7 +9,8 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 
 from ..errors import UpstreamModelError
 from ..interfaces import ModerationResult
-from .sagemaker import ContainerReportedError, SageMakerRuntime, map_client_error, raise_on_reported_error
+from ..payloads import ContainerReportedError, raise_on_reported_error
+from .sagemaker import SageMakerRuntime, map_client_error
 
 STEP = "moderation"
 LABELS = ("casual", "needs caution", "needs intervention", "possibly needs caution", "probably needs caution")

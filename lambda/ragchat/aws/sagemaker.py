@@ -25,20 +25,6 @@ DEFAULT_RETRY_AFTER_SECONDS = 2
 NOT_READY_RETRY_AFTER_SECONDS = 60
 
 
-class ContainerReportedError(Exception):
-    """The container answered 200 but reported a failed generation in the body."""
-
-
-def raise_on_reported_error(answer: Any) -> None:
-    """LMI reports a failed generation as `details.finish_reason: "error"`, TGI as
-    `{"error": ...}`, both with status 200: such a body is a failure, never an answer."""
-    if not isinstance(answer, dict):
-        return
-    details = answer.get("details") or {}
-    if answer.get("error") or (isinstance(details, dict) and details.get("finish_reason") == "error"):
-        raise ContainerReportedError(str(answer.get("error") or "generation failed (finish_reason: error)"))
-
-
 def map_client_error(exc: Exception, step: str, endpoint: str) -> ChatServiceError:
     """One botocore failure as the service error a client should see."""
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):

@@ -1,85 +1,126 @@
-"""The Lambda's configuration: environment variables set by the stack, read once.
+"""The settings contract between the CDK stack and the Lambda: every `RAGCHAT_*` variable,
+its default and its allowed values, declared once.
 
-A missing or invalid variable stops the service at startup with a message naming it,
-instead of failing on the first request."""
+The stack writes the function's environment with `AwsSettings(...).to_env()`; the Lambda
+reads it back with `AwsSettings.from_env()`. Plain data (no boto3, no aws_cdk), so both
+sides import this module. A missing or invalid variable stops the service at startup
+with a message naming it, instead of failing on the first request."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
-from .generators import CONTRACTS
+from ..catalog import CatalogError, chat_model
+from ..engine import EngineSettings
 
+# The choices of each port the AWS factory builds (its registries hold the same names).
 MODERATION_MODES = ("endpoint", "comprehend", "off")
-Number = TypeVar("Number", int, float)
+VECTOR_INDEXES = ("pinecone",)
+DEFAULT_PINECONE_INDEX = "retrieval-augmentation-aws"
+ENGINE_DEFAULTS = EngineSettings()
 
 
 class ConfigurationError(RuntimeError):
     """The environment does not describe a usable deployment."""
 
 
+def _var(name: str, default: Any = MISSING) -> Any:
+    return field(default=default, metadata={"env": name})
+
+
 @dataclass(frozen=True)
 class AwsSettings:
-    model_profile: str
-    chat_endpoint: str
-    embedding_endpoint: str
-    table: str
-    pinecone_secret_arn: str
-    pinecone_index: str
-    moderation: str = "endpoint"
-    moderation_endpoint: str = ""
-    conversation_ttl_days: int = 30
-    pinecone_host: str = ""  # empty: resolved from the index name through Pinecone's control plane
-    namespace: str = ""
-    retrieval_top_k: int = 5
-    context_budget_chars: int = 1000
-    retrieval_timeout_seconds: float = 5.0
-    secret_max_age_seconds: int = 300
-    toxicity_threshold: float = 0.5
+    model_profile: str = _var("RAGCHAT_MODEL_PROFILE")
+    embedding_endpoint: str = _var("RAGCHAT_EMBEDDING_ENDPOINT")
+    table: str = _var("RAGCHAT_TABLE")
+    chat_endpoint: str = _var("RAGCHAT_CHAT_ENDPOINT", "")
+    vector_index: str = _var("RAGCHAT_VECTOR_INDEX", "pinecone")
+    pinecone_index: str = _var("RAGCHAT_PINECONE_INDEX", DEFAULT_PINECONE_INDEX)
+    pinecone_secret_arn: str = _var("RAGCHAT_PINECONE_SECRET_ARN", "")  # the ARN, never the key
+    pinecone_host: str = _var("RAGCHAT_PINECONE_HOST", "")  # empty: resolved from the index name
+    namespace: str = _var("RAGCHAT_PINECONE_NAMESPACE", ENGINE_DEFAULTS.namespace)
+    secret_max_age_seconds: int = _var("RAGCHAT_SECRET_MAX_AGE_SECONDS", 300)
+    moderation: str = _var("RAGCHAT_MODERATION", "endpoint")
+    moderation_endpoint: str = _var("RAGCHAT_MODERATION_ENDPOINT", "")
+    toxicity_threshold: float = _var("RAGCHAT_TOXICITY_THRESHOLD", 0.5)
+    conversation_ttl_days: int = _var("RAGCHAT_CONVERSATION_TTL_DAYS", 30)
+    retrieval_top_k: int = _var("RAGCHAT_RETRIEVAL_TOP_K", ENGINE_DEFAULTS.retrieval_top_k)
+    context_budget_chars: int = _var("RAGCHAT_CONTEXT_BUDGET_CHARS", ENGINE_DEFAULTS.context_budget_chars)
+    retrieval_timeout_seconds: float = _var(
+        "RAGCHAT_RETRIEVAL_TIMEOUT_SECONDS", ENGINE_DEFAULTS.retrieval_timeout_seconds
+    )
+
+    @property
+    def generator(self) -> str:
+        """The generator backend, from the model's catalog entry."""
+        return chat_model(self.model_profile).backend
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            context_budget_chars=self.context_budget_chars,
+            retrieval_top_k=self.retrieval_top_k,
+            retrieval_timeout_seconds=self.retrieval_timeout_seconds,
+            namespace=self.namespace,
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The function's environment: every setting with a value."""
+        return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) != ""}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsSettings:
         env = os.environ if env is None else env
-        required = {
-            "model_profile": "RAGCHAT_MODEL_PROFILE",
-            "chat_endpoint": "RAGCHAT_CHAT_ENDPOINT",
-            "embedding_endpoint": "RAGCHAT_EMBEDDING_ENDPOINT",
-            "table": "RAGCHAT_TABLE",
-            "pinecone_secret_arn": "RAGCHAT_PINECONE_SECRET_ARN",
-            "pinecone_index": "RAGCHAT_PINECONE_INDEX",
-        }
-        moderation = env.get("RAGCHAT_MODERATION", "endpoint")
-        if moderation == "endpoint":
-            required["moderation_endpoint"] = "RAGCHAT_MODERATION_ENDPOINT"
-        missing = [name for name in required.values() if not env.get(name)]
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name, raw = f.metadata["env"], env.get(f.metadata["env"], "")
+            if raw == "" and f.default is MISSING:
+                values[f.name] = ""  # reported by validate() with the others missing
+            elif raw != "":
+                values[f.name] = raw if f.type == "str" else _number(name, raw, int if f.type == "int" else float)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Every needed setting is there, the choices are known, and each chosen backend
+        has the settings it needs; the error names every variable at fault."""
+        missing = [_env(name) for name in self.required() if getattr(self, name) == ""]
         if missing:
             raise ConfigurationError(f"missing environment variable(s): {', '.join(missing)}")
-        if moderation not in MODERATION_MODES:
-            raise ConfigurationError(f"RAGCHAT_MODERATION={moderation!r}: choose one of {', '.join(MODERATION_MODES)}")
-        profile = env["RAGCHAT_MODEL_PROFILE"]
-        if profile not in CONTRACTS:
-            raise ConfigurationError(f"RAGCHAT_MODEL_PROFILE={profile!r}: choose one of {', '.join(CONTRACTS)}")
-        values = {field: env[name] for field, name in required.items()}
-        return cls(
-            moderation=moderation,
-            conversation_ttl_days=_number(env, "RAGCHAT_CONVERSATION_TTL_DAYS", 30, int),
-            pinecone_host=env.get("RAGCHAT_PINECONE_HOST", ""),
-            namespace=env.get("RAGCHAT_PINECONE_NAMESPACE", ""),
-            retrieval_top_k=_number(env, "RAGCHAT_RETRIEVAL_TOP_K", 5, int),
-            context_budget_chars=_number(env, "RAGCHAT_CONTEXT_BUDGET_CHARS", 1000, int),
-            retrieval_timeout_seconds=_number(env, "RAGCHAT_RETRIEVAL_TIMEOUT_SECONDS", 5.0, float),
-            secret_max_age_seconds=_number(env, "RAGCHAT_SECRET_MAX_AGE_SECONDS", 300, int),
-            toxicity_threshold=_number(env, "RAGCHAT_TOXICITY_THRESHOLD", 0.5, float),
-            **values,
+        try:
+            chat_model(self.model_profile)
+        except CatalogError as exc:
+            raise ConfigurationError(f"RAGCHAT_MODEL_PROFILE: {exc}") from None
+        for key, allowed in (("moderation", MODERATION_MODES), ("vector_index", VECTOR_INDEXES)):
+            if getattr(self, key) not in allowed:
+                raise ConfigurationError(f"{_env(key)}={getattr(self, key)!r}: choose one of {', '.join(allowed)}")
+
+    def required(self) -> tuple[str, ...]:
+        """The settings with no default, and those the chosen generator, vector index and
+        moderation need."""
+        needs = {
+            ("generator", "sagemaker"): ("chat_endpoint",),
+            ("vector_index", "pinecone"): ("pinecone_index", "pinecone_secret_arn"),
+            ("moderation", "endpoint"): ("moderation_endpoint",),
+        }
+        chosen = {"vector_index": self.vector_index, "moderation": self.moderation}
+        with contextlib.suppress(CatalogError):  # an unknown model is reported on its own
+            chosen["generator"] = self.generator
+        always = tuple(f.name for f in fields(self) if f.default is MISSING)
+        return always + tuple(
+            name for (port, kind), names in needs.items() if chosen.get(port) == kind for name in names
         )
 
 
-def _number(env: Mapping[str, str], name: str, default: Number, kind: type[Number]) -> Number:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+def _env(name: str) -> str:
+    return next(f.metadata["env"] for f in fields(AwsSettings) if f.name == name)
+
+
+def _number(name: str, raw: str, kind: type[int] | type[float]) -> int | float:
     try:
         value = kind(raw)
     except ValueError:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..catalog import get_profile
 from ..engine import ChatEngine, EngineSettings
 from ..interfaces import Embedder, Generator
 from ..knowledge import document_vectors, faq_documents, file_sha256
-from ..prompts import get_profile
 from .moderator import KeywordStandInModerator
 from .store import SqliteConversationStore
 from .vector_index import FaissVectorIndex
@@ -28,8 +28,8 @@ DEFAULT_KNOWLEDGE_BASE = PROJECT_ROOT / "data" / "Amazon_SageMaker_FAQs.csv"
 class LocalSettings:
     data_dir: Path = Path(os.environ.get("RAGCHAT_DATA_DIR", PROJECT_ROOT / ".data"))
     knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE
-    context_budget_chars: int = 1000
-    retrieval_top_k: int = 5
+    context_budget_chars: int = EngineSettings.context_budget_chars
+    retrieval_top_k: int = EngineSettings.retrieval_top_k
     profile: str = "smollm2-local"
     # A Wikipedia-format index folder (`ragchat wikipedia build`, or the staged dataset):
     # served by the retrieval endpoint's handler instead of the FAQ index.

@@ -2,8 +2,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ragchat.catalog import get_profile
 from ragchat.interfaces import Turn
-from ragchat.prompts import PROFILES, StopFilter, fit_history, get_profile
+from ragchat.prompts import StopFilter, fit_history
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 
@@ -44,10 +45,14 @@ def test_unknown_profile_names_the_choices():
         get_profile("gpt-5")
 
 
-def test_openchatkit_clean_cuts_at_next_human_turn_and_special_tokens():
-    profile = PROFILES["gpt-neoxt-chat"]
-    assert profile.clean(" All instances.<pad>\n<human>: and more") == "All instances."
-    assert profile.clean(" Yes.<|endoftext|>junk") == "Yes."
+def test_openchatkit_stop_rule_cuts_at_next_human_turn_and_special_tokens():
+    profile = get_profile("gpt-neoxt-chat")
+
+    def clean(text: str) -> str:
+        return "".join(StopFilter(profile.stop, profile.strip_tokens).feed_all([text]))
+
+    assert clean(" All instances.<pad>\n<human>: and more") == "All instances."
+    assert clean(" Yes.<|endoftext|>junk") == "Yes."
 
 
 @pytest.mark.parametrize("split", [1, 2, 3, 5, 7])

@@ -11,13 +11,14 @@ import pytest
 from aws_world import CHAT, EMBEDDING, MODERATION, PINECONE_KEY, REPLY, bag_of_words_384
 from ragchat.aws.embedder import SageMakerEmbedder
 from ragchat.aws.factory import FAST, GENERATION
-from ragchat.aws.generators import CONTRACTS, SageMakerGenerator
+from ragchat.aws.generators import SageMakerGenerator
 from ragchat.aws.moderation import ComprehendModerator, GptJtModerator, moderation_prompt, parse_label, split_utf8
 from ragchat.aws.sagemaker import SageMakerRuntime
 from ragchat.aws.settings import AwsSettings, ConfigurationError
+from ragchat.catalog import chat_model, get_profile
 from ragchat.errors import UpstreamModelError, UpstreamNotReady
 from ragchat.interfaces import GenerationParams, RenderedPrompt
-from ragchat.prompts import get_profile
+from ragchat.prompts import StopFilter
 from standins.sagemaker_runtime import EmbeddingContainer, JumpStartLlamaContainer, TgiContainer
 
 
@@ -28,7 +29,7 @@ def runtime(config=FAST) -> SageMakerRuntime:
 # -- generators -----------------------------------------------------------------------
 def test_flan_t5_on_tgi_buffered_and_streamed(aws_world):
     aws_world.sagemaker.deploy(CHAT, TgiContainer(REPLY))
-    generator = SageMakerGenerator(runtime(GENERATION), CHAT, CONTRACTS["flan-t5"])
+    generator = SageMakerGenerator(runtime(GENERATION), CHAT, chat_model("flan-t5").contract)
     profile = get_profile("flan-t5")
     prompt = profile.render("What is SageMaker?", "A managed ML service.", [], None)
     params = GenerationParams(temperature=0.0, max_new_tokens=64, stop=profile.stop)
@@ -36,8 +37,8 @@ def test_flan_t5_on_tgi_buffered_and_streamed(aws_world):
     whole = generator.generate(prompt, params)
     pieces = list(generator.stream(prompt, params))
 
-    assert profile.clean(whole) == REPLY
-    assert profile.clean("".join(pieces)) == REPLY
+    assert "".join(StopFilter(profile.stop, profile.strip_tokens).feed_all([whole])) == REPLY
+    assert "".join(StopFilter(profile.stop, profile.strip_tokens).feed_all(pieces)) == REPLY
     assert "</s>" not in "".join(pieces)  # TGI marks it special; the adapter drops special tokens
     buffered, streamed = aws_world.sagemaker.calls(CHAT)
     assert buffered.json() == {
@@ -49,7 +50,7 @@ def test_flan_t5_on_tgi_buffered_and_streamed(aws_world):
 
 def test_llama_2_jumpstart_contract(aws_world):
     aws_world.sagemaker.deploy(CHAT, JumpStartLlamaContainer(REPLY))
-    generator = SageMakerGenerator(runtime(GENERATION), CHAT, CONTRACTS["llama-2-chat"])
+    generator = SageMakerGenerator(runtime(GENERATION), CHAT, chat_model("llama-2-chat").contract)
     prompt = get_profile("llama-2-chat").render("What is SageMaker?", "A managed ML service.", [], None)
 
     pieces = list(generator.stream(prompt, GenerationParams(max_new_tokens=256)))
@@ -66,7 +67,7 @@ def test_llama_2_jumpstart_contract(aws_world):
 
 
 def test_container_refusal_is_a_model_error(aws_world):
-    from ragchat.aws.generators import JumpStartLlamaContract
+    from ragchat.payloads import JumpStartLlamaContract
 
     aws_world.sagemaker.deploy(CHAT, JumpStartLlamaContainer(REPLY))
     no_eula = SageMakerGenerator(runtime(), CHAT, JumpStartLlamaContract(custom_attributes=None))
@@ -79,7 +80,7 @@ def test_container_refusal_is_a_model_error(aws_world):
 def test_unknown_endpoint_is_not_ready_naming_it(aws_world):
     """The runtime answers "not found" alike for an endpoint still being created and for a
     wrong name; both are "not in service", with the name in the message."""
-    generator = SageMakerGenerator(runtime(), "no-such-endpoint", CONTRACTS["gpt-neoxt-chat"])
+    generator = SageMakerGenerator(runtime(), "no-such-endpoint", chat_model("gpt-neoxt-chat").contract)
     with pytest.raises(UpstreamNotReady, match="no-such-endpoint is not in service yet"):
         generator.generate(RenderedPrompt(text="hi"), GenerationParams())
 
@@ -210,7 +211,6 @@ def test_missing_environment_names_every_variable():
         "RAGCHAT_EMBEDDING_ENDPOINT",
         "RAGCHAT_TABLE",
         "RAGCHAT_PINECONE_SECRET_ARN",
-        "RAGCHAT_PINECONE_INDEX",
         "RAGCHAT_MODERATION_ENDPOINT",
     ):
         assert name in message

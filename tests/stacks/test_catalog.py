@@ -1,0 +1,158 @@
+"""The model catalog, entry by entry: each entry is complete, synthesizes (cdk-nag and
+cfn-lint clean), deploys the container its payload contract speaks with its own serving
+configuration, and the function's environment loads through the Lambda's settings loader.
+The contract examples of each entry are replayed in tests/model_code/test_contract_examples.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import re
+
+import pytest
+
+from cdk_helpers import ROOT, cfn_lint_errors, resources, synth
+from ragchat.aws.settings import AwsSettings
+from ragchat.catalog import CHAT_MODELS, ENTRIES, CatalogError, ChatModel, _index
+from ragchat.payloads import TgiContract
+from stacks.config import DeploymentConfig
+
+PLACEHOLDER = "<resolved at deploy>"
+
+
+def settings_for(model: ChatModel) -> dict:
+    return {"chat_model": model.name} | ({model.license.setting: True} if model.license else {})
+
+
+@functools.cache
+def synthesized(settings: frozenset) -> tuple[dict, str]:
+    template, outdir = synth(**dict(settings))
+    return template, str(outdir)
+
+
+def chat_endpoint(template: dict) -> tuple[dict, dict]:
+    """The chat endpoint's production variant and the AWS::SageMaker::Model it serves."""
+    (config,) = [c for c in resources(template, "AWS::SageMaker::EndpointConfig") if c.startswith("ChatLlm")]
+    (variant,) = template["Resources"][config]["Properties"]["ProductionVariants"]
+    return variant, template["Resources"][variant["ModelName"]["Fn::GetAtt"][0]]["Properties"]
+
+
+def function_environment(template: dict) -> dict:
+    (function,) = resources(template, "AWS::Lambda::Function").values()
+    return function["Environment"]["Variables"]
+
+
+def check_entry(model: ChatModel, readme_examples: dict[str, str]) -> None:
+    """Everything one catalog entry must get right; raises AssertionError on the first lack."""
+    assert model.problems() == [], model.problems()
+    serving = model.serving
+    if serving.model_archive:
+        assert (ROOT / "model_code" / serving.model_archive / "serving.properties").is_file()
+    if model.license:
+        assert type(getattr(DeploymentConfig(), model.license.setting)) is bool, "the license setting is a config key"
+    documented = [name for name in dataclasses.astuple(model.examples) if name]
+    assert [name for name in documented if name not in readme_examples] == [], "examples not in model_code/README.md"
+
+    template, outdir = synthesized(frozenset(settings_for(model).items()))  # cdk-nag: raises on any finding
+    variant, sagemaker_model = chat_endpoint(template)
+    assert variant["InstanceType"] == serving.instance_type
+    container = sagemaker_model["PrimaryContainer"]
+    served = json.dumps(container.get("Image") or container.get("ModelPackageName"))
+    speaks = [f"/{name}:" if serving.image else f"model-package/{name}" for name in model.contract.containers]
+    assert any(marker in served for marker in speaks), f"{served} is not a container {model.contract} speaks"
+    assert container.get("Environment", {}) == dict(serving.environment)
+    assert ("ModelDataUrl" in container) == bool(serving.model_archive)
+    assert function_environment(template)["RAGCHAT_MODEL_PROFILE"] == model.name
+    errors, output = cfn_lint_errors(list((ROOT / outdir).glob("*.template.json")))
+    assert errors == [], output
+
+
+@pytest.mark.parametrize("model", ENTRIES, ids=lambda m: m.name)
+def test_every_catalog_entry_deploys_what_its_contract_speaks(model, readme_examples):
+    check_entry(model, readme_examples)
+
+
+def complete() -> ChatModel:
+    return CHAT_MODELS["gpt-neoxt-chat"]
+
+
+@pytest.mark.parametrize(
+    ("incomplete", "reported"),
+    [
+        (lambda m: dataclasses.replace(m, contract=None), "no payload contract"),
+        (lambda m: dataclasses.replace(m, contract=TgiContract()), "TgiContract does not speak"),
+        (lambda m: dataclasses.replace(m, examples=None), "no documented contract examples"),
+        (lambda m: dataclasses.replace(m, serving=dataclasses.replace(m.serving, image=None)), "exactly one of"),
+        (lambda m: dataclasses.replace(m, serving=dataclasses.replace(m.serving, hourly_usd=0)), "no hourly price"),
+        (lambda m: dataclasses.replace(m, name="gpt-neoxt-chat-v2"), "its profile is named"),
+        (lambda m: dataclasses.replace(m, profile=CHAT_MODELS["llama-2-chat"].profile), "profile renders messages"),
+    ],
+)
+def test_an_incomplete_entry_fails_the_catalog_check_and_the_catalog_test(incomplete, reported, readme_examples):
+    broken = incomplete(complete())
+    assert any(reported in problem for problem in broken.problems()), broken.problems()
+    with pytest.raises(CatalogError, match=re.escape(reported)):
+        _index((broken,))  # what importing the catalog does with every entry
+    with pytest.raises(AssertionError):
+        check_entry(broken, readme_examples)
+
+
+def test_an_entry_whose_examples_are_not_documented_fails_the_catalog_test(readme_examples):
+    undocumented = dataclasses.replace(complete(), examples=dataclasses.replace(complete().examples, reply="nowhere"))
+    assert undocumented.problems() == []
+    with pytest.raises(AssertionError, match="model_code/README.md"):
+        check_entry(undocumented, readme_examples)
+
+
+def test_two_entries_with_one_name_are_refused():
+    with pytest.raises(CatalogError, match="two catalog entries"):
+        _index((complete(), complete()))
+
+
+# -- the settings contract: what the stack writes is what the Lambda reads --------------
+CONFIGURATIONS = [settings_for(m) for m in ENTRIES] + [
+    {"moderation": "comprehend"},
+    {"moderation": "off", "conversation_ttl_days": 7, "pinecone_index": "my-index"},
+    {"pinecone_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:pinecone-AbCdEf"},
+]
+
+
+@pytest.mark.parametrize("settings", CONFIGURATIONS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_the_function_environment_loads_through_the_lambda_settings(settings):
+    template, _ = synthesized(frozenset(settings.items()))
+    variables = function_environment(template)
+    env = {name: value if isinstance(value, str) else PLACEHOLDER for name, value in variables.items()}
+
+    loaded = AwsSettings.from_env(env)  # raises ConfigurationError naming anything missing or invalid
+
+    config = DeploymentConfig(**settings)
+    assert (loaded.model_profile, loaded.moderation, loaded.vector_index) == (
+        config.chat_model,
+        config.moderation,
+        config.vector_index,
+    )
+    assert (loaded.pinecone_index, loaded.conversation_ttl_days) == (
+        config.pinecone_index,
+        config.conversation_ttl_days,
+    )
+    assert loaded.pinecone_secret_arn == (config.pinecone_secret_arn or PLACEHOLDER)
+    known = {f.metadata["env"] for f in dataclasses.fields(AwsSettings)}
+    assert {name for name in variables if name.startswith("RAGCHAT_")} <= known
+    references = {name: json.dumps(value) for name, value in variables.items() if not isinstance(value, str)}
+    assert '"ChatLlmEndpoint' in references["RAGCHAT_CHAT_ENDPOINT"]
+    assert '"EmbeddingEndpoint' in references["RAGCHAT_EMBEDDING_ENDPOINT"]
+    assert ("RAGCHAT_MODERATION_ENDPOINT" in references) == (config.moderation == "endpoint")
+
+
+def test_the_readme_cost_table_prices_every_catalog_model():
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| ") and "USD" not in line]
+    for model in ENTRIES:
+        option = f"ragchat:chat_model={model.name}"
+        (row,) = (
+            [r for r in rows if option in r]
+            if model.name != "gpt-neoxt-chat"
+            else [r for r in rows if r.startswith("| default:")]
+        )
+        assert model.serving.instance_type in row and f"{model.serving.hourly_usd:.2f}" in row, row
