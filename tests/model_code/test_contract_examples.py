@@ -16,7 +16,7 @@ from ragchat.aws.moderation import GptJtModerator, parse_label
 from ragchat.catalog import CHAT_MODELS, chat_model, get_profile
 from ragchat.errors import UpstreamModelError
 from ragchat.interfaces import GenerationParams
-from ragchat.prompts import StopFilter
+from ragchat.stops import StopFilter
 
 QUESTION = "Which instances can I use with Managed Spot Training?"
 CONTEXT = "Managed Spot Training is supported on all instances supported in Amazon SageMaker."

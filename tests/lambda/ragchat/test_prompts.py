@@ -4,7 +4,8 @@ import pytest
 
 from ragchat.catalog import get_profile
 from ragchat.interfaces import Turn
-from ragchat.prompts import StopFilter, fit_history
+from ragchat.prompts import fit_history
+from ragchat.stops import StopFilter
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 

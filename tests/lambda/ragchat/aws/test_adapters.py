@@ -18,7 +18,7 @@ from ragchat.aws.settings import AwsSettings, ConfigurationError
 from ragchat.catalog import chat_model, get_profile
 from ragchat.errors import UpstreamModelError, UpstreamNotReady
 from ragchat.interfaces import GenerationParams, RenderedPrompt
-from ragchat.prompts import StopFilter
+from ragchat.stops import StopFilter
 from standins.sagemaker_runtime import EmbeddingContainer, JumpStartLlamaContainer, TgiContainer
 
 
