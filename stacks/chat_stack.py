@@ -45,7 +45,7 @@ TTL_ATTRIBUTE = "expires_at"
 # A module the function imports but this list misses fails tests/stacks/test_cdk_cli.py.
 LAMBDA_FILES = (
     "__init__.py", "app.py", "catalog.py", "context.py", "engine.py", "errors.py", "interfaces.py", "payloads.py",
-    "pooling.py", "prompts.py", "schemas.py", "stops.py", "aws/*.py", "web/*.html",
+    "openai_api.py", "pooling.py", "prompts.py", "schemas.py", "stops.py", "aws/*.py", "web/*.html",
 )  # fmt: skip
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
