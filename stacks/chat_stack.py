@@ -1,6 +1,7 @@
 """The RAG chatbot stack: SageMaker endpoints, the conversation table, the Pinecone key
 secret (when Pinecone is the vector index), and the chat Lambda behind a streaming
-Function URL. The chat endpoint is whatever the model's catalog entry says to serve.
+Function URL. The chat endpoint is whatever the model's catalog entry says to serve; a
+Bedrock model has none (the function calls Bedrock, granted exactly that model).
 
 Everything that bills by the hour (the endpoints) or holds data (table, secret) is removed
 by `cdk destroy` unless `ragchat:retain_data` is true."""
@@ -28,6 +29,7 @@ from constructs import Construct
 
 from ragchat.aws.settings import AwsSettings
 
+from .bedrock import invoke_resources, require_source_region
 from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
 from .config import DeploymentConfig
 from .endpoint import EndpointSpec, SageMakerEndpoint
@@ -62,7 +64,8 @@ class RagChatStack(Stack):
         self.config = config
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
 
-        self.endpoints: dict[str, SageMakerEndpoint] = {"chat": self._chat_endpoint()}
+        self.bedrock = config.model.backend == "bedrock"
+        self.endpoints: dict[str, SageMakerEndpoint] = {} if self.bedrock else {"chat": self._chat_endpoint()}
         if config.moderation == "endpoint":
             self.endpoints["moderation"] = SageMakerEndpoint(
                 self,
@@ -217,7 +220,8 @@ class RagChatStack(Stack):
         )
         settings = AwsSettings(  # the settings contract the Lambda reads back with AwsSettings.from_env
             model_profile=config.chat_model,
-            chat_endpoint=self.endpoints["chat"].endpoint_name,
+            chat_endpoint=self.endpoints["chat"].endpoint_name if "chat" in self.endpoints else "",
+            bedrock_model_id=config.resolved_bedrock_model_id if self.bedrock else "",
             embedding_endpoint=self.endpoints["embedding"].endpoint_name,
             table=self.table.table_name,
             conversation_ttl_days=config.conversation_ttl_days,
@@ -271,6 +275,8 @@ class RagChatStack(Stack):
                 resources=[e.endpoint_arn for e in self.endpoints.values()],
             )
         )
+        if self.bedrock:
+            function.add_to_role_policy(self._bedrock_invoke())
         if config.moderation == "comprehend":
             function.add_to_role_policy(iam.PolicyStatement(actions=["comprehend:DetectToxicContent"], resources=["*"]))
         self.table.grant_read_write_data(function)
@@ -278,9 +284,24 @@ class RagChatStack(Stack):
             self.secret.grant_read(function)
         return function
 
+    def _bedrock_invoke(self) -> iam.PolicyStatement:
+        """Converse needs InvokeModel, ConverseStream InvokeModelWithResponseStream: on the
+        model, or on the inference profile and the model in each region it routes to."""
+        model_id = self.config.resolved_bedrock_model_id
+        regions = self.config.resolved_bedrock_destination_regions
+        require_source_region(self, model_id, regions)
+        return iam.PolicyStatement(
+            actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+            resources=invoke_resources(
+                model_id, regions, partition=self.partition, region=self.region, account=self.account
+            ),
+        )
+
     def _outputs(self) -> None:
         CfnOutput(self, "ChatUrl", value=self.function_url.url, description="The chat Function URL")
         CfnOutput(self, "ConversationTable", value=self.table.table_name)
+        if self.bedrock:
+            CfnOutput(self, "BedrockModelId", value=self.config.resolved_bedrock_model_id)
         for name, endpoint in self.endpoints.items():
             CfnOutput(self, f"{name.capitalize()}EndpointName", value=endpoint.endpoint_name)
         if self.secret is not None:

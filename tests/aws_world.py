@@ -7,6 +7,7 @@ from typing import Any
 
 from doubles import FAQ_DOCS, BagOfWordsEmbedder
 from ragchat.aws.settings import DEFAULT_PINECONE_INDEX, AwsSettings
+from standins.bedrock_runtime import BedrockRuntimeStandIn
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
 from standins.sagemaker_runtime import (
@@ -19,6 +20,7 @@ from standins.sagemaker_runtime import (
 PINECONE_KEY = "pcsk_test_4f1c2a9e7b"  # the stand-in's key; tests assert it never leaks
 INDEX = DEFAULT_PINECONE_INDEX
 CHAT, EMBEDDING, MODERATION = "chat-endpoint", "embedding-endpoint", "moderation-endpoint"
+BEDROCK_MODEL = "us.amazon.nova-2-lite-v1:0"  # a cross-region inference profile id
 REPLY = "Managed Spot Training works with all instances supported in Amazon SageMaker."
 BLOCKED_WORDS = ("poison", "kill")
 
@@ -82,6 +84,7 @@ class AwsWorld:
     comprehend: ComprehendStandIn
     dynamodb: Any
     secrets: Any
+    bedrock: BedrockRuntimeStandIn | None = None
 
     def items(self, session_id: str) -> list[dict[str, Any]]:
         response = self.dynamodb.query(

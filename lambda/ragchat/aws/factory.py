@@ -18,6 +18,7 @@ from botocore.config import Config
 from ..catalog import chat_model, get_profile
 from ..engine import ChatEngine
 from ..interfaces import Generator, Moderator, VectorIndex
+from .bedrock import BedrockGenerator
 from .dynamodb_store import DynamoDbConversationStore
 from .embedder import SageMakerEmbedder
 from .generators import SageMakerGenerator
@@ -44,6 +45,7 @@ class AwsClients:
     dynamodb: Any
     secrets: Any | None
     comprehend: Any | None
+    bedrock: Any | None = None
 
     @classmethod
     def create(cls, settings: AwsSettings, session: boto3.Session | None = None) -> AwsClients:
@@ -54,6 +56,7 @@ class AwsClients:
             dynamodb=session.client("dynamodb", config=FAST),
             secrets=session.client("secretsmanager", config=FAST) if settings.vector_index == "pinecone" else None,
             comprehend=session.client("comprehend", config=FAST) if settings.moderation == "comprehend" else None,
+            bedrock=session.client("bedrock-runtime", config=GENERATION) if settings.generator == "bedrock" else None,
         )
 
 
@@ -64,6 +67,10 @@ class AwsClients:
 def sagemaker_generator(settings: AwsSettings, clients: AwsClients) -> Generator:
     contract = chat_model(settings.model_profile).contract
     return SageMakerGenerator(SageMakerRuntime(clients.sagemaker_generation), settings.chat_endpoint, contract)
+
+
+def bedrock_generator(settings: AwsSettings, clients: AwsClients) -> Generator:
+    return BedrockGenerator(clients.bedrock, settings.bedrock_model_id)
 
 
 def pinecone_index(settings: AwsSettings, clients: AwsClients) -> VectorIndex:
@@ -83,7 +90,7 @@ def no_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
     return NoModerator()
 
 
-GENERATORS: dict[str, Builder[Generator]] = {"sagemaker": sagemaker_generator}
+GENERATORS: dict[str, Builder[Generator]] = {"sagemaker": sagemaker_generator, "bedrock": bedrock_generator}
 VECTOR_INDEXES: dict[str, Builder[VectorIndex]] = {"pinecone": pinecone_index}
 MODERATORS: dict[str, Builder[Moderator]] = {
     "endpoint": gpt_jt_moderator,

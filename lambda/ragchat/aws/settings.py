@@ -38,6 +38,7 @@ class AwsSettings:
     embedding_endpoint: str = _var("RAGCHAT_EMBEDDING_ENDPOINT")
     table: str = _var("RAGCHAT_TABLE")
     chat_endpoint: str = _var("RAGCHAT_CHAT_ENDPOINT", "")
+    bedrock_model_id: str = _var("RAGCHAT_BEDROCK_MODEL_ID", "")  # a model or inference profile id
     vector_index: str = _var("RAGCHAT_VECTOR_INDEX", "pinecone")
     pinecone_index: str = _var("RAGCHAT_PINECONE_INDEX", DEFAULT_PINECONE_INDEX)
     pinecone_secret_arn: str = _var("RAGCHAT_PINECONE_SECRET_ARN", "")  # the ARN, never the key
@@ -104,6 +105,7 @@ class AwsSettings:
         moderation need."""
         needs = {
             ("generator", "sagemaker"): ("chat_endpoint",),
+            ("generator", "bedrock"): ("bedrock_model_id",),
             ("vector_index", "pinecone"): ("pinecone_index", "pinecone_secret_arn"),
             ("moderation", "endpoint"): ("moderation_endpoint",),
         }
