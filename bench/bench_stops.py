@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda"))
 
-from ragchat.stops import StopFilter  # noqa: E402
+from ragchat.stops import StopFilter
 
 REPLY = ("Managed Spot Training can be used with all instances supported in SageMaker. " * 30)[:2000]
 PIECES = [REPLY[i : i + 4] for i in range(0, len(REPLY), 4)]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from upload_weights import (  # noqa: E402
+from upload_weights import (
     MIB,
     UploadError,
     _s3_client,
@@ -30,7 +30,7 @@ from upload_weights import (  # noqa: E402
     upload,
     weight_patterns,
 )
-from wikipedia_retrieval.handler import IndexConfig  # noqa: E402
+from wikipedia_retrieval.handler import IndexConfig
 
 DATASET = "ChristophSchuhmann/wikipedia-3sentence-level-retrieval-index"
 DATASET_FILES = ("knn.index", "wikipedia-en-sentences.parquet")

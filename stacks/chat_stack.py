@@ -30,6 +30,7 @@ from constructs import Construct
 from ragchat.aws.settings import AwsSettings
 
 from .bedrock import invoke_resources, require_source_region
+from .built_image import BuiltImage
 from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
 from .config import DeploymentConfig
 from .endpoint import EndpointSpec, SageMakerEndpoint
@@ -46,8 +47,9 @@ TTL_ATTRIBUTE = "expires_at"
 # its AWS adapters and the chat page; not the CLI, the local models, ingestion or the clients.
 # A module the function imports but this list misses fails tests/stacks/test_cdk_cli.py.
 LAMBDA_FILES = (
-    "__init__.py", "app.py", "catalog.py", "context.py", "engine.py", "errors.py", "interfaces.py", "payloads.py",
-    "openai_api.py", "pooling.py", "prompts.py", "schemas.py", "stops.py", "aws/*.py", "web/*.html",
+    "__init__.py", "app.py", "catalog.py", "context.py", "engine.py", "errors.py", "guards.py", "http_errors.py",
+    "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py", "prompts.py", "schemas.py",
+    "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
 )  # fmt: skip
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
@@ -78,26 +80,31 @@ class RagChatStack(Stack):
                     download_timeout_seconds=1800,
                 ),
             )
-        # The weights travel in the model archive, pinned: the endpoint needs no hub access
-        # (network isolation on) and embeds queries with the weights the index was built with.
-        self.endpoints["embedding"] = SageMakerEndpoint(
-            self,
-            "Embedding",
-            EndpointSpec(
-                image=HF_CPU,
-                instance_type=config.embedding_instance_type,
-                environment={"HF_TASK": "feature-extraction"},
-                model_archive=self._model_archive("EmbeddingModel", "embeddings", weights=MINILM_WEIGHTS),
-                min_instances=config.embedding_min_instances,
-                max_instances=config.embedding_max_instances,
-                network_isolation=True,
-            ),
-        )
+        if config.knowledge_base == "wikipedia":
+            self.endpoints["wikipedia"] = self._wikipedia_endpoint()
+        else:
+            # The weights travel in the model archive, pinned: the endpoint needs no hub access
+            # (network isolation on) and embeds queries with the weights the index was built with.
+            self.endpoints["embedding"] = SageMakerEndpoint(
+                self,
+                "Embedding",
+                EndpointSpec(
+                    image=HF_CPU,
+                    instance_type=config.embedding_instance_type,
+                    environment={"HF_TASK": "feature-extraction"},
+                    model_archive=self._model_archive("EmbeddingModel", "embeddings", weights=MINILM_WEIGHTS),
+                    min_instances=config.embedding_min_instances,
+                    max_instances=config.embedding_max_instances,
+                    network_isolation=True,
+                ),
+            )
 
         self.table = dynamodb.Table(
             self,
             "Conversations",
-            partition_key=dynamodb.Attribute(name="session_id", type=dynamodb.AttributeType.STRING),
+            # `<caller identity>#<session id>` (ragchat/aws/dynamodb_store.py); it was the bare
+            # `session_id` before sessions had owners: see the README's migration note.
+            partition_key=dynamodb.Attribute(name="conversation", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="turn", type=dynamodb.AttributeType.NUMBER),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -108,7 +115,7 @@ class RagChatStack(Stack):
             removal_policy=removal,
         )
 
-        self.secret = self._pinecone_secret(removal) if config.vector_index == "pinecone" else None
+        self.secret = self._pinecone_secret(removal) if config.knowledge_base == "pinecone" else None
         self.function = self._chat_function()
         self.function_url = self.function.add_function_url(
             auth_type=lambda_.FunctionUrlAuthType[config.function_url_auth],
@@ -184,6 +191,27 @@ class RagChatStack(Stack):
             )
         )
 
+    def _wikipedia_endpoint(self) -> SageMakerEndpoint:
+        """OpenChatKit's Wikipedia retrieval on the image this stack builds into its own
+        repository at deploy time; the index and contriever come from the staged S3 prefix
+        (model_code/stage_wikipedia.py), copied to the instance's volume, so the container
+        needs no network (isolation on). Loading the index takes minutes: hence the timeouts."""
+        config = self.config
+        self.wikipedia_image = BuiltImage(self, "WikipediaImage", MODEL_CODE / "wikipedia_retrieval")
+        return SageMakerEndpoint(
+            self,
+            "WikipediaRetrieval",
+            EndpointSpec(
+                image=self.wikipedia_image,
+                instance_type=config.wikipedia_instance_type,
+                model_data_prefix=config.wikipedia_data,
+                volume_size_gb=config.wikipedia_volume_gb,
+                network_isolation=True,
+                startup_timeout_seconds=3600,
+                download_timeout_seconds=3600,
+            ),
+        )
+
     # -- the vector index ---------------------------------------------------------------
     def _pinecone_secret(self, removal: RemovalPolicy) -> secretsmanager.ISecret:
         if self.config.pinecone_secret_arn:
@@ -222,10 +250,11 @@ class RagChatStack(Stack):
             model_profile=config.chat_model,
             chat_endpoint=self.endpoints["chat"].endpoint_name if "chat" in self.endpoints else "",
             bedrock_model_id=config.resolved_bedrock_model_id if self.bedrock else "",
-            embedding_endpoint=self.endpoints["embedding"].endpoint_name,
             table=self.table.table_name,
             conversation_ttl_days=config.conversation_ttl_days,
-            vector_index=config.vector_index,
+            vector_index=config.knowledge_base,
+            embedding_endpoint=self.endpoints["embedding"].endpoint_name if "embedding" in self.endpoints else "",
+            wikipedia_endpoint=self.endpoints["wikipedia"].endpoint_name if "wikipedia" in self.endpoints else "",
             pinecone_index=config.pinecone_index,
             pinecone_secret_arn=self.secret.secret_arn if self.secret else "",  # the ARN, never the key
             moderation=config.moderation,

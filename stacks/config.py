@@ -55,7 +55,13 @@ class DeploymentConfig:
     embedding_instance_type: str = "ml.t2.large"
     embedding_min_instances: int = 1
     embedding_max_instances: int = 1
-    vector_index: str = "pinecone"
+    # Where the context comes from: your documents in Pinecone, or Wikipedia through the
+    # retrieval endpoint on the image the stack builds (model_code/wikipedia_retrieval).
+    knowledge_base: str = "pinecone"
+    wikipedia_s3_uri: str = ""  # wikipedia only: the prefix model_code/stage_wikipedia.py filled
+    # 4 vCPU, 32 GiB: the original needed about 20 GB of RAM for the whole dataset (README)
+    wikipedia_instance_type: str = "ml.r5.xlarge"
+    wikipedia_volume_gb: int = 128  # the staged prefix is copied to the endpoint's volume
     pinecone_index: str = DEFAULT_PINECONE_INDEX
     pinecone_secret_arn: str = ""  # empty: the stack creates the secret
     function_url_auth: str = "AWS_IAM"
@@ -94,6 +100,13 @@ class DeploymentConfig:
         prefix = prefix.rstrip("/")
         return bucket, f"{prefix}/*" if prefix else "*"
 
+    @property
+    def wikipedia_data(self) -> tuple[str, str]:
+        """(bucket, key prefix ending in /) of the staged Wikipedia index."""
+        bucket, _, prefix = self.wikipedia_s3_uri.removeprefix("s3://").partition("/")
+        prefix = prefix.strip("/")
+        return bucket, f"{prefix}/" if prefix else ""
+
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> DeploymentConfig:
         known = {f.name: f for f in fields(cls)}
@@ -122,10 +135,24 @@ class DeploymentConfig:
 
         one_of("chat_model", tuple(CHAT_MODELS))
         one_of("moderation", MODERATION_MODES)
-        one_of("vector_index", VECTOR_INDEXES)
+        one_of("knowledge_base", VECTOR_INDEXES)
         one_of("function_url_auth", FUNCTION_URL_AUTH)
         one_of("log_retention_days", LOG_RETENTION_DAYS)
-        for key in ("chat_instance_type", "moderation_instance_type", "embedding_instance_type"):
+        wikipedia = self.knowledge_base == "wikipedia"
+        check(
+            (self.wikipedia_s3_uri != "") == wikipedia,
+            "wikipedia_s3_uri",
+            "is required with knowledge_base=wikipedia (fill it with model_code/stage_wikipedia.py), and used "
+            "with it only",
+        )
+        check(
+            self.wikipedia_s3_uri == "" or bool(S3_URI.match(self.wikipedia_s3_uri)),
+            "wikipedia_s3_uri",
+            "must be an s3://bucket/prefix URI",
+        )
+        between("wikipedia_volume_gb", 10, 512)
+        for key in ("chat_instance_type", "moderation_instance_type", "embedding_instance_type",
+                    "wikipedia_instance_type"):  # fmt: skip
             value = getattr(self, key)
             check(
                 value == "" and key == "chat_instance_type" or bool(INSTANCE_TYPE.match(value)),

@@ -18,6 +18,7 @@ from constructs import Construct
 
 from ragchat.catalog import ContainerImage
 
+from .built_image import BuiltImage
 from .images import image_uri, repository_arn
 
 VARIANT = "AllTraffic"
@@ -26,10 +27,13 @@ VARIANT = "AllTraffic"
 @dataclass(frozen=True)
 class EndpointSpec:
     instance_type: str
-    image: ContainerImage | None = None  # exactly one of image and model_package_arn
+    image: ContainerImage | BuiltImage | None = None  # exactly one of image and model_package_arn
     model_package_arn: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
     model_archive: s3_assets.Asset | None = None
+    # Uncompressed model data: every object under s3://bucket/prefix/ lands in /opt/ml/model.
+    model_data_prefix: tuple[str, str] | None = None  # (bucket, key prefix ending in /)
+    volume_size_gb: int | None = None  # the instance's storage volume, for model data that needs room
     min_instances: int = 1
     max_instances: int = 1
     startup_timeout_seconds: int = 600
@@ -84,6 +88,14 @@ class SageMakerEndpoint(Construct):
                 )
             )
             container["model_data_url"] = archive.s3_object_url
+        if spec.model_data_prefix is not None:
+            bucket, prefix = spec.model_data_prefix
+            self._grant_prefix_read(bucket, prefix)
+            container["model_data_source"] = sagemaker.CfnModel.ModelDataSourceProperty(
+                s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
+                    s3_uri=f"s3://{bucket}/{prefix}", s3_data_type="S3Prefix", compression_type="None"
+                )
+            )
 
         self.model = sagemaker.CfnModel(
             self,
@@ -106,6 +118,7 @@ class SageMakerEndpoint(Construct):
                     initial_variant_weight=1.0,
                     container_startup_health_check_timeout_in_seconds=spec.startup_timeout_seconds,
                     model_data_download_timeout_in_seconds=spec.download_timeout_seconds,
+                    volume_size_in_gb=spec.volume_size_gb,
                 )
             ],
         )
@@ -132,6 +145,19 @@ class SageMakerEndpoint(Construct):
                 scale_in_cooldown=Duration.minutes(10),
                 scale_out_cooldown=Duration.minutes(2),
             )
+
+    def _grant_prefix_read(self, bucket: str, prefix: str) -> None:
+        partition = Stack.of(self).partition
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{partition}:s3:::{bucket}/{prefix}*"])
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{partition}:s3:::{bucket}"],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            )
+        )
 
     def _grant_image_pull(self, image: ContainerImage) -> None:
         self.role.add_to_policy(

@@ -20,6 +20,39 @@ ENDPOINT_WILDCARDS = {
 }
 
 
+MANAGED = "arn:<AWS::Partition>:iam::aws:policy"
+ASSETS_BUCKET = "arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>"
+# cdklabs-deploy-time-build's own resources: singletons at the stack's root (fixed ids from
+# the library), acknowledged there only. The build project's log and report-group wildcards
+# are added below with the project's logical id.
+BUILD_FINDINGS = {
+    "DeployTimeBuildCustomResourceHandler": {
+        f"AwsSolutions-IAM4[Policy::{MANAGED}/service-role/AWSLambdaBasicExecutionRole]": (
+            "The build trigger (the library's custom-resource handler) writes only its own logs, which is what the "
+            "basic execution policy grants"
+        ),
+        "AwsSolutions-L1": "cdklabs-deploy-time-build pins its handler's runtime (nodejs22.x, supported until "
+        "2027-04); it runs only during deploys, to start the build, and moves with the pinned library",
+    },
+    "ContainerImageBuildAmd64": {
+        f"AwsSolutions-IAM4[Policy::{MANAGED}/AmazonElasticContainerRegistryPublicReadOnly]": (
+            "The build pulls its base image from public.ecr.aws; the AWS managed policy is read-only on ECR Public"
+        ),
+        "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken has no resource-level permissions; push and "
+        "pull are granted on the stack's own repository only",
+        "AwsSolutions-IAM5[Action::s3:GetObject*]": "CDK's Asset.grantRead: the build downloads its source zip "
+        "from the CDK bootstrap assets bucket, read-only",
+        "AwsSolutions-IAM5[Action::s3:GetBucket*]": "CDK's Asset.grantRead on the CDK bootstrap assets bucket, "
+        "read-only",
+        "AwsSolutions-IAM5[Action::s3:List*]": "CDK's Asset.grantRead on the CDK bootstrap assets bucket, read-only",
+        f"AwsSolutions-IAM5[Resource::{ASSETS_BUCKET}/*]": "The source zip's key is a content hash; reads are "
+        "limited to the CDK bootstrap assets bucket",
+        "AwsSolutions-CB4": "The project has no artifacts (NO_ARTIFACTS): its one output is the image pushed to the "
+        "stack's ECR repository, encrypted at rest by ECR; CodeBuild encrypts its logs with the AWS managed key",
+    },
+}
+
+
 def _ack(scope: Construct, rule: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=f"AwsSolutions::{rule}", reason=reason))
 
@@ -36,6 +69,8 @@ def acknowledge_findings(stack: RagChatStack) -> None:
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{keys}]",
             "The model weights are many files under the prefix the user named; reads are limited to that prefix",
         )
+    if stack.config.knowledge_base == "wikipedia":
+        _acknowledge_wikipedia(stack)
     function_policy = stack.function.role.node.find_child("DefaultPolicy")
     _ack(
         function_policy,
@@ -50,3 +85,32 @@ def acknowledge_findings(stack: RagChatStack) -> None:
             "The secret holds a third-party Pinecone API key that AWS cannot rotate; rotate it in Pinecone and "
             "update the secret with the documented command",
         )
+
+
+def _acknowledge_wikipedia(stack: RagChatStack) -> None:
+    bucket, prefix = stack.config.wikipedia_data  # what the endpoint's grant names
+    _ack(
+        stack.endpoints["wikipedia"].role.node.find_child("DefaultPolicy"),
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{prefix}*]",
+        "SageMaker copies every object under the staged prefix (index, snippets, encoder) to the instance; "
+        "reads are limited to that prefix",
+    )
+    for child in stack.node.children:
+        findings = next((f for name, f in BUILD_FINDINGS.items() if child.node.id.startswith(name)), None)
+        if findings is None:
+            continue
+        for rule, reason in findings.items():
+            _ack(child, rule, reason)
+        if child.node.id.startswith("ContainerImageBuildAmd64"):
+            project = stack.get_logical_id(child.node.find_child("Resource"))
+            prefix = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>"
+            _ack(
+                child,
+                f"AwsSolutions-IAM5[Resource::{prefix.format(service='logs')}:log-group:/aws/codebuild/<{project}>:*]",
+                "CodeBuild's standard grant on its own project's log group and streams",
+            )
+            _ack(
+                child,
+                f"AwsSolutions-IAM5[Resource::{prefix.format(service='codebuild')}:report-group/<{project}>-*]",
+                "CodeBuild's standard grant on the report groups named after its own project (none are used)",
+            )

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from doubles import FAQ_DOCS, BagOfWordsEmbedder
+from ragchat.aws.identity import ANONYMOUS
 from ragchat.aws.settings import DEFAULT_PINECONE_INDEX, AwsSettings
+from ragchat.engine import conversation_key
 from standins.bedrock_runtime import BedrockRuntimeStandIn
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
@@ -53,9 +55,9 @@ def create_deployment(dynamodb: Any, secrets: Any, name: str) -> AwsSettings:
     """The stack's table (its key schema) and secret, and the settings naming them."""
     dynamodb.create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": "session_id", "KeyType": "HASH"}, {"AttributeName": "turn", "KeyType": "RANGE"}],
+        KeySchema=[{"AttributeName": "conversation", "KeyType": "HASH"}, {"AttributeName": "turn", "KeyType": "RANGE"}],
         AttributeDefinitions=[
-            {"AttributeName": "session_id", "AttributeType": "S"},
+            {"AttributeName": "conversation", "AttributeType": "S"},
             {"AttributeName": "turn", "AttributeType": "N"},
         ],
         BillingMode="PAY_PER_REQUEST",
@@ -86,11 +88,14 @@ class AwsWorld:
     secrets: Any
     bedrock: BedrockRuntimeStandIn | None = None
 
-    def items(self, session_id: str) -> list[dict[str, Any]]:
+    def items(self, session_id: str, owner: str = ANONYMOUS) -> list[dict[str, Any]]:
+        """The stored items of `owner`'s session (callers without an IAM identity are
+        all `anonymous`, as behind a Function URL with `AuthType: NONE`; no owner: the
+        store used directly)."""
         response = self.dynamodb.query(
             TableName=self.settings.table,
-            KeyConditionExpression="session_id = :s",
-            ExpressionAttributeValues={":s": {"S": session_id}},
+            KeyConditionExpression="conversation = :c",
+            ExpressionAttributeValues={":c": {"S": conversation_key(owner, session_id)}},
             ConsistentRead=True,
         )
         return response["Items"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from doubles import (  # noqa: E402
+from doubles import (
     FAQ_DOCS,
     BagOfWordsEmbedder,
     MemoryIndex,
@@ -22,8 +23,8 @@ from doubles import (  # noqa: E402
     RecordingGenerator,
     ScriptedModerator,
 )
-from ragchat.catalog import get_profile  # noqa: E402
-from ragchat.engine import ChatEngine, EngineSettings  # noqa: E402
+from ragchat.catalog import get_profile
+from ragchat.engine import ChatEngine, EngineSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = re.compile(r"<!-- example: (?P<name>[\w-]+) -->\n```\w*\n(?P<body>.*?)\n```", re.DOTALL)
@@ -69,7 +70,9 @@ def client(engine: ChatEngine):
 
     from ragchat.app import create_app
 
-    with TestClient(create_app(lambda: engine), raise_server_exceptions=False) as test_client:
+    with TestClient(
+        create_app(lambda: engine), raise_server_exceptions=False, base_url="http://localhost"
+    ) as test_client:
         yield test_client
 
 
@@ -79,25 +82,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def live_server(engine: ChatEngine) -> Iterator[str]:
-    """The app on a real uvicorn server on a loopback port, for real HTTP clients."""
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """`app` on a real uvicorn server on a loopback port, with the HTTP protocol that
+    `ragchat serve` and `ragchat proxy` use; yields its URL."""
     import uvicorn
 
-    from ragchat.app import create_app
+    from ragchat.limits import HeaderTimeoutProtocol
 
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(lambda: engine), host="127.0.0.1", port=port, log_level="warning")
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=HeaderTimeoutProtocol)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(engine: ChatEngine) -> Iterator[str]:
+    """The app on a real uvicorn server on a loopback port, for real HTTP clients."""
+    from ragchat.app import create_app
+
+    with serving(create_app(lambda: engine)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -65,6 +65,9 @@ class MemoryIndex:
     def count(self, namespace: str = "") -> int:
         return len(self.spaces.get(namespace, {}))
 
+    def list_ids(self, namespace: str = "") -> list[str]:
+        return sorted(self.spaces.get(namespace, {}))
+
 
 class RecordingGenerator:
     """Streams a scripted reply in pieces and records every prompt it was given."""

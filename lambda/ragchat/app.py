@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -23,14 +26,14 @@ from starlette.routing import Route
 from . import openai_api
 from .engine import ChatEngine, ChatRequest, ChatResult, Token
 from .errors import ChatServiceError
+from .guards import LOOPBACK_NAMES, CrossSiteGuard
+from .http_errors import ApiError
 from .interfaces import GenerationParams
+from .limits import read_body
 from .schemas import ChatBody, OpenAIChatBody, RetrieveBody
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 256 * 1024
-# curl -d sends form-urlencoded by default; its body is still our JSON, so accept it.
-ACCEPTED_CONTENT_TYPES = {"", "application/json", "application/x-www-form-urlencoded"}
 OPENAI_PREFIX = "/v1/"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # The chat page: one static file, no build step. Its script and style are inline and it
@@ -44,52 +47,23 @@ PAGE_HEADERS = {
 }
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field, self.extra = status, code, message, field, extra
-
-    def payload(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            body["field"] = self.field
-        body.update(self.extra)
-        return {"error": body}
-
-    def openai_payload(self) -> dict[str, Any]:
-        body = openai_api.error_body(self.status, self.message, self.field, self.code)
-        body["error"].update(self.extra)
-        return body
-
-    def response(self, openai_shape: bool = False) -> JSONResponse:
-        return JSONResponse(self.openai_payload() if openai_shape else self.payload(), status_code=self.status)
-
-
 def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "body"
 
 
-async def parse_body(request: Request, model: type[BaseModel]) -> Any:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ACCEPTED_CONTENT_TYPES:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"send JSON (Content-Type: application/json), not {content_type}",
-            "content-type",
-        )
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes", "body")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes", "body")
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON with bounded work: pydantic's parser stops at 200 levels of nesting
+    and at numbers too long to convert (the standard library recurses once per level and
+    raises a bare ValueError past 4300 digits, both 500s), and refuses NaN/Infinity."""
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return pydantic_core.from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}", "body") from None
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> Any:
+    """The body as `model`; the content type was checked by `CrossSiteGuard`."""
+    data = parse_json(await read_body(request))
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object", "body")
     try:
@@ -132,9 +106,18 @@ async def start_stream(events: Iterator[Token | ChatResult]) -> tuple[Token | Ch
     return first, events
 
 
-def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[Route] | None = None) -> Starlette:
+def create_app(
+    engine_provider: Callable[[], ChatEngine],
+    *,
+    extra_routes: list[Route] | None = None,
+    allowed_hosts: Iterable[str] = LOOPBACK_NAMES,
+    caller_identity: Callable[[Headers], str] | None = None,
+) -> Starlette:
     """`engine_provider` is called per request (cheaply: it returns a built engine), so
-    the Lambda can build its engine lazily and tests can swap it."""
+    the Lambda can build its engine lazily and tests can swap it. `allowed_hosts` are the
+    Host names the app answers to (see `CrossSiteGuard`): loopback unless told otherwise.
+    `caller_identity` names the owner of a request's conversations (the Lambda's IAM
+    caller); without it, as locally, a session id alone names a conversation."""
 
     async def chat(request: Request) -> Response:
         body: ChatBody = await parse_body(request, ChatBody)
@@ -144,6 +127,7 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
             params=GenerationParams(temperature=p.temperature, top_k=p.top_k, max_new_tokens=p.max_new_tokens),
             session_id=p.session_id,
             no_retrieval=p.no_retrieval,
+            owner=caller_identity(request.headers) if caller_identity else "",
         )
         engine = engine_provider()
         if not wants_stream(request, body.stream):
@@ -234,6 +218,7 @@ def create_app(engine_provider: Callable[[], ChatEngine], *, extra_routes: list[
     ]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(CrossSiteGuard, allowed_hosts=allowed_hosts)],
         exception_handlers={
             ApiError: on_api_error,
             openai_api.OpenAIError: on_openai_error,

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .payloads import JumpStartLlamaContract, LmiContract, PayloadContract, TgiContract
+from .payloads import JumpStartLlamaContract, LmiChatContract, LmiContract, PayloadContract, TgiContract
 from .prompts import SMOLLM2_LOCAL, ChatMessagesProfile, InstructionProfile, ModelProfile, OpenChatKitProfile
 
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*x?large$|^ml\.[a-z0-9]+\.(medium|large|xlarge)$")
@@ -271,6 +271,36 @@ ENTRIES: tuple[ChatModel, ...] = (
         ),
         examples=ContractExamples(
             response="tgi-response", reply="tgi-reply", stream_request="tgi-stream-request", stream="tgi-stream"
+        ),
+    ),
+    ChatModel(
+        name="qwen2.5-7b-instruct",
+        title="Qwen/Qwen2.5-7B-Instruct (Apache-2.0) on LMI with vLLM, bf16, one A10G",
+        profile=ChatMessagesProfile(
+            name="qwen2.5-7b-instruct", context_window=8192, stop=("<|im_end|>", "<|endoftext|>")
+        ),
+        contract=LmiChatContract(),
+        serving=SageMakerServing(
+            instance_type="ml.g5.2xlarge",
+            hourly_usd=1.52,
+            image=LMI,
+            environment={  # LMI reads OPTION_<KEY> as option.<key>
+                "HF_MODEL_ID": "Qwen/Qwen2.5-7B-Instruct",
+                # the hub commit the weights are pinned to: a new upload never changes what is served
+                "OPTION_REVISION": "a09a35458c702b33eeacc393d103063234e8bc28",
+                "OPTION_ROLLING_BATCH": "vllm",
+                "OPTION_DTYPE": "bf16",
+                "TENSOR_PARALLEL_DEGREE": "1",
+                "OPTION_MAX_MODEL_LEN": "8192",
+                "OPTION_MAX_ROLLING_BATCH_SIZE": "16",
+            },
+        ),
+        examples=ContractExamples(
+            request="qwen-request",
+            response="qwen-response",
+            reply="qwen-reply",
+            stream_request="qwen-stream-request",
+            stream="qwen-stream",
         ),
     ),
     ChatModel(

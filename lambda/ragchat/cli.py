@@ -41,13 +41,25 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .guards import LOOPBACK_NAMES
+    from .limits import HeaderTimeoutProtocol
 
     engine = _engine(args)
     url = f"http://{args.host}:{args.port}"
     banner = f"\nRAG chat service (local mode) on {url}\nChat page: {url}/\nTry:\n  {CURL_EXAMPLE.format(url=url)}\n"
     print(banner, flush=True)
-    uvicorn.run(create_app(lambda: engine), host=args.host, port=args.port, log_level="info")
+    hosts = [*LOOPBACK_NAMES, *serving_hosts(args.host), *args.allowed_host]
+    app = create_app(lambda: engine, allowed_hosts=hosts)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", http=HeaderTimeoutProtocol)
     return 0
+
+
+def serving_hosts(bind: str) -> list[str]:
+    """The Host names that reach a server bound to `bind`: the address itself, unless it
+    is a wildcard (0.0.0.0, ::), which names no host; then pass --allowed-host."""
+    if bind in ("0.0.0.0", "::", ""):
+        return []
+    return [f"[{bind}]" if ":" in bind else bind]
 
 
 def _signer(args: argparse.Namespace, required: bool = False):
@@ -115,11 +127,12 @@ def chat(args: argparse.Namespace) -> int:
 def proxy(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .client.proxy import create_proxy_app
+    from .client.proxy import PROXY_HOST, create_proxy_app
+    from .limits import HeaderTimeoutProtocol
 
-    app = create_proxy_app(args.url, _signer(args, required=True), timeout=args.timeout)
+    app = create_proxy_app(args.url, _signer(args, required=True), port=args.port, timeout=args.timeout)
     print(f"Signing proxy to {args.url}: open http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(app, host=PROXY_HOST, port=args.port, log_level="warning", http=HeaderTimeoutProtocol)
     return 0
 
 
@@ -165,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     p_serve = commands.add_parser("serve", help="serve the HTTP API")
     p_serve.add_argument("--host", default="127.0.0.1")
     p_serve.add_argument("--port", type=int, default=8080)
+    p_serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                         help="also answer requests addressed to this host name (a LAN or container name; "
+                         "repeatable). Loopback names and the --host address are always allowed; other "
+                         "names are refused, so a web page cannot reach the server through DNS rebinding")  # fmt: skip
     p_serve.set_defaults(run=serve)
 
     for name, fn, helptext in (("ask", ask, "answer one question"), ("chat", chat, "interactive chat")):

@@ -37,6 +37,9 @@ from .stops import StopFilter
 log = logging.getLogger(__name__)
 
 REFUSAL = "Unfortunately I am unable to provide any information about this topic"
+# What the caller is told when retrieval fails. The cause (which may name the secret's ARN,
+# the index or how to fix it) is for the operator: it goes to the log only.
+RETRIEVAL_WARNING = "retrieval unavailable, answered without retrieved context"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class ChatRequest:
     session_id: str | None = None
     no_retrieval: bool = False
     history: Sequence[Turn] | None = None
+    # Whose conversations these are (on AWS, the IAM caller): a session id names a
+    # conversation only within its owner's, so nobody reads or extends another's.
+    owner: str = ""
 
 
 @dataclass
@@ -101,6 +107,12 @@ class EmbeddingRetriever:
     def search(self, query: str, top_k: int) -> list[Match]:
         vector = self.embedder.embed([query])[0]
         return self.index.query(vector, top_k, self.namespace)
+
+
+def conversation_key(owner: str, session_id: str) -> str:
+    """The store's key for a session: the session id within its owner's namespace
+    (`#` appears in neither IAM ARNs nor session ids); without an owner, the id itself."""
+    return f"{owner}#{session_id}" if owner else session_id
 
 
 def _ms(start: float) -> float:
@@ -156,8 +168,9 @@ class ChatEngine:
         session_id = request.session_id or str(uuid.uuid4())
         stateless = request.history is not None
 
+        conversation = conversation_key(request.owner, session_id)
         t = time.perf_counter()
-        history = list(request.history) if stateless else self.store.load(session_id, self.settings.history_limit)
+        history = list(request.history) if stateless else self.store.load(conversation, self.settings.history_limit)
         timings["history"] = _ms(t)
 
         now = datetime.now(UTC)
@@ -171,11 +184,11 @@ class ChatEngine:
                 matches = lookup.result(timeout=self.settings.retrieval_timeout_seconds)
             except RetrievalUnavailable as exc:
                 log.warning("retrieval unavailable, answering without context: %s", exc)
-                warnings.append(f"retrieval unavailable, answered without retrieved context: {exc}")
+                warnings.append(RETRIEVAL_WARNING)
             except FuturesTimeout:
                 limit = self.settings.retrieval_timeout_seconds
                 log.warning("retrieval took over %ss, answering without context", limit)
-                warnings.append(f"retrieval unavailable, answered without retrieved context: no answer in {limit}s")
+                warnings.append(RETRIEVAL_WARNING)
             timings["retrieval"] = _ms(t)
         input_verdict, timings["moderation_input"] = input_check.result()
         moderation: dict[str, Any] = {"input": input_verdict.as_dict()}
@@ -213,7 +226,7 @@ class ChatEngine:
 
         if not stateless:
             t = time.perf_counter()
-            self.store.append(session_id, [Turn("user", request.inputs), Turn("assistant", answer)])
+            self.store.append(conversation, [Turn("user", request.inputs), Turn("assistant", answer)])
             timings["store"] = _ms(t)
         timings["total"] = _ms(started)
         result = ChatResult(answer, session_id, sources, moderation, blocked, warnings, timings, finish, usage)

@@ -6,7 +6,7 @@ these protocols, so the engine never knows which world it runs in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -123,6 +123,10 @@ class VectorIndex(Protocol):
     def delete(self, ids: Sequence[str], namespace: str = "") -> int: ...
 
     def count(self, namespace: str = "") -> int: ...
+
+    def list_ids(self, namespace: str = "") -> Iterable[str]:
+        """Every id in the namespace (ingestion resumes and syncs from them)."""
+        ...
 
 
 @runtime_checkable

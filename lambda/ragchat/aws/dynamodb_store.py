@@ -2,7 +2,9 @@
 
 The original rewrote the whole transcript on every turn, so the last of two concurrent
 writers won and the item grew without bound. Here each turn is its own item under the
-session's partition key, its sort key the write time in microseconds. A turn's user and
+conversation's partition key (`conversation`: the caller's identity and the session id,
+`<owner>#<session_id>`, so one caller's session id never reaches another's turns), its
+sort key the write time in microseconds. A turn's user and
 bot items go in one transaction, each conditional on its key being new: both land or
 neither does, and a key collision with a concurrent writer is retried with a new time,
 so no turn is ever overwritten or lost."""
@@ -29,12 +31,12 @@ class DynamoDbConversationStore:
         self.table = table
         self.ttl_seconds = ttl_days * 86400
 
-    def load(self, session_id: str, limit: int = 50) -> list[Turn]:
+    def load(self, conversation: str, limit: int = 50) -> list[Turn]:
         try:
             response = self.client.query(
                 TableName=self.table,
-                KeyConditionExpression="session_id = :s",
-                ExpressionAttributeValues={":s": {"S": session_id}},
+                KeyConditionExpression="conversation = :c",
+                ExpressionAttributeValues={":c": {"S": conversation}},
                 ExpressionAttributeNames={"#role": "role"},
                 ProjectionExpression="#role, content",
                 ScanIndexForward=False,
@@ -46,10 +48,10 @@ class DynamoDbConversationStore:
         items = reversed(response.get("Items", []))
         return [Turn(item["role"]["S"], item["content"]["S"]) for item in items]
 
-    def append(self, session_id: str, turns: Sequence[Turn]) -> None:
+    def append(self, conversation: str, turns: Sequence[Turn]) -> None:
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                self.client.transact_write_items(TransactItems=self._puts(session_id, turns))
+                self.client.transact_write_items(TransactItems=self._puts(conversation, turns))
                 return
             except ClientError as exc:
                 if not _collided(exc) or attempt == WRITE_ATTEMPTS - 1:
@@ -58,7 +60,7 @@ class DynamoDbConversationStore:
             except BotoCoreError as exc:
                 raise StoreUnavailable(f"cannot store the turn ({_reason(exc)})", step="store") from None
 
-    def _puts(self, session_id: str, turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    def _puts(self, conversation: str, turns: Sequence[Turn]) -> list[dict[str, Any]]:
         now = time.time()
         first = time.time_ns() // 1000
         created = datetime.fromtimestamp(now, UTC).isoformat()
@@ -68,7 +70,7 @@ class DynamoDbConversationStore:
                 "Put": {
                     "TableName": self.table,
                     "Item": {
-                        "session_id": {"S": session_id},
+                        "conversation": {"S": conversation},
                         "turn": {"N": str(first + offset)},
                         "role": {"S": turn.role},
                         "content": {"S": turn.content},

@@ -16,8 +16,9 @@ import boto3
 from botocore.config import Config
 
 from ..catalog import chat_model, get_profile
-from ..engine import ChatEngine
-from ..interfaces import Generator, Moderator, VectorIndex
+from ..engine import ChatEngine, EmbeddingRetriever
+from ..interfaces import Embedder, Generator, Moderator, Retriever
+from ..wikipedia import WikipediaRetrieval
 from .bedrock import BedrockGenerator
 from .dynamodb_store import DynamoDbConversationStore
 from .embedder import SageMakerEmbedder
@@ -60,6 +61,22 @@ class AwsClients:
         )
 
 
+# -- the adapters, as the engine and `ragchat ingest` build them ------------------------
+
+
+def sagemaker_embedder(endpoint: str, client: Any | None = None) -> Embedder:
+    return SageMakerEmbedder(SageMakerRuntime(client or boto3.client("sagemaker-runtime", config=FAST)), endpoint)
+
+
+def secret_api_key(secret_arn: str, client: Any | None = None, max_age: float = 300.0) -> SecretApiKey:
+    """The Pinecone key read from the stack's secret (cached, re-read when rejected)."""
+    return SecretApiKey(client or boto3.client("secretsmanager", config=FAST), secret_arn, max_age)
+
+
+def pinecone_vector_index(name: str, api_key: Callable[..., str], host: str = "") -> PineconeVectorIndex:
+    return PineconeVectorIndex(name, api_key, host=host)
+
+
 # -- the ports' registries: a kind named in the settings -> how to build it ------------
 # Adding a backend is one builder here and its name in settings.py's choices.
 
@@ -73,9 +90,20 @@ def bedrock_generator(settings: AwsSettings, clients: AwsClients) -> Generator:
     return BedrockGenerator(clients.bedrock, settings.bedrock_model_id)
 
 
-def pinecone_index(settings: AwsSettings, clients: AwsClients) -> VectorIndex:
-    api_key = SecretApiKey(clients.secrets, settings.pinecone_secret_arn, settings.secret_max_age_seconds)
-    return PineconeVectorIndex(settings.pinecone_index, api_key, host=settings.pinecone_host)
+def pinecone_index(settings: AwsSettings, clients: AwsClients) -> Retriever:
+    """The question embedded by the MiniLM endpoint, then looked up in Pinecone."""
+    api_key = secret_api_key(settings.pinecone_secret_arn, clients.secrets, settings.secret_max_age_seconds)
+    return EmbeddingRetriever(
+        sagemaker_embedder(settings.embedding_endpoint, clients.sagemaker_fast),
+        pinecone_vector_index(settings.pinecone_index, api_key, host=settings.pinecone_host),
+        settings.namespace,
+    )
+
+
+def wikipedia_index(settings: AwsSettings, clients: AwsClients) -> Retriever:
+    """The Wikipedia retrieval endpoint (model_code/wikipedia_retrieval): it embeds the
+    question itself (contriever), so no embedding call comes first."""
+    return WikipediaRetrieval(SageMakerRuntime(clients.sagemaker_fast), settings.wikipedia_endpoint)
 
 
 def gpt_jt_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
@@ -91,7 +119,9 @@ def no_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
 
 
 GENERATORS: dict[str, Builder[Generator]] = {"sagemaker": sagemaker_generator, "bedrock": bedrock_generator}
-VECTOR_INDEXES: dict[str, Builder[VectorIndex]] = {"pinecone": pinecone_index}
+# A vector index is built as the engine's Retriever: an embedder plus the index, or a
+# service that embeds the question itself.
+VECTOR_INDEXES: dict[str, Builder[Retriever]] = {"pinecone": pinecone_index, "wikipedia": wikipedia_index}
 MODERATORS: dict[str, Builder[Moderator]] = {
     "endpoint": gpt_jt_moderator,
     "comprehend": comprehend_moderator,
@@ -112,8 +142,7 @@ def build(registry: Mapping[str, Builder[Port]], port: str, settings: AwsSetting
 def build_aws_engine(settings: AwsSettings, clients: AwsClients | None = None) -> ChatEngine:
     clients = clients or AwsClients.create(settings)
     return ChatEngine(
-        embedder=SageMakerEmbedder(SageMakerRuntime(clients.sagemaker_fast), settings.embedding_endpoint),
-        index=build(VECTOR_INDEXES, "vector_index", settings, clients),
+        retriever=build(VECTOR_INDEXES, "vector_index", settings, clients),
         generator=build(GENERATORS, "generator", settings, clients),
         moderator=build(MODERATORS, "moderation", settings, clients),
         store=DynamoDbConversationStore(clients.dynamodb, settings.table, settings.conversation_ttl_days),

@@ -84,6 +84,9 @@ def invocation_ids(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return {key: value for key, value in ids.items() if value}
 
 
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that hung up: a client error, not a server one
+
+
 class ObservabilityMiddleware:
     """Pure ASGI (so streamed responses pass through untouched): tags the logs with the
     invocation's ids, logs one line per request, counts error answers and flushes the
@@ -105,7 +108,14 @@ class ObservabilityMiddleware:
         logger.remove_keys(["request_id"])
         logger.append_keys(**ids)
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        client_left = False
+
+        async def watch() -> dict[str, Any]:
+            nonlocal client_left
+            message = await receive()
+            client_left = client_left or message["type"] == "http.disconnect"
+            return message
 
         async def observe(message: dict[str, Any]) -> None:
             nonlocal status
@@ -114,8 +124,10 @@ class ObservabilityMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, observe)
+            await self.app(scope, watch, observe)
         finally:
+            if status is None:  # no answer began: the client hung up first, or the app failed
+                status = CLIENT_CLOSED_REQUEST if client_left else 500
             metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
             if status == 429:
                 metrics.add_metric(name="Throttled", unit=MetricUnit.Count, value=1)

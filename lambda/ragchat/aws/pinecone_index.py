@@ -45,7 +45,7 @@ class SecretApiKey:
     def _read(self) -> str:
         try:
             raw = self.client.get_secret_value(SecretId=self.secret_id)["SecretString"]
-        except Exception as exc:  # noqa: BLE001 - any failure means no key; the type is enough
+        except Exception as exc:  # any failure means no key; the type is enough
             raise RetrievalUnavailable(
                 f"cannot read the Pinecone API key from Secrets Manager ({type(exc).__name__})", step=STEP
             ) from None

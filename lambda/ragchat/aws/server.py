@@ -9,6 +9,7 @@ with a message naming the missing variable."""
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 
@@ -16,7 +17,9 @@ from starlette.applications import Starlette
 
 from ..app import create_app
 from ..engine import ChatEngine
+from ..guards import LOOPBACK_NAMES
 from .factory import AwsClients, build_aws_engine
+from .identity import caller_identity
 from .observability import ObservabilityMiddleware, logger, record_turn
 from .settings import AwsSettings, ConfigurationError
 
@@ -41,6 +44,12 @@ class LazyEngine:
         return self._engine
 
 
+def function_hosts() -> list[str]:
+    """The Host values the function answers to: its Function URL (the Web Adapter passes
+    the URL's host on) and loopback, where the adapter sends its readiness checks."""
+    return [*LOOPBACK_NAMES, f"*.lambda-url.{os.environ.get('AWS_REGION', '')}.on.aws"]
+
+
 def create_aws_app(settings: AwsSettings | None = None, clients: AwsClients | None = None) -> Starlette:
     def build() -> ChatEngine:
         resolved = settings or AwsSettings.from_env()
@@ -61,7 +70,7 @@ def create_aws_app(settings: AwsSettings | None = None, clients: AwsClients | No
         yield
         engine.close()
 
-    app = create_app(engine)
+    app = create_app(engine, allowed_hosts=function_hosts(), caller_identity=caller_identity)
     app.router.lifespan_context = lifespan
     app.add_middleware(ObservabilityMiddleware)
     return app

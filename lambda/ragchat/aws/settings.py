@@ -19,7 +19,7 @@ from ..engine import EngineSettings
 
 # The choices of each port the AWS factory builds (its registries hold the same names).
 MODERATION_MODES = ("endpoint", "comprehend", "off")
-VECTOR_INDEXES = ("pinecone",)
+VECTOR_INDEXES = ("pinecone", "wikipedia")
 DEFAULT_PINECONE_INDEX = "retrieval-augmentation-aws"
 ENGINE_DEFAULTS = EngineSettings()
 
@@ -35,11 +35,12 @@ def _var(name: str, default: Any = MISSING) -> Any:
 @dataclass(frozen=True)
 class AwsSettings:
     model_profile: str = _var("RAGCHAT_MODEL_PROFILE")
-    embedding_endpoint: str = _var("RAGCHAT_EMBEDDING_ENDPOINT")
     table: str = _var("RAGCHAT_TABLE")
     chat_endpoint: str = _var("RAGCHAT_CHAT_ENDPOINT", "")
     bedrock_model_id: str = _var("RAGCHAT_BEDROCK_MODEL_ID", "")  # a model or inference profile id
     vector_index: str = _var("RAGCHAT_VECTOR_INDEX", "pinecone")
+    embedding_endpoint: str = _var("RAGCHAT_EMBEDDING_ENDPOINT", "")  # pinecone: the question's vector
+    wikipedia_endpoint: str = _var("RAGCHAT_WIKIPEDIA_ENDPOINT", "")  # wikipedia: embeds the question itself
     pinecone_index: str = _var("RAGCHAT_PINECONE_INDEX", DEFAULT_PINECONE_INDEX)
     pinecone_secret_arn: str = _var("RAGCHAT_PINECONE_SECRET_ARN", "")  # the ARN, never the key
     pinecone_host: str = _var("RAGCHAT_PINECONE_HOST", "")  # empty: resolved from the index name
@@ -106,7 +107,8 @@ class AwsSettings:
         needs = {
             ("generator", "sagemaker"): ("chat_endpoint",),
             ("generator", "bedrock"): ("bedrock_model_id",),
-            ("vector_index", "pinecone"): ("pinecone_index", "pinecone_secret_arn"),
+            ("vector_index", "pinecone"): ("embedding_endpoint", "pinecone_index", "pinecone_secret_arn"),
+            ("vector_index", "wikipedia"): ("wikipedia_endpoint",),
             ("moderation", "endpoint"): ("moderation_endpoint",),
         }
         chosen = {"vector_index": self.vector_index, "moderation": self.moderation}

@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..aws.settings import DEFAULT_PINECONE_INDEX
+from ..interfaces import Embedder
 from .chunking import ChunkSettings, chunk_documents
 from .pipeline import IngestSummary, ingest
 from .sources import CsvOptions, JsonlOptions, read_sources
 from .targets import TargetError, local_target, pinecone_api_key, pinecone_target
 
-DEFAULT_INDEX = "retrieval-augmentation-aws"
+DEFAULT_INDEX = DEFAULT_PINECONE_INDEX
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -44,20 +46,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _embedder(args: argparse.Namespace):
+def _embedder(args: argparse.Namespace) -> Embedder:
     if args.embedder == "sagemaker":
         if not args.endpoint:
             raise TargetError("--embedder sagemaker needs --endpoint (the stack output EmbeddingEndpointName)")
-        import boto3
+        from ..aws.factory import sagemaker_embedder
 
-        from ..aws.embedder import SageMakerEmbedder
-        from ..aws.factory import FAST
-        from ..aws.sagemaker import SageMakerRuntime
+        return sagemaker_embedder(args.endpoint)
+    from ..local.factory import local_embedder
 
-        return SageMakerEmbedder(SageMakerRuntime(boto3.client("sagemaker-runtime", config=FAST)), args.endpoint)
-    from ..local.embedder import OnnxMiniLMEmbedder
-
-    return OnnxMiniLMEmbedder()
+    return local_embedder()
 
 
 def run(args: argparse.Namespace) -> int:

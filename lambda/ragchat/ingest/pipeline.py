@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..interfaces import Document, Embedder
+from ..interfaces import Document, Embedder, VectorIndex
 from ..knowledge import document_vectors
 
 
@@ -38,7 +38,7 @@ class IngestSummary:
 def ingest(
     chunks: Sequence[Document],
     embedder: Embedder,
-    index: object,
+    index: VectorIndex,
     *,
     namespace: str = "",
     batch_size: int = 64,
@@ -47,13 +47,12 @@ def ingest(
     progress: bool = True,
     summary: IngestSummary | None = None,
 ) -> IngestSummary:
-    """`index` is a VectorIndex that can also `list_ids(namespace)`."""
     from tqdm import tqdm
 
     started = time.perf_counter()
     summary = summary or IngestSummary()
     summary.chunks = len(chunks)
-    existing = set(index.list_ids(namespace))  # type: ignore[attr-defined]
+    existing = set(index.list_ids(namespace))
     wanted = {chunk.id for chunk in chunks}
     todo = [chunk for chunk in chunks if chunk.id not in existing]
     summary.skipped = len(chunks) - len(todo)
@@ -65,9 +64,9 @@ def ingest(
     with tqdm(total=len(todo), desc="Embedding and upserting", unit="chunk", disable=not progress) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            summary.upserted += index.upsert(batch, document_vectors(embedder, batch), namespace)  # type: ignore[attr-defined]
+            summary.upserted += index.upsert(batch, document_vectors(embedder, batch), namespace)
             bar.update(len(batch))
     if stale:
-        summary.deleted = index.delete(stale, namespace)  # type: ignore[attr-defined]
+        summary.deleted = index.delete(stale, namespace)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -64,15 +64,16 @@ def read_sources(
             continue
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
+            name = source_name(file, path)
             suffix = file.suffix.lower()
             if suffix == ".csv":
-                reader = _read_csv(file, csv_options, problems)
+                reader = _read_csv(file, name, csv_options, problems)
             elif suffix in (".jsonl", ".ndjson"):
-                reader = _read_jsonl(file, jsonl_options, problems)
+                reader = _read_jsonl(file, name, jsonl_options, problems)
             elif suffix in TEXT_SUFFIXES:
-                reader = _read_text_file(file, problems)
+                reader = _read_text_file(file, name, problems)
             elif suffix == ".pdf":
-                reader = _read_pdf(file, problems)
+                reader = _read_pdf(file, name, problems)
             else:
                 if not path.is_dir():
                     problems.append(Problem(str(file), f"unsupported file type {suffix or '(none)'}"))
@@ -81,7 +82,14 @@ def read_sources(
     return texts, problems
 
 
-def _read_csv(path: Path, options: CsvOptions, problems: list[Problem]) -> Iterator[SourceText]:
+def source_name(file: Path, given: Path) -> str:
+    """What a document's `source` says: the file's path relative to the folder given, or
+    its name when a file was given. Sources reach every caller (in `sources` of each
+    answer), so they never carry where the files lay on the machine that ingested them."""
+    return file.relative_to(given).as_posix() if given.is_dir() else file.name
+
+
+def _read_csv(path: Path, name: str, options: CsvOptions, problems: list[Problem]) -> Iterator[SourceText]:
     rows: list[tuple[int, list[str]]] = []  # (the line the row starts on, its fields)
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -123,10 +131,10 @@ def _read_csv(path: Path, options: CsvOptions, problems: list[Problem]) -> Itera
         metadata: dict[str, Any] = {"row": offset}
         if title_column is not None and title_column < len(row) and row[title_column].strip():
             metadata["title"] = row[title_column].strip()
-        yield SourceText(str(path), text, metadata)
+        yield SourceText(name, text, metadata)
 
 
-def _read_jsonl(path: Path, options: JsonlOptions, problems: list[Problem]) -> Iterator[SourceText]:
+def _read_jsonl(path: Path, name: str, options: JsonlOptions, problems: list[Problem]) -> Iterator[SourceText]:
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -155,10 +163,10 @@ def _read_jsonl(path: Path, options: JsonlOptions, problems: list[Problem]) -> I
             ]
         metadata = {k: record[k] for k in names if k in record and record[k] is not None}
         metadata["line"] = number
-        yield SourceText(str(path), text.strip(), metadata)
+        yield SourceText(name, text.strip(), metadata)
 
 
-def _read_text_file(path: Path, problems: list[Problem]) -> Iterator[SourceText]:
+def _read_text_file(path: Path, name: str, problems: list[Problem]) -> Iterator[SourceText]:
     try:
         raw = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -169,10 +177,10 @@ def _read_text_file(path: Path, problems: list[Problem]) -> Iterator[SourceText]
     if not text:
         problems.append(Problem(str(path), "empty text"))
         return
-    yield SourceText(str(path), text, {"file": path.name})
+    yield SourceText(name, text, {"file": path.name})
 
 
-def _read_pdf(path: Path, problems: list[Problem]) -> Iterator[SourceText]:
+def _read_pdf(path: Path, name: str, problems: list[Problem]) -> Iterator[SourceText]:
     """One text per page, so each source names its page. A page without a text layer
     (a scan) is reported rather than guessed at: OCR is out of scope."""
     from pypdf import PdfReader
@@ -202,7 +210,7 @@ def _read_pdf(path: Path, problems: list[Problem]) -> Iterator[SourceText]:
         metadata: dict[str, Any] = {"file": path.name, "page": number}
         if title:
             metadata["title"] = title
-        yield SourceText(str(path), text, metadata)
+        yield SourceText(name, text, metadata)
     if without_text:
         pages_named = ", ".join(map(str, without_text))
         problems.append(Problem(str(path), f"no text on page(s) {pages_named} (scanned images? OCR them first)"))

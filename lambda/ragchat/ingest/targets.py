@@ -8,17 +8,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..aws.pinecone_index import PineconeVectorIndex
-from ..local.vector_index import FaissVectorIndex
+from ..interfaces import VectorIndex
 
 
 class TargetError(RuntimeError):
     """The target cannot take these vectors; nothing was written."""
 
 
-def local_target(data_dir: Path, dimension: int) -> FaissVectorIndex:
+def local_target(data_dir: Path, dimension: int) -> VectorIndex:
+    from ..local.factory import local_index
+
     try:
-        return FaissVectorIndex(data_dir / "index", dimension)
+        return local_index(data_dir, dimension)
     except ValueError as exc:
         raise TargetError(f"refusing to write: {exc}") from None
 
@@ -26,11 +27,9 @@ def local_target(data_dir: Path, dimension: int) -> FaissVectorIndex:
 def pinecone_api_key(secret_arn: str | None) -> str:
     """The key from `PINECONE_API_KEY`, or from the stack's secret."""
     if secret_arn:
-        import boto3
+        from ..aws.factory import secret_api_key
 
-        from ..aws.pinecone_index import SecretApiKey
-
-        return SecretApiKey(boto3.client("secretsmanager"), secret_arn)()
+        return secret_api_key(secret_arn)()
     key = os.environ.get("PINECONE_API_KEY", "")
     if not key:
         raise TargetError("set PINECONE_API_KEY, or pass --secret-arn with the stack's PineconeSecretArn output")
@@ -47,9 +46,11 @@ def _dense_dimension(model: Any) -> int | None:
 
 def pinecone_target(
     name: str, dimension: int, api_key: str, *, cloud: str = "aws", region: str = "us-east-1", wait_seconds: int = 300
-) -> PineconeVectorIndex:
+) -> VectorIndex:
     """The index, created and waited for if missing, refused if its dimension differs."""
-    index = PineconeVectorIndex(name, lambda refresh=False: api_key)
+    from ..aws.factory import pinecone_vector_index
+
+    index = pinecone_vector_index(name, lambda refresh=False: api_key)
     client = index.client(api_key)
     if name in {model.name for model in client.indexes.list()}:
         existing = _dense_dimension(client.indexes.describe(name))

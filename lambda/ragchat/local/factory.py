@@ -35,7 +35,7 @@ class LocalSettings:
     # served by the retrieval endpoint's handler instead of the FAQ index.
     wikipedia_dir: Path | None = (
         Path(os.environ["RAGCHAT_WIKIPEDIA_DIR"]) if os.environ.get("RAGCHAT_WIKIPEDIA_DIR") else None
-    )  # noqa: E501
+    )
 
 
 def ensure_knowledge_base(
@@ -73,12 +73,22 @@ def ensure_knowledge_base(
     return True
 
 
-def faq_parts(settings: LocalSettings, progress: bool) -> dict[str, Any]:
-    """MiniLM and the FAISS index of the FAQ (and whatever `ragchat ingest` added)."""
+def local_embedder() -> Embedder:
+    """all-MiniLM-L6-v2 on onnxruntime: the local mode's embedder, and ingestion's by default."""
     from .embedder import OnnxMiniLMEmbedder
 
-    embedder = OnnxMiniLMEmbedder()
-    index = FaissVectorIndex(settings.data_dir / "index", embedder.dimension)
+    return OnnxMiniLMEmbedder()
+
+
+def local_index(data_dir: Path, dimension: int) -> FaissVectorIndex:
+    """The local mode's FAISS index under the data folder (the one `ragchat ingest` fills)."""
+    return FaissVectorIndex(data_dir / "index", dimension)
+
+
+def faq_parts(settings: LocalSettings, progress: bool) -> dict[str, Any]:
+    """MiniLM and the FAISS index of the FAQ (and whatever `ragchat ingest` added)."""
+    embedder = local_embedder()
+    index = local_index(settings.data_dir, embedder.dimension)
     ensure_knowledge_base(settings.knowledge_base, embedder, index, settings.data_dir / "indexed.json", progress)
     return {"embedder": embedder, "index": index}
 

@@ -107,7 +107,7 @@ class SmolLM2Generator:
         cut_short = threading.Event()  # cancelled while generating, not merely after it ended
 
         class _Cancelled(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs) -> bool:  # noqa: ANN001
+            def __call__(self, input_ids, scores, **kwargs) -> bool:
                 if cancelled.is_set():
                     cut_short.set()
                 return cut_short.is_set()

@@ -23,12 +23,83 @@ def test_chat_contract(client):
     assert body["moderation"]["input"]["flagged"] is False and "output" in body["moderation"]
 
 
-def test_curl_default_content_type_is_accepted(client):
-    """`curl -d '{...}'` labels the JSON body form-urlencoded; the README example uses it."""
-    r = client.post(
-        "/chat", content=json.dumps({"inputs": SPOT}), headers={"Content-Type": "application/x-www-form-urlencoded"}
-    )
-    assert r.status_code == 200
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,  # no label at all
+        "application/x-www-form-urlencoded",  # curl -d's default, and a cross-site <form>: no preflight
+        "text/plain",  # a cross-site fetch(..., {mode: "no-cors"})
+        "multipart/form-data; boundary=x",
+    ],
+)
+@pytest.mark.parametrize("path", ["/chat", "/v1/chat/completions", "/retrieve"])
+def test_every_post_must_be_labelled_json(client, engine, content_type, path):
+    """A page on another site can send these without a CORS preflight; JSON needs one,
+    which the app never grants. The victim's session gets nothing."""
+    body = {"inputs": SPOT, "parameters": {"session_id": "victim"}}
+    headers = {"Content-Type": content_type} if content_type else {}
+    r = client.post(path, content=json.dumps(body), headers=headers)
+
+    assert r.status_code == 415 and r.json()["error"]["field"] == "content-type"
+    assert "Content-Type: application/json" in r.json()["error"]["message"]
+    assert "curl --json" in r.json()["error"]["message"]
+    assert engine.store.turns == {} and engine.generator.prompts == []
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("localhost", True),
+        ("127.0.0.1:8080", True),
+        ("[::1]:8080", True),
+        ("attacker.example", False),  # DNS rebinding: the attacker's name, resolved to 127.0.0.1
+        ("attacker.example:8080", False),
+        ("localhost.attacker.example", False),
+        ("", False),
+    ],
+)
+def test_only_loopback_host_names_are_served(client, engine, host, allowed):
+    r = post(client, "/chat", {"inputs": SPOT}, Host=host)
+    page = client.get("/", headers={"Host": host})
+
+    if allowed:
+        assert r.status_code == 200 and page.status_code == 200
+    else:
+        assert r.status_code == 403 and r.json()["error"]["field"] == "host"
+        assert page.status_code == 403 and "allowed-host" in page.json()["error"]["message"]
+        assert engine.store.turns == {}
+
+
+def test_allowed_hosts_extend_the_loopback_names(engine):
+    from starlette.testclient import TestClient
+
+    from ragchat.app import create_app
+    from ragchat.cli import serving_hosts
+
+    hosts = ["localhost", *serving_hosts("192.168.1.20"), "chat.internal:8080"]
+    with TestClient(create_app(lambda: engine, allowed_hosts=hosts)) as client:
+        statuses = {
+            host: client.get("/health", headers={"Host": host}).status_code
+            for host in ("192.168.1.20:8080", "chat.internal:8080", "chat.internal:9000", "localhost:1")
+        }
+    assert statuses == {
+        "192.168.1.20:8080": 200,
+        "chat.internal:8080": 200,
+        "chat.internal:9000": 403,
+        "localhost:1": 200,
+    }
+    assert serving_hosts("0.0.0.0") == [] and serving_hosts("::1") == ["[::1]"]
+
+
+def test_cross_site_origins_are_refused(client, engine):
+    same = post(client, "/chat", {"inputs": SPOT}, Origin="http://localhost")
+    foreign = post(client, "/chat", {"inputs": SPOT}, Origin="https://attacker.example")
+    other_port = post(client, "/chat", {"inputs": SPOT}, Origin="http://localhost:3000")
+
+    assert same.status_code == 200
+    assert foreign.status_code == 403 and foreign.json()["error"]["field"] == "origin"
+    assert other_port.status_code == 403
+    assert len(engine.store.turns) == 1
 
 
 def test_follow_up_uses_session(client, engine):
@@ -64,6 +135,11 @@ def test_follow_up_uses_session(client, engine):
         ('{"inputs": "q"', 400, "body"),
         ("[1, 2]", 400, "body"),
         (b"\xff\xfe", 400, "body"),
+        ('{"inputs": "q", "parameters": {"temperature": NaN}}', 400, "body"),
+        # the standard library answered these two with a 500 and two stack traces
+        ('{"inputs": "q", "parameters": {"max_new_tokens": ' + "9" * 5000 + "}}", 400, "body"),
+        ('{"inputs": "q", "parameters": ' + "[" * 100_000 + "]" * 100_000 + "}", 400, "body"),
+        ('{"inputs": "q", "parameters": {"max_new_tokens": ' + "9" * 4000 + "}}", 422, "parameters.max_new_tokens"),
     ],
 )
 def test_bad_input_names_the_field(client, engine, body, status, field):
@@ -72,6 +148,19 @@ def test_bad_input_names_the_field(client, engine, body, status, field):
     error = r.json()["error"]
     assert error["field"] == field and error["message"]
     assert engine.store.turns == {} and engine.generator.prompts == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ('{"inputs": "q", "parameters": {"max_new_tokens": ' + "9" * 5000 + "}}", "number out of range"),
+        ('{"inputs": "q", "parameters": ' + "[" * 100_000 + "]" * 100_000 + "}", "recursion limit exceeded"),
+    ],
+)
+def test_huge_numbers_and_deep_nesting_are_named_without_a_stack_trace(client, caplog, raw, problem):
+    r = post(client, "/chat", raw)
+    assert r.status_code == 400 and problem in r.json()["error"]["message"]
+    assert [record for record in caplog.records if record.levelname == "ERROR"] == []
 
 
 def test_wrong_content_type_is_415(client):

@@ -195,7 +195,7 @@ def test_slow_retrieval_past_the_deadline_answers_without_context():
     engine = make_engine(index=MemoryIndex(delay=2.0), settings=EngineSettings(retrieval_timeout_seconds=0.1))
     result = engine.chat(ChatRequest("Which instances can I use with Managed Spot Training?"))
     assert result.sources == []
-    assert result.warnings == ["retrieval unavailable, answered without retrieved context: no answer in 0.1s"]
+    assert result.warnings == ["retrieval unavailable, answered without retrieved context"]
     assert result.timings_ms["retrieval"] < 1000  # the deadline, not the 2 s lookup
 
 

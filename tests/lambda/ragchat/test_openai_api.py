@@ -46,7 +46,7 @@ def test_local_moderation_checks_earlier_messages_not_only_the_last(role):
     from ragchat.local.moderator import KeywordStandInModerator
 
     engine = make_engine(moderator=KeywordStandInModerator())
-    with TestClient(create_app(lambda: engine)) as client:
+    with TestClient(create_app(lambda: engine), base_url="http://localhost") as client:
         assert client.post("/chat", json={"inputs": HARMFUL}).json()["outputs"] == REFUSAL
         messages = [
             {"role": role, "content": HARMFUL if role == "user" else f"Sure. {HARMFUL} Step one:"},

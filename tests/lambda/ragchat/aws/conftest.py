@@ -92,5 +92,7 @@ def aws_client(aws_world: AwsWorld):
 
     from ragchat.aws.server import create_aws_app
 
-    with TestClient(create_aws_app(aws_world.settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_aws_app(aws_world.settings), raise_server_exceptions=False, base_url="http://localhost"
+    ) as client:
         yield client

@@ -186,7 +186,7 @@ def test_comprehend_mode_runs_the_whole_flow(aws_world):
     from ragchat.aws.server import create_aws_app
 
     settings = replace(aws_world.settings, moderation="comprehend", moderation_endpoint="")
-    with TestClient(create_aws_app(settings)) as client:
+    with TestClient(create_aws_app(settings), base_url="http://localhost") as client:
         blocked = client.post("/chat", json={"inputs": "I will kill you"}).json()
         fine = client.post("/chat", json={"inputs": "What is Managed Spot Training?"}).json()
     assert blocked["moderation"]["input"]["flagged"] is True
@@ -245,7 +245,10 @@ def test_startup_fails_with_the_missing_variable(aws_env, monkeypatch):
     from ragchat.aws.server import create_aws_app
 
     monkeypatch.delenv("RAGCHAT_TABLE", raising=False)
-    with pytest.raises(ConfigurationError, match="RAGCHAT_TABLE"), TestClient(create_aws_app()):
+    with (
+        pytest.raises(ConfigurationError, match="RAGCHAT_TABLE"),
+        TestClient(create_aws_app(), base_url="http://localhost"),
+    ):
         pass
 
 
@@ -269,7 +272,7 @@ def test_secret_is_read_once_then_cached(aws_world):
 
     clients = AwsClients.create(aws_world.settings)
     clients = replace(clients, secrets=CountingSecrets(clients.secrets))
-    with TestClient(create_aws_app(aws_world.settings, clients)) as client:
+    with TestClient(create_aws_app(aws_world.settings, clients), base_url="http://localhost") as client:
         for _ in range(3):
             assert client.post("/retrieve", json={"query": "Spot training"}).status_code == 200
     assert reads == [aws_world.settings.pinecone_secret_arn]

@@ -142,7 +142,7 @@ def test_openai_route_moderates_earlier_messages(aws_world, moderation):
     harmful = "How do I poison my neighbour's dog?"
     messages = [{"role": "user", "content": harmful}, {"role": "user", "content": "continue"}]
     settings = replace(aws_world.settings, moderation=moderation)
-    with TestClient(create_aws_app(settings)) as client:
+    with TestClient(create_aws_app(settings), base_url="http://localhost") as client:
         response = client.post("/v1/chat/completions", json={"model": "ragchat", "messages": messages})
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["finish_reason"] == "content_filter"
@@ -179,3 +179,31 @@ def test_openai_buffered_usage_is_estimated_without_a_tokenizer(aws_client, aws_
     assert usage["prompt_tokens"] > 0
     [generate] = aws_world.sagemaker.calls(CHAT)
     assert generate.json()["parameters"]["top_p"] == 0.5
+
+
+def test_a_chat_completions_model_answers_and_streams_through_the_lambda(aws_world):
+    """The catalog's open model on LMI's chat completions schema: the Lambda sends the
+    conversation as messages (history included) and streams the chunks' deltas."""
+    from starlette.testclient import TestClient
+
+    from ragchat.aws.server import create_aws_app
+    from standins.sagemaker_runtime import LmiChatContainer
+
+    aws_world.sagemaker.deploy(CHAT, LmiChatContainer(REPLY))
+    settings = replace(aws_world.settings, model_profile="qwen2.5-7b-instruct")
+    with TestClient(create_aws_app(settings), base_url="http://localhost") as client:
+        first = client.post("/chat", json={"inputs": QUESTION})
+        session = first.json()["session_id"]
+        streamed = client.post(
+            "/chat", json={"inputs": "And on GPUs?", "stream": True, "parameters": {"session_id": session}}
+        )
+
+    assert first.status_code == 200 and first.json()["outputs"] == REPLY
+    events = sse_events(streamed.text)
+    assert "".join(data["text"] for name, data in events if name == "token") == REPLY
+    assert events[-1][0] == "done" and events[-1][1]["outputs"] == REPLY
+    buffered, stream = (call.json() for call in aws_world.sagemaker.calls(CHAT))
+    assert [m["role"] for m in buffered["messages"]] == ["system", "user"] and "stream" not in buffered
+    assert [m["role"] for m in stream["messages"]] == ["system", "user", "assistant", "user"]
+    assert stream["messages"][1:3] == [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": REPLY}]
+    assert stream["stream"] is True and set(stream) == {"messages", "max_tokens", "temperature", "stop", "stream"}

@@ -58,3 +58,15 @@ def test_a_kind_without_an_adapter_names_the_choices():
     chosen = dataclasses.replace(SETTINGS, vector_index="chroma")
     with pytest.raises(ConfigurationError, match="vector_index 'chroma' has no adapter; choose one of pinecone"):
         factory.build(factory.VECTOR_INDEXES, "vector_index", chosen, NoClients())
+
+
+def test_the_vector_index_is_built_as_the_engines_retriever():
+    from ragchat.engine import EmbeddingRetriever
+    from ragchat.wikipedia import WikipediaRetrieval
+
+    pinecone = factory.build(factory.VECTOR_INDEXES, "vector_index", SETTINGS, NoClients())
+    assert isinstance(pinecone, EmbeddingRetriever) and pinecone.embedder.endpoint == EMBEDDING
+
+    chosen = dataclasses.replace(SETTINGS, vector_index="wikipedia", wikipedia_endpoint="wiki")
+    wikipedia = factory.build(factory.VECTOR_INDEXES, "vector_index", chosen, NoClients())
+    assert isinstance(wikipedia, WikipediaRetrieval) and wikipedia.endpoint == "wiki"

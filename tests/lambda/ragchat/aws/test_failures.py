@@ -90,7 +90,9 @@ def test_timeout_is_504(aws_world, monkeypatch):
 
     monkeypatch.setattr(factory, "GENERATION", Config(read_timeout=0.3, retries={"total_max_attempts": 1}))
     aws_world.sagemaker.delays[CHAT] = 1.0
-    with TestClient(create_aws_app(aws_world.settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_aws_app(aws_world.settings), raise_server_exceptions=False, base_url="http://localhost"
+    ) as client:
         response = client.post("/chat", json={"inputs": QUESTION})
     assert response.status_code == 504
     assert response.json()["error"] == {
@@ -137,6 +139,18 @@ def test_wrong_pinecone_key_still_answers_and_rereads_the_secret(aws_client, aws
     assert "retrieval unavailable" in response.json()["warnings"][0]
 
 
+def test_an_empty_secret_is_explained_to_the_operator_not_the_caller(aws_client, aws_world, caplog):
+    arn = aws_world.settings.pinecone_secret_arn
+    aws_world.secrets.put_secret_value(SecretId=arn, SecretString="   ")
+    response = aws_client.post("/chat", json={"inputs": QUESTION})
+
+    assert response.status_code == 200 and response.json()["outputs"] == REPLY
+    assert response.json()["warnings"] == ["retrieval unavailable, answered without retrieved context"]
+    assert arn not in response.text and "secretsmanager" not in response.text
+    operator_log = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(arn in line and "put-secret-value" in line for line in operator_log)
+
+
 def test_dynamodb_failure_is_503_and_nothing_half_written(aws_client, aws_world):
     first = aws_client.post("/chat", json={"inputs": QUESTION}).json()
     session = first["session_id"]
@@ -174,7 +188,7 @@ def test_twenty_concurrent_turns_on_one_session_all_land(aws_world):
     with ThreadPoolExecutor(20) as pool:
         list(pool.map(turn, range(20)))
 
-    items = aws_world.items("shared")
+    items = aws_world.items("shared", owner="")
     assert len(items) == 40
     contents = {i["content"]["S"] for i in items}
     assert contents == {f"question {n}" for n in range(20)} | {f"answer {n}" for n in range(20)}

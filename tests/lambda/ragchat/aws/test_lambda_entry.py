@@ -180,6 +180,40 @@ def test_base64_body_and_bad_input_through_the_adapter(function):
     assert missing["statusCode"] == 404 and json.loads(missing["body"])["error"]["code"] == "not_found"
 
 
+def test_the_function_refuses_form_posts_and_other_hosts(function, aws_world):
+    adapter, _ = function
+    body = {"inputs": QUESTION, "parameters": {"session_id": "victim"}}
+    form = adapter.invoke(
+        function_url_event("POST", "/chat", body, headers={"content-type": "application/x-www-form-urlencoded"}),
+        CONTEXT,
+    )
+    other_host = adapter.invoke(function_url_event("POST", "/chat", body, headers={"host": "evil.example"}), CONTEXT)
+
+    assert form["statusCode"] == 415 and json.loads(form["body"])["error"]["field"] == "content-type"
+    assert other_host["statusCode"] == 403 and json.loads(other_host["body"])["error"]["field"] == "host"
+    assert aws_world.items("victim") == []
+
+
+def test_sessions_belong_to_the_iam_caller_the_adapter_passes_on(function, aws_world):
+    adapter, _ = function
+    alice, mallory = "arn:aws:iam::111122223333:user/alice", "arn:aws:iam::111122223333:user/mallory"
+    first = adapter.invoke(function_url_event("POST", "/chat", {"inputs": QUESTION}, caller_arn=alice), CONTEXT)
+    session = json.loads(first["body"])["session_id"]
+    # Mallory also sends a request-context header of her own: the adapter replaces it
+    forged = json.dumps({"authorizer": {"iam": {"userArn": alice}}})
+    event = function_url_event(
+        "POST",
+        "/chat",
+        {"inputs": "And then?", "parameters": {"session_id": session}},
+        caller_arn=mallory,
+        headers={"x-amzn-request-context": forged},
+    )
+    assert adapter.invoke(event, CONTEXT)["statusCode"] == 200
+
+    assert len(aws_world.items(session, owner=alice)) == 2
+    assert [i["content"]["S"] for i in aws_world.items(session, owner=mallory)][0] == "And then?"
+
+
 def test_misconfigured_function_stops_at_startup_naming_the_variable(aws_world, tmp_path):
     env = aws_world.lambda_env()
     del env["RAGCHAT_TABLE"]

@@ -4,6 +4,7 @@ signer for the same canonical request (the stand-in Function URL refuses anythin
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -71,13 +72,73 @@ def test_the_cli_signs_with_the_standard_credential_chain(function_url, monkeypa
     assert function_url.verified == [True]
 
 
-def test_the_proxy_signs_for_the_browser_and_streams_back(function_url):
-    proxy = create_proxy_app(function_url.url, SigV4Signer(TEST_CREDENTIALS, "us-east-1"))
-    with TestClient(proxy) as browser:
-        page = browser.get("/")
-        streamed = browser.post("/chat", json={"inputs": QUESTION, "stream": True})
+PROXY_PORT = 8081  # the Host the browser sends; TestClient needs no listening socket
+
+
+@pytest.fixture
+def browser(function_url) -> Iterator[TestClient]:
+    """A browser on the proxy's own page, http://127.0.0.1:8081/."""
+    proxy = create_proxy_app(function_url.url, SigV4Signer(TEST_CREDENTIALS, "us-east-1"), port=PROXY_PORT)
+    with TestClient(proxy, base_url=f"http://127.0.0.1:{PROXY_PORT}") as client:
+        yield client
+
+
+def test_the_proxy_signs_for_the_browser_and_streams_back(function_url, browser):
+    page = browser.get("/")
+    streamed = browser.post(
+        "/chat", json={"inputs": QUESTION, "stream": True}, headers={"Origin": f"http://127.0.0.1:{PROXY_PORT}"}
+    )
 
     assert page.status_code == 200 and "<title>RAG chat</title>" in page.text
     assert streamed.status_code == 200 and streamed.headers["content-type"].startswith("text/event-stream")
     assert streamed.text.count("event: token") >= 3 and "event: done" in streamed.text
     assert function_url.verified == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "field"),
+    [
+        ({"Host": "evil.example"}, 403, "host"),  # a foreign Host
+        ({"Host": f"rebound.attacker.example:{PROXY_PORT}"}, 403, "host"),  # DNS rebinding: right port, their name
+        ({"Host": "127.0.0.1:9999"}, 403, "host"),  # not the proxy's port
+        ({"Origin": "https://evil.example"}, 403, "origin"),  # a foreign page's fetch
+        ({"Origin": "null"}, 403, "origin"),  # a sandboxed frame or a file:// page
+        # the cross-site form post: a "simple" request, no preflight
+        ({"Origin": "https://evil.example", "Content-Type": "application/x-www-form-urlencoded"}, 403, "origin"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415, "content-type"),
+        ({"Content-Type": "text/plain"}, 415, "content-type"),  # what a no-cors fetch can send
+    ],
+)
+def test_the_proxy_signs_nothing_for_other_sites(function_url, browser, headers, status, field):
+    body = json.dumps({"inputs": QUESTION, "parameters": {"session_id": "victim"}})
+    response = browser.post("/chat", content=body, headers={"Content-Type": "application/json", **headers})
+
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["field"] == field
+    assert function_url.requests == []  # nothing was signed and sent upstream
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", "/retrieve", 404),
+        ("POST", "/v1/chat/completions", 404),
+        ("GET", "/health", 404),
+        ("GET", "/chat", 405),
+        ("DELETE", "/chat", 405),
+        ("POST", "/", 405),
+    ],
+)
+def test_the_proxy_forwards_only_the_page_and_chat(function_url, browser, method, path, status):
+    response = browser.request(method, path, json={"query": QUESTION})
+    assert response.status_code == status and response.json()["error"]["field"] == "path"
+    assert function_url.requests == []
+
+
+def test_the_proxy_drops_the_query_and_limits_the_body(function_url, browser):
+    ok = browser.post("/chat?Action=Anything&X-Amz-Target=x", json={"inputs": QUESTION})
+    too_big = browser.post("/chat", json={"inputs": "x" * (300 * 1024)})
+
+    assert ok.status_code == 200 and [r.path for r in function_url.requests] == ["/chat"]
+    assert too_big.status_code == 413 and too_big.json()["error"]["field"] == "body"
+    assert len(function_url.requests) == 1

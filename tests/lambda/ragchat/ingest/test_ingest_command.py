@@ -44,12 +44,15 @@ def test_local_ingest_then_retrieve_finds_the_documents(tmp_path, docs_folder, c
 
     index = FaissVectorIndex(tmp_path / "data" / "index", 384)
     engine = make_engine(embedder=embedder, index=index)
-    with TestClient(create_app(lambda: engine)) as client:
+    with TestClient(create_app(lambda: engine), base_url="http://localhost") as client:
         matches = client.post("/retrieve", json={"query": "what is the zebra-quokka protocol?"}).json()["matches"]
         billing = client.post("/retrieve", json={"query": "how are idle endpoints billed?"}).json()["matches"]
     assert matches[0]["metadata"]["file"] == "spot.md" and "zebra-quokka" in matches[0]["text"]
     assert matches[0]["metadata"]["section"] == "Spot training"
     assert billing[0]["metadata"]["file"] == "pricing.html"
+    # every caller sees sources: they name the file inside the folder, not where it lay on disk
+    assert matches[0]["metadata"]["source"] == "spot.md"
+    assert str(tmp_path) not in json.dumps(matches + billing)
 
 
 def test_second_run_upserts_nothing_and_sync_deletes_what_is_gone(tmp_path, docs_folder, capsys):

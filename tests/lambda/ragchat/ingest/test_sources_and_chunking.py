@@ -21,6 +21,21 @@ def test_the_faq_csv_reads_as_154_rows_with_row_and_title():
     assert "used with all instances supported in Amazon SageMaker" in row90.text
 
 
+def test_sources_are_named_relative_to_the_folder_given_never_by_absolute_path(tmp_path):
+    folder = tmp_path / "kb"
+    (folder / "guide").mkdir(parents=True)
+    (folder / "guide" / "intro.md").write_text("# Intro\n\nEndpoints serve models.\n")
+    (folder / "faq.jsonl").write_text(json.dumps({"text": "Spot saves money."}) + "\n")
+    single = tmp_path / "single.txt"
+    single.write_text("Serverless scales to zero.\n")
+
+    texts, problems = read_sources([folder, single])
+
+    assert problems == []
+    assert sorted(t.source for t in texts) == ["faq.jsonl", "guide/intro.md", "single.txt"]
+    assert not any(str(tmp_path) in json.dumps([t.source, t.metadata]) for t in texts)
+
+
 def test_csv_problems_name_file_and_line_and_the_rest_is_read(tmp_path):
     path = tmp_path / "kb.csv"
     path.write_text("question,answer\nWhat is X?,X is a thing.\nonly one column\n,\nWhat is Y?,Y too.\n")

@@ -21,7 +21,7 @@ def local_engine(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(local_engine):
-    with TestClient(create_app(lambda: local_engine)) as test_client:
+    with TestClient(create_app(lambda: local_engine), base_url="http://localhost") as test_client:
         yield test_client
 
 

@@ -54,7 +54,7 @@ def test_build_reports_what_it_wrote_and_skips_bad_lines(wiki_dir, capsys):
 
 def test_chat_answers_from_the_wikipedia_index_with_titles_and_snippet_ids(engine_and_generator):
     engine, generator = engine_and_generator
-    with TestClient(create_app(lambda: engine)) as client:
+    with TestClient(create_app(lambda: engine), base_url="http://localhost") as client:
         body = client.post("/chat", json={"inputs": "Who was the last man to walk on the Moon?"}).json()
 
     top = body["sources"][0]
@@ -67,7 +67,7 @@ def test_chat_answers_from_the_wikipedia_index_with_titles_and_snippet_ids(engin
 
 def test_retrieve_route_shows_the_passages(engine_and_generator):
     engine, _ = engine_and_generator
-    with TestClient(create_app(lambda: engine)) as client:
+    with TestClient(create_app(lambda: engine), base_url="http://localhost") as client:
         body = client.post("/retrieve", json={"query": "How do bakers keep a starter alive?", "top_k": 1}).json()
     (match,) = body["matches"]
     assert match["metadata"]["title"] == "Sourdough" and "feeding it flour" in match["text"]
