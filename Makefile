@@ -8,8 +8,11 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: run test install lint format bench clean browser
 
+# make run PORT=8090 HOST=0.0.0.0
+PORT ?= 8080
+HOST ?= 127.0.0.1
 run: $(STAMP)
-	$(BIN)/ragchat serve
+	$(BIN)/ragchat serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) node_modules/.installed browser
 	$(BIN)/ruff check .

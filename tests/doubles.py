@@ -101,6 +101,56 @@ class RecordingGenerator:
         return len(text.split())
 
 
+class ModelRun:
+    """One call of TickingGenerator.stream: what it was asked, and the moments the test
+    waits on (started generating, first token out, stream closed)."""
+
+    def __init__(self, prompt: RenderedPrompt) -> None:
+        self.prompt = prompt
+        self.started = threading.Event()
+        self.first_token = threading.Event()
+        self.closed = threading.Event()
+
+
+class TickingGenerator:
+    """A model that keeps producing a token every `tick` seconds until the test sets
+    `finish` (then one more token and the end): a stand-in for a long answer. With
+    `prefill` cleared, each run waits for it before its first token, like a long
+    prompt's prefill. Every run is recorded, in the order the model got them."""
+
+    def __init__(self, tick: float = 0.005) -> None:
+        self.tick = tick
+        self.finish = threading.Event()
+        self.prefill = threading.Event()
+        self.prefill.set()
+        self.runs: list[ModelRun] = []
+
+    def stream(self, prompt: RenderedPrompt, params: GenerationParams) -> Iterator[str]:
+        run = ModelRun(prompt)
+        self.runs.append(run)
+        run.started.set()
+        try:
+            self.prefill.wait()
+            while True:
+                yield "tok "
+                run.first_token.set()
+                if self.finish.is_set():
+                    return
+                time.sleep(self.tick)
+        finally:
+            run.closed.set()
+
+    def generate(self, prompt: RenderedPrompt, params: GenerationParams) -> str:
+        return "".join(self.stream(prompt, params))
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def order(self, labels: Sequence[str]) -> list[str]:
+        """Which of `labels` each run's prompt holds, in the order the model took them."""
+        return [next(label for label in labels if label in run.prompt.describe()) for run in self.runs]
+
+
 class ScriptedModerator:
     """Flags any text containing one of `blocked_words`; can be slowed to test overlap."""
 

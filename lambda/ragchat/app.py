@@ -20,10 +20,11 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from . import openai_api
+from .cancellation import CancellableStream, ClientGone, call_until_disconnect, first_event
 from .engine import ChatEngine, ChatRequest, ChatResult, Token
 from .errors import ChatServiceError
 from .guards import LOOPBACK_NAMES, CrossSiteGuard
@@ -99,13 +100,6 @@ def error_response(error: ApiError, retry_after: int | None = None, openai_shape
     return response
 
 
-async def start_stream(events: Iterator[Token | ChatResult]) -> tuple[Token | ChatResult, Iterator[Token | ChatResult]]:
-    """Run the engine up to its first event before the response starts, so that failures
-    in moderation, retrieval or history still become proper HTTP errors."""
-    first = await run_in_threadpool(next, events)
-    return first, events
-
-
 def create_app(
     engine_provider: Callable[[], ChatEngine],
     *,
@@ -122,18 +116,23 @@ def create_app(
     async def chat(request: Request) -> Response:
         body: ChatBody = await parse_body(request, ChatBody)
         p = body.parameters
+        engine = engine_provider()
         chat_request = ChatRequest(
             inputs=body.inputs,
-            params=GenerationParams(temperature=p.temperature, top_k=p.top_k, max_new_tokens=p.max_new_tokens),
+            params=GenerationParams(
+                temperature=p.temperature,
+                top_k=p.top_k,
+                max_new_tokens=p.max_new_tokens or engine.profile.default_max_new_tokens,
+            ),
             session_id=p.session_id,
             no_retrieval=p.no_retrieval,
             owner=caller_identity(request.headers) if caller_identity else "",
         )
-        engine = engine_provider()
         if not wants_stream(request, body.stream):
-            result = await run_in_threadpool(engine.chat, chat_request)
+            result = await call_until_disconnect(request, chat_request.cancel, engine.chat, chat_request)
             return JSONResponse(result.as_dict())
-        first, events = await start_stream(engine.stream(chat_request))
+        events = engine.stream(chat_request)
+        first = await first_event(request, chat_request.cancel, events)
 
         def frames() -> Iterator[str]:
             try:
@@ -145,17 +144,20 @@ def create_app(
             except ChatServiceError as exc:
                 yield sse("error", service_error(exc).payload())
 
-        return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return CancellableStream(
+            frames(), chat_request.cancel, events, media_type="text/event-stream", headers=SSE_HEADERS
+        )
 
     async def openai_chat(request: Request) -> Response:
         body: OpenAIChatBody = await parse_body(request, OpenAIChatBody)
-        chat_request = openai_api.chat_request(body)
         engine = engine_provider()
+        chat_request = openai_api.chat_request(body, engine.profile.default_max_new_tokens)
         meta = openai_api.CompletionMeta(model=engine.profile.name)
         if not body.stream:
-            result = await run_in_threadpool(engine.chat, chat_request)
+            result = await call_until_disconnect(request, chat_request.cancel, engine.chat, chat_request)
             return JSONResponse(openai_api.completion(result, meta))
-        first, events = await start_stream(engine.stream(chat_request))
+        events = engine.stream(chat_request)
+        first = await first_event(request, chat_request.cancel, events)
         include_usage = body.stream_options is not None and body.stream_options.include_usage
 
         def frames() -> Iterator[str]:
@@ -167,7 +169,9 @@ def create_app(
                 return
             yield sse(None, "[DONE]")
 
-        return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return CancellableStream(
+            frames(), chat_request.cancel, events, media_type="text/event-stream", headers=SSE_HEADERS
+        )
 
     async def openai_models(request: Request) -> Response:
         return JSONResponse(openai_api.model_list(engine_provider().profile.name, started))
@@ -201,6 +205,9 @@ def create_app(
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return ApiError(exc.status_code, code, str(exc.detail), "path").response(openai_shape(request))
 
+    async def on_client_gone(request: Request, exc: Exception) -> Response:
+        return Response(status_code=499)  # the client left: nobody reads this
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error")
         return ApiError(500, "internal_error", "internal error; see the service log").response(openai_shape(request))
@@ -224,11 +231,13 @@ def create_app(
             openai_api.OpenAIError: on_openai_error,
             ChatServiceError: on_service_error,
             HTTPException: on_http_error,
+            ClientGone: on_client_gone,
             Exception: on_unexpected,
         },
     )
 
 
-def _chain(first: Token | ChatResult, rest: Iterator[Token | ChatResult]) -> Iterator[Token | ChatResult]:
-    yield first
+def _chain(first: Token | ChatResult | None, rest: Iterator[Token | ChatResult]) -> Iterator[Token | ChatResult]:
+    if first is not None:
+        yield first
     yield from rest

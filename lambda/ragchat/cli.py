@@ -25,11 +25,14 @@ CURL_EXAMPLE = (
 def _engine(args: argparse.Namespace) -> ChatEngine:
     from .local.factory import LocalSettings, build_local_engine
 
-    overrides = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+    overrides: dict = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
     if args.knowledge_base:
         overrides["knowledge_base"] = Path(args.knowledge_base)
     if args.wikipedia:
         overrides["wikipedia_dir"] = Path(args.wikipedia)
+    for option in ("queue_limit", "deadline_seconds"):
+        if getattr(args, option, None) is not None:
+            overrides[option] = getattr(args, option)
     return build_local_engine(LocalSettings(**overrides))
 
 
@@ -38,19 +41,21 @@ def _params(args: argparse.Namespace) -> GenerationParams:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .app import create_app
     from .guards import LOOPBACK_NAMES
-    from .limits import HeaderTimeoutProtocol
+    from .local.server import PortInUse, bind
+    from .local.server import serve as serve_engine
 
+    try:
+        sock = bind(args.host, args.port)  # before the models load: a busy port fails at once
+    except PortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     engine = _engine(args)
     url = f"http://{args.host}:{args.port}"
     banner = f"\nRAG chat service (local mode) on {url}\nChat page: {url}/\nTry:\n  {CURL_EXAMPLE.format(url=url)}\n"
     print(banner, flush=True)
     hosts = [*LOOPBACK_NAMES, *serving_hosts(args.host), *args.allowed_host]
-    app = create_app(lambda: engine, allowed_hosts=hosts)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", http=HeaderTimeoutProtocol)
+    serve_engine(engine, sock, allowed_hosts=hosts)
     return 0
 
 
@@ -175,9 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p_serve = commands.add_parser("serve", help="serve the HTTP API")
-    p_serve.add_argument("--host", default="127.0.0.1")
-    p_serve.add_argument("--port", type=int, default=8080)
+    p_serve = commands.add_parser(
+        "serve",
+        help="serve the HTTP API",
+        description="Serve the chat API, the chat page and the OpenAI-compatible route with the local "
+        "models. The port is taken before the models load. SIGTERM or Ctrl-C cancels running replies and stops.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p_serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p_serve.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
+    p_serve.add_argument("--queue-limit", type=int, default=8, dest="queue_limit", metavar="N",
+                         help="requests that may wait for the model while it answers another; "
+                         "beyond it: 503 with Retry-After")  # fmt: skip
+    p_serve.add_argument("--deadline", type=float, default=120.0, dest="deadline_seconds", metavar="SECONDS",
+                         help="time a request may take, queue wait and generation together; past it: 504")  # fmt: skip
     p_serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                          help="also answer requests addressed to this host name (a LAN or container name; "
                          "repeatable). Loopback names and the --host address are always allowed; other "

@@ -4,6 +4,7 @@ the Lambda. It knows only the interfaces in `interfaces.py`."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from .admission import DeadlineExceeded, GenerationQueue, RequestCancelled
 from .context import join_context, select_context
 from .errors import RetrievalUnavailable
 from .interfaces import (
@@ -51,6 +53,14 @@ class EngineSettings:
     namespace: str = ""
     history_limit: int = 50
     refusal: str = REFUSAL
+    # Replies wait for the model in one FIFO line: at most `queue_limit` waiting (None: no
+    # bound; beyond it 503), each request done within `deadline_seconds` of arriving
+    # (queue wait + generation; None: no deadline; past it 504).
+    queue_limit: int | None = None
+    deadline_seconds: float | None = None
+    # A buffered answer is generated in one call (a remote model answers at once); a local
+    # model streams anyway, so that a cancelled or late request stops at the next token.
+    buffered_generation: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class ChatRequest:
     # Whose conversations these are (on AWS, the IAM caller): a session id names a
     # conversation only within its owner's, so nobody reads or extends another's.
     owner: str = ""
+    # Set when nobody waits for the answer any more (client gone, server stopping).
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 @dataclass
@@ -147,6 +159,7 @@ class ChatEngine:
         self.settings = settings
         self.observer = observer  # sees every finished turn: metrics and logs in the Lambda
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragchat")
+        self.queue = GenerationQueue(settings.queue_limit)
 
     # -- retrieval ---------------------------------------------------------------------
     def retrieve(self, query: str, top_k: int | None = None) -> list[Match]:
@@ -163,6 +176,7 @@ class ChatEngine:
     def stream(self, request: ChatRequest, buffered: bool = False) -> Iterator[Token | ChatResult]:
         """Yields reply pieces as they are generated, then the final ChatResult."""
         started = time.perf_counter()
+        deadline = None if self.settings.deadline_seconds is None else time.monotonic() + self.settings.deadline_seconds
         timings: dict[str, float] = {}
         warnings: list[str] = []
         session_id = request.session_id or str(uuid.uuid4())
@@ -201,19 +215,32 @@ class ChatEngine:
         sources = select_context(matches, self.settings.context_budget_chars)
         prompt = self.build_prompt(request.inputs, join_context(sources), history, request.params, now)
 
-        t = time.perf_counter()
         pieces: list[str] = []
         stop_filter = StopFilter(self.profile.stop + request.params.stop, self.profile.strip_tokens)
         report = GenerationReport()
-        gen_params = replace(request.params, stop=self.profile.stop + request.params.stop, report=report)
-        raw = [self.generator.generate(prompt, gen_params)] if buffered else self.generator.stream(prompt, gen_params)
-        try:
-            for piece in stop_filter.feed_all(raw):
-                pieces.append(piece)
-                yield Token(piece)
-        finally:
-            if hasattr(raw, "close"):
-                raw.close()  # stopped here: the model stops too, and files its report
+        gen_params = replace(
+            request.params,
+            stop=self.profile.stop + request.params.stop,
+            repetition_penalty=self.profile.repetition_penalty,
+            report=report,
+        )
+        t = time.perf_counter()
+        with self.queue.turn(request.cancel, deadline):
+            timings["queue"] = _ms(t)
+            t = time.perf_counter()
+            if buffered and self.settings.buffered_generation:
+                raw: Iterator[str] = iter([self.generator.generate(prompt, gen_params)])
+            else:
+                raw = self.generator.stream(prompt, gen_params)
+            try:
+                for piece in stop_filter.feed_all(raw):
+                    self._still_wanted(request, deadline)
+                    pieces.append(piece)
+                    yield Token(piece)
+            finally:
+                close = getattr(raw, "close", None)
+                if close is not None:
+                    close()  # stopped here: the model stops now (not when collected), and files its report
         reply = "".join(pieces).strip()
         timings["generation"] = _ms(t)
         finish: FinishReason = "stop" if stop_filter.stopped else report.finish_reason or "stop"
@@ -241,6 +268,17 @@ class ChatEngine:
         if completion_tokens is None:
             completion_tokens = self.generator.count_tokens(reply)
         return Usage(prompt_tokens, completion_tokens)
+
+    @staticmethod
+    def _still_wanted(request: ChatRequest, deadline: float | None) -> None:
+        if request.cancel.is_set():
+            raise RequestCancelled("the request was cancelled during generation", step="generation")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise DeadlineExceeded("the reply was not finished before the request's deadline", step="generation")
+
+    def shutdown(self) -> None:
+        """Stop serving now: queued and running requests are cancelled, new ones refused."""
+        self.queue.close()
 
     def close(self) -> None:
         """Waits for lookups that outlived their deadline, so none runs on after shutdown."""

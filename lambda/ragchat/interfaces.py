@@ -67,6 +67,9 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     top_p: float | None = None
     seed: int | None = None
+    # > 1 makes tokens already in the recent output less likely (llama.cpp's repeat
+    # penalty); the engine takes it from the model profile
+    repetition_penalty: float = 1.0
     # Not a setting: where the generator reports on this one call (see GenerationReport).
     report: GenerationReport | None = field(default=None, compare=False, repr=False)
 

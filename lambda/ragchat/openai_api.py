@@ -50,16 +50,17 @@ def refuse_unsupported(body: OpenAIChatBody) -> None:
             raise OpenAIError(400, message, name, "unsupported_parameter")
 
 
-def chat_request(body: OpenAIChatBody) -> ChatRequest:
+def chat_request(body: OpenAIChatBody, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> ChatRequest:
     """The engine's request: the last message is the question, earlier ones the history
-    (system messages are not used: the service writes its own instructions)."""
+    (system messages are not used: the service writes its own instructions). Without
+    max_tokens, the model profile's default applies (`default_max_tokens`)."""
     refuse_unsupported(body)
     *earlier, last = body.messages
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     params = GenerationParams(
         temperature=body.temperature,
         top_k=body.top_k,
-        max_new_tokens=body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS,
+        max_new_tokens=body.max_completion_tokens or body.max_tokens or default_max_tokens,
         stop=stop,
         top_p=body.top_p,
         seed=body.seed,

@@ -19,6 +19,11 @@ INSTRUCTIONS = (
     'say "I don\'t know". Be concise.'
 )
 NO_CONTEXT_INSTRUCTIONS = 'Answer the question concisely. If you do not know the answer, say "I don\'t know".'
+# A 135M model drifts from long instructions and long answers: one short rule, one or two sentences.
+SHORT_GROUNDED_INSTRUCTIONS = (
+    "Answer the question in one or two sentences, using only the facts in the CONTEXT. "
+    'If the CONTEXT does not answer it, say "I don\'t know".'
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,10 @@ class ModelProfile:
     stop: tuple[str, ...] = ()
     strip_tokens: tuple[str, ...] = ()
     keeps_history: bool = True
+    # what a request that names no max_new_tokens gets
+    default_max_new_tokens: int = 512
+    repetition_penalty: float = 1.0
+    instructions: str = INSTRUCTIONS
 
     def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
         raise NotImplementedError
@@ -62,7 +71,7 @@ class ChatMessagesProfile(ModelProfile):
     renders: ClassVar[Literal["text", "messages"]] = "messages"
 
     def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
-        system = f"{INSTRUCTIONS}\n\nCONTEXT:\n{context}" if context else NO_CONTEXT_INSTRUCTIONS
+        system = f"{self.instructions}\n\nCONTEXT:\n{context}" if context else NO_CONTEXT_INSTRUCTIONS
         messages = [{"role": "system", "content": system}]
         messages += [{"role": t.role, "content": t.content} for t in history]
         messages.append({"role": "user", "content": question})
@@ -78,8 +87,16 @@ class InstructionProfile(ModelProfile):
         return RenderedPrompt(text=f"{INSTRUCTIONS}\n\nCONTEXT:\n{context}\n\nQUESTION:\n{question}\n\nANSWER:\n")
 
 
-# The local mode's model (SmolLM2-135M-Instruct); the deployable models are in catalog.py.
-SMOLLM2_LOCAL = ChatMessagesProfile(name="smollm2-local", context_window=2048, stop=("<|im_end|>",))
+# The local mode's model (SmolLM2-135M-Instruct unless --model names another GGUF chat model), the
+# deployable models are in catalog.py: short, grounded answers; the defaults come from bench/answer_quality.py.
+SMOLLM2_LOCAL = ChatMessagesProfile(
+    name="smollm2-local",
+    context_window=2048,
+    stop=("<|im_end|>",),
+    default_max_new_tokens=128,
+    repetition_penalty=1.1,
+    instructions=SHORT_GROUNDED_INSTRUCTIONS,
+)
 
 
 def fit_history(history: Sequence[Turn], budget_tokens: int, count_tokens: Callable[[str], int]) -> list[Turn]:

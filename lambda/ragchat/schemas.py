@@ -28,7 +28,8 @@ def _not_blank(value: str) -> str:
 class ChatParameters(_Strict):
     temperature: float = Field(0.6, ge=0, le=2)
     top_k: int = Field(40, ge=0, le=1000)
-    max_new_tokens: int = Field(512, ge=1, le=2048)
+    # None: the model profile's default (short for the small local model)
+    max_new_tokens: int | None = Field(None, ge=1, le=2048)
     session_id: str | None = Field(None, pattern=SESSION_ID_PATTERN)
     no_retrieval: bool = False
 

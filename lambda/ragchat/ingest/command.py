@@ -104,5 +104,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         print(f"partial: {summary.line()}", file=sys.stderr)
         return 2
-    print(summary.line())
+    if args.target == "local" and not args.dry_run:
+        held = f"the local index in {data_dir} now holds {index.count(args.namespace)} documents"
+        if args.namespace:
+            print(f"{held} in namespace {args.namespace!r} (`ragchat serve` searches the default namespace)")
+        else:
+            print(f"{held}; a running `ragchat serve` on this data folder answers from them from its next question")
+    print(summary.line())  # last: scripts read the summary from the last line
     return 0

@@ -36,6 +36,10 @@ class LocalSettings:
     wikipedia_dir: Path | None = (
         Path(os.environ["RAGCHAT_WIKIPEDIA_DIR"]) if os.environ.get("RAGCHAT_WIKIPEDIA_DIR") else None
     )
+    # one reply at a time; this many may wait for the model (beyond: 503 + Retry-After)
+    queue_limit: int = 8
+    # queue wait + generation, per request (past it: 504)
+    deadline_seconds: float = 120.0
 
 
 def ensure_knowledge_base(
@@ -122,6 +126,10 @@ def build_local_engine(
         store=SqliteConversationStore(settings.data_dir / "conversations.sqlite3"),
         profile=get_profile(settings.profile),
         settings=EngineSettings(
-            context_budget_chars=settings.context_budget_chars, retrieval_top_k=settings.retrieval_top_k
+            context_budget_chars=settings.context_budget_chars,
+            retrieval_top_k=settings.retrieval_top_k,
+            queue_limit=settings.queue_limit,
+            deadline_seconds=settings.deadline_seconds,
+            buffered_generation=False,  # local: stream, so cancellation and deadlines act per token
         ),
     )

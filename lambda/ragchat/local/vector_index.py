@@ -2,7 +2,9 @@
 
 String ids, upsert replaces, exact inner-product search over unit vectors (= cosine),
 metadata returned with matches, independent namespaces. Every change is written to disk
-atomically, so a crash never leaves a half-written index."""
+atomically, so a crash never leaves a half-written index. A change another process writes
+(`ragchat ingest` while `ragchat serve` runs) is picked up at the next query: the manifest,
+written last, is checked on each query (one stat call)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class FaissVectorIndex:
         self.dimension = dimension
         self._lock = threading.RLock()
         self._spaces: dict[str, _Namespace] = {}
+        self._loaded_stamp: tuple[int, int, int] | None = None
         self.folder.mkdir(parents=True, exist_ok=True)
         self._load()
 
@@ -44,8 +47,22 @@ class FaissVectorIndex:
     def _manifest_path(self) -> Path:
         return self.folder / "manifest.json"
 
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self._manifest_path().stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size  # each save is a new file (os.replace)
+
+    def _reload_if_changed(self) -> None:
+        """Another process wrote the index since we loaded or saved it: load it again."""
+        if self._stamp() != self._loaded_stamp:
+            self._spaces = {}
+            self._load()
+
     def _load(self) -> None:
         path = self._manifest_path()
+        self._loaded_stamp = self._stamp()
         if not path.exists():
             return
         manifest = json.loads(path.read_text())
@@ -81,6 +98,7 @@ class FaissVectorIndex:
         self._write(stem.with_suffix(".json"), json.dumps(records).encode())
         manifest = {"dimension": self.dimension, "namespaces": sorted(self._spaces)}
         self._write(self._manifest_path(), json.dumps(manifest).encode())
+        self._loaded_stamp = self._stamp()
 
     # -- VectorIndex -------------------------------------------------------------------
     def upsert(self, documents: Sequence[Document], vectors: Sequence[Sequence[float]], namespace: str = "") -> int:
@@ -92,6 +110,7 @@ class FaissVectorIndex:
         if matrix.shape[1] != self.dimension:
             raise ValueError(f"vector dimension {matrix.shape[1]} does not match the index dimension {self.dimension}")
         with self._lock:
+            self._reload_if_changed()
             space = self._spaces.setdefault(namespace, _Namespace(self.dimension))
             latest = {doc.id: row for row, doc in enumerate(documents)}  # the last copy of an id wins
             replaced = [space.ids[i] for i in latest if i in space.ids]
@@ -111,6 +130,7 @@ class FaissVectorIndex:
 
     def query(self, vector: Sequence[float], top_k: int, namespace: str = "") -> list[Match]:
         with self._lock:
+            self._reload_if_changed()
             space = self._spaces.get(namespace)
             if space is None or space.index.ntotal == 0 or top_k <= 0:
                 return []
@@ -124,6 +144,7 @@ class FaissVectorIndex:
 
     def delete(self, ids: Sequence[str], namespace: str = "") -> int:
         with self._lock:
+            self._reload_if_changed()
             space = self._spaces.get(namespace)
             if space is None:
                 return 0
@@ -137,10 +158,12 @@ class FaissVectorIndex:
 
     def count(self, namespace: str = "") -> int:
         with self._lock:
+            self._reload_if_changed()
             space = self._spaces.get(namespace)
             return space.index.ntotal if space else 0
 
     def list_ids(self, namespace: str = "") -> list[str]:
         with self._lock:
+            self._reload_if_changed()
             space = self._spaces.get(namespace)
             return sorted(space.ids) if space else []

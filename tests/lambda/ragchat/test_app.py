@@ -272,3 +272,28 @@ def test_streaming_bad_input_is_still_json_4xx(client):
 def test_openai_bad_input(client, body, field):
     r = post(client, "/v1/chat/completions", body)
     assert r.status_code == 422 and r.json()["error"]["field"] == field
+
+
+def test_a_request_without_max_new_tokens_gets_the_profiles_short_default():
+    """The local profile answers short by default (the page and the REPL send no limit),
+    with its repetition penalty; an explicit limit still wins."""
+    from starlette.testclient import TestClient
+
+    from conftest import make_engine
+    from ragchat.app import create_app
+    from ragchat.catalog import get_profile
+
+    profile = get_profile("smollm2-local")
+    engine = make_engine("smollm2-local")
+    with TestClient(create_app(lambda: engine), base_url="http://localhost") as local:
+        assert local.post("/chat", json={"inputs": "Which instances?"}).status_code == 200
+        assert local.post("/chat", json={"inputs": "Which?", "stream": True}).status_code == 200
+        openai = {"messages": [{"role": "user", "content": "Which instances?"}]}
+        assert local.post("/v1/chat/completions", json=openai).status_code == 200
+        assert local.post("/chat", json={"inputs": "x", "parameters": {"max_new_tokens": 7}}).status_code == 200
+    limits = [p.max_new_tokens for p in engine.generator.params]
+    assert limits == [profile.default_max_new_tokens] * 3 + [7]
+    assert profile.default_max_new_tokens < 512 and profile.repetition_penalty > 1
+    assert {p.repetition_penalty for p in engine.generator.params} == {profile.repetition_penalty}
+    system = engine.generator.prompts[0].messages[0]["content"]
+    assert system.startswith(profile.instructions) and "only" in profile.instructions

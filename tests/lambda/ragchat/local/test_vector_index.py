@@ -66,3 +66,17 @@ def test_duplicate_ids_in_one_batch_keep_the_last(tmp_path):
     index.upsert([Document("a", "first"), Document("a", "second")], [unit(1, 0, 0), unit(0, 1, 0)])
     assert index.count() == 1 and index.query(unit(0, 1, 0), 1)[0].text == "second"
     assert json.loads((tmp_path / "manifest.json").read_text())["namespaces"] == [""]
+
+
+def test_a_change_written_by_another_process_is_served_at_the_next_query(tmp_path):
+    """`ragchat ingest` writes the index while `ragchat serve` holds it open."""
+    serving = FaissVectorIndex(tmp_path, 3)
+    serving.upsert(docs("faq"), [unit(1, 0, 0)])
+    ingesting = FaissVectorIndex(tmp_path, 3)  # the other process
+    ingesting.upsert(docs("new"), [unit(0, 1, 0)])
+    assert [m.id for m in serving.query(unit(0, 1, 0), top_k=1)] == ["new"]
+    assert serving.count() == 2
+    ingesting.delete(["faq"])
+    assert serving.list_ids() == ["new"]
+    serving.upsert(docs("own"), [unit(0, 0, 1)])  # its own write keeps the other's documents
+    assert sorted(FaissVectorIndex(tmp_path, 3).list_ids()) == ["new", "own"]

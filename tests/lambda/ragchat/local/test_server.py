@@ -1,0 +1,88 @@
+"""`ragchat serve` as a process: SIGTERM mid-stream ends the stream and the process, a
+busy port is reported before any model loads, and `serve --help` documents each option."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT_ROOT, free_port
+from ragchat.cli import main
+
+ENDLESS_SERVER = Path(__file__).with_name("endless_server.py")
+WAIT = 20.0  # a hang fails the test after this; it is not what is measured
+
+
+def connect(port: int, proc: subprocess.Popen) -> socket.socket:
+    """The server's socket is bound before the app starts: connect as soon as it listens."""
+    for _ in range(2000):
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stdout.read()}")
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        except ConnectionRefusedError:
+            time.sleep(0.01)
+    raise AssertionError("server never listened")
+
+
+def test_sigterm_mid_stream_ends_the_stream_and_the_process():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ENDLESS_SERVER), str(port)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        sock = connect(port, proc)
+        body = json.dumps({"inputs": "talk forever", "stream": True}).encode()
+        sock.sendall(
+            f"POST /chat HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n".encode()
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        data = b""
+        while b"event: token" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"the stream ended before its first token: {data!r}"
+            data += chunk
+        proc.send_signal(signal.SIGTERM)
+        while chunk := sock.recv(65536):  # the server ends the stream, then the connection
+            data += chunk
+        assert proc.wait(timeout=WAIT) in (0, -signal.SIGTERM)
+        assert b"event: error" in data and b"cancelled" in data
+        assert "closed" in proc.stdout.read(), "the model's stream was not closed"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_busy_port_is_reported_before_the_models_load(capsys, monkeypatch):
+    def no_models(args):
+        raise AssertionError("models loaded although the port is busy")
+
+    monkeypatch.setattr("ragchat.cli._engine", no_models)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port}" in err and "--port" in err
+
+
+def test_serve_help_describes_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--host", "--port", "--queue-limit", "--deadline"):
+        line = next(line for line in text.splitlines() if line.strip().startswith(option))
+        assert line.strip() != option, f"{option} has no description"
