@@ -123,6 +123,7 @@ class SmolLM2Generator:
             temperature=params.temperature if sampling else None,
             top_k=params.top_k if sampling else None,
             top_p=params.top_p if sampling else None,
+            repetition_penalty=params.repetition_penalty,  # the local profile's (1.1): no loops to the limit
             stopping_criteria=StoppingCriteriaList([_Cancelled()]),
             pad_token_id=self.tokenizer.eos_token_id,
         )
