@@ -47,9 +47,9 @@ TTL_ATTRIBUTE = "expires_at"
 # its AWS adapters and the chat page; not the CLI, the local models, ingestion or the clients.
 # A module the function imports but this list misses fails tests/stacks/test_cdk_cli.py.
 LAMBDA_FILES = (
-    "__init__.py", "admission.py", "app.py", "catalog.py", "context.py", "engine.py", "errors.py", "guards.py",
-    "http_errors.py", "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py", "prompts.py",
-    "schemas.py", "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
+    "__init__.py", "admission.py", "app.py", "cancellation.py", "catalog.py", "context.py", "engine.py", "errors.py",
+    "guards.py", "http_errors.py", "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py",
+    "prompts.py", "schemas.py", "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
 )  # fmt: skip
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
