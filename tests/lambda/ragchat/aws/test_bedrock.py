@@ -32,7 +32,9 @@ def client(bedrock):
 
     from ragchat.aws.server import create_aws_app
 
-    with TestClient(create_aws_app(bedrock.settings), raise_server_exceptions=False) as test_client:
+    with TestClient(
+        create_aws_app(bedrock.settings), raise_server_exceptions=False, base_url="http://localhost"
+    ) as test_client:
         yield test_client
 
 
