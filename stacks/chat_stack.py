@@ -1,6 +1,7 @@
 """The RAG chatbot stack: SageMaker endpoints, the conversation table, the Pinecone key
 secret (when Pinecone is the vector index), and the chat Lambda behind a streaming
-Function URL. The chat endpoint is whatever the model's catalog entry says to serve.
+Function URL. The chat endpoint is whatever the model's catalog entry says to serve; a
+Bedrock model has none (the function calls Bedrock, granted exactly that model).
 
 Everything that bills by the hour (the endpoints) or holds data (table, secret) is removed
 by `cdk destroy` unless `ragchat:retain_data` is true."""
@@ -28,6 +29,7 @@ from constructs import Construct
 
 from ragchat.aws.settings import AwsSettings
 
+from .bedrock import invoke_resources, require_source_region
 from .built_image import BuiltImage
 from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
 from .config import DeploymentConfig
@@ -45,9 +47,9 @@ TTL_ATTRIBUTE = "expires_at"
 # its AWS adapters and the chat page; not the CLI, the local models, ingestion or the clients.
 # A module the function imports but this list misses fails tests/stacks/test_cdk_cli.py.
 LAMBDA_FILES = (
-    "__init__.py", "app.py", "catalog.py", "context.py", "engine.py", "errors.py", "guards.py", "http_errors.py",
-    "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py", "prompts.py", "schemas.py",
-    "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
+    "__init__.py", "admission.py", "app.py", "cancellation.py", "catalog.py", "context.py", "engine.py", "errors.py",
+    "guards.py", "http_errors.py", "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py",
+    "prompts.py", "schemas.py", "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
 )  # fmt: skip
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
@@ -64,7 +66,8 @@ class RagChatStack(Stack):
         self.config = config
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
 
-        self.endpoints: dict[str, SageMakerEndpoint] = {"chat": self._chat_endpoint()}
+        self.bedrock = config.model.backend == "bedrock"
+        self.endpoints: dict[str, SageMakerEndpoint] = {} if self.bedrock else {"chat": self._chat_endpoint()}
         if config.moderation == "endpoint":
             self.endpoints["moderation"] = SageMakerEndpoint(
                 self,
@@ -245,7 +248,8 @@ class RagChatStack(Stack):
         )
         settings = AwsSettings(  # the settings contract the Lambda reads back with AwsSettings.from_env
             model_profile=config.chat_model,
-            chat_endpoint=self.endpoints["chat"].endpoint_name,
+            chat_endpoint=self.endpoints["chat"].endpoint_name if "chat" in self.endpoints else "",
+            bedrock_model_id=config.resolved_bedrock_model_id if self.bedrock else "",
             table=self.table.table_name,
             conversation_ttl_days=config.conversation_ttl_days,
             vector_index=config.knowledge_base,
@@ -300,6 +304,8 @@ class RagChatStack(Stack):
                 resources=[e.endpoint_arn for e in self.endpoints.values()],
             )
         )
+        if self.bedrock:
+            function.add_to_role_policy(self._bedrock_invoke())
         if config.moderation == "comprehend":
             function.add_to_role_policy(iam.PolicyStatement(actions=["comprehend:DetectToxicContent"], resources=["*"]))
         self.table.grant_read_write_data(function)
@@ -307,9 +313,24 @@ class RagChatStack(Stack):
             self.secret.grant_read(function)
         return function
 
+    def _bedrock_invoke(self) -> iam.PolicyStatement:
+        """Converse needs InvokeModel, ConverseStream InvokeModelWithResponseStream: on the
+        model, or on the inference profile and the model in each region it routes to."""
+        model_id = self.config.resolved_bedrock_model_id
+        regions = self.config.resolved_bedrock_destination_regions
+        require_source_region(self, model_id, regions)
+        return iam.PolicyStatement(
+            actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+            resources=invoke_resources(
+                model_id, regions, partition=self.partition, region=self.region, account=self.account
+            ),
+        )
+
     def _outputs(self) -> None:
         CfnOutput(self, "ChatUrl", value=self.function_url.url, description="The chat Function URL")
         CfnOutput(self, "ConversationTable", value=self.table.table_name)
+        if self.bedrock:
+            CfnOutput(self, "BedrockModelId", value=self.config.resolved_bedrock_model_id)
         for name, endpoint in self.endpoints.items():
             CfnOutput(self, f"{name.capitalize()}EndpointName", value=endpoint.endpoint_name)
         if self.secret is not None:

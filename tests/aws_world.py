@@ -10,6 +10,7 @@ from ragchat.aws.identity import ANONYMOUS
 from ragchat.aws.settings import DEFAULT_PINECONE_INDEX, AwsSettings
 from ragchat.engine import conversation_key
 from ragchat.retrieval import Bm25Encoder
+from standins.bedrock_runtime import BedrockRuntimeStandIn
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
 from standins.sagemaker_runtime import (
@@ -22,6 +23,7 @@ from standins.sagemaker_runtime import (
 PINECONE_KEY = "pcsk_test_4f1c2a9e7b"  # the stand-in's key; tests assert it never leaks
 INDEX = DEFAULT_PINECONE_INDEX
 CHAT, EMBEDDING, MODERATION = "chat-endpoint", "embedding-endpoint", "moderation-endpoint"
+BEDROCK_MODEL = "us.amazon.nova-2-lite-v1:0"  # a cross-region inference profile id
 REPLY = "Managed Spot Training works with all instances supported in Amazon SageMaker."
 BLOCKED_WORDS = ("poison", "kill")
 
@@ -90,6 +92,7 @@ class AwsWorld:
     comprehend: ComprehendStandIn
     dynamodb: Any
     secrets: Any
+    bedrock: BedrockRuntimeStandIn | None = None
 
     def items(self, session_id: str, owner: str = ANONYMOUS) -> list[dict[str, Any]]:
         """The stored items of `owner`'s session (callers without an IAM identity are

@@ -20,6 +20,7 @@ from ..engine import ChatEngine
 from ..interfaces import Embedder, Generator, Moderator, Retriever
 from ..retrieval import HybridRetriever
 from ..wikipedia import WikipediaRetrieval
+from .bedrock import BedrockGenerator
 from .dynamodb_store import DynamoDbConversationStore
 from .embedder import SageMakerEmbedder
 from .generators import SageMakerGenerator
@@ -46,6 +47,7 @@ class AwsClients:
     dynamodb: Any
     secrets: Any | None
     comprehend: Any | None
+    bedrock: Any | None = None
 
     @classmethod
     def create(cls, settings: AwsSettings, session: boto3.Session | None = None) -> AwsClients:
@@ -56,6 +58,7 @@ class AwsClients:
             dynamodb=session.client("dynamodb", config=FAST),
             secrets=session.client("secretsmanager", config=FAST) if settings.vector_index == "pinecone" else None,
             comprehend=session.client("comprehend", config=FAST) if settings.moderation == "comprehend" else None,
+            bedrock=session.client("bedrock-runtime", config=GENERATION) if settings.generator == "bedrock" else None,
         )
 
 
@@ -82,6 +85,10 @@ def pinecone_vector_index(name: str, api_key: Callable[..., str], host: str = ""
 def sagemaker_generator(settings: AwsSettings, clients: AwsClients) -> Generator:
     contract = chat_model(settings.model_profile).contract
     return SageMakerGenerator(SageMakerRuntime(clients.sagemaker_generation), settings.chat_endpoint, contract)
+
+
+def bedrock_generator(settings: AwsSettings, clients: AwsClients) -> Generator:
+    return BedrockGenerator(clients.bedrock, settings.bedrock_model_id)
 
 
 def pinecone_index(settings: AwsSettings, clients: AwsClients) -> Retriever:
@@ -114,7 +121,7 @@ def no_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
     return NoModerator()
 
 
-GENERATORS: dict[str, Builder[Generator]] = {"sagemaker": sagemaker_generator}
+GENERATORS: dict[str, Builder[Generator]] = {"sagemaker": sagemaker_generator, "bedrock": bedrock_generator}
 # A vector index is built as the engine's Retriever: an embedder plus the index, or a
 # service that embeds the question itself.
 VECTOR_INDEXES: dict[str, Builder[Retriever]] = {"pinecone": pinecone_index, "wikipedia": wikipedia_index}

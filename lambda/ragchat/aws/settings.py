@@ -37,6 +37,7 @@ class AwsSettings:
     model_profile: str = _var("RAGCHAT_MODEL_PROFILE")
     table: str = _var("RAGCHAT_TABLE")
     chat_endpoint: str = _var("RAGCHAT_CHAT_ENDPOINT", "")
+    bedrock_model_id: str = _var("RAGCHAT_BEDROCK_MODEL_ID", "")  # a model or inference profile id
     vector_index: str = _var("RAGCHAT_VECTOR_INDEX", "pinecone")
     embedding_endpoint: str = _var("RAGCHAT_EMBEDDING_ENDPOINT", "")  # pinecone: the question's vector
     wikipedia_endpoint: str = _var("RAGCHAT_WIKIPEDIA_ENDPOINT", "")  # wikipedia: embeds the question itself
@@ -111,6 +112,7 @@ class AwsSettings:
         moderation need."""
         needs = {
             ("generator", "sagemaker"): ("chat_endpoint",),
+            ("generator", "bedrock"): ("bedrock_model_id",),
             ("vector_index", "pinecone"): ("embedding_endpoint", "pinecone_index", "pinecone_secret_arn"),
             ("vector_index", "wikipedia"): ("wikipedia_endpoint",),
             ("moderation", "endpoint"): ("moderation_endpoint",),
