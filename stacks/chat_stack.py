@@ -49,7 +49,7 @@ TTL_ATTRIBUTE = "expires_at"
 LAMBDA_FILES = (
     "__init__.py", "admission.py", "app.py", "cancellation.py", "catalog.py", "context.py", "engine.py", "errors.py",
     "guards.py", "http_errors.py", "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py",
-    "prompts.py", "schemas.py", "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
+    "prompts.py", "retrieval.py", "schemas.py", "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
 )  # fmt: skip
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
