@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import re
 
+from aws_cdk import CfnRule, CfnRuleAssertion, Fn, Stack, Token
+from constructs import Construct
+
+from .config import ConfigError
+
 # Geography prefixes of Bedrock's system-defined (cross-region) inference profiles.
 PROFILE_ID = re.compile(r"^(?P<geo>us|us-gov|eu|apac|jp|au|ca|global)\.(?P<model>[a-z0-9-]+\.[a-z0-9.:-]+)$")
 MODEL_ID = re.compile(r"^[a-z0-9-]{1,63}\.[a-z0-9.:-]{1,128}$")
@@ -35,11 +40,38 @@ def invoke_resources(
     match = PROFILE_ID.match(model_id)
     if not match:
         return [f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}"]
+    model = match["model"]
+    profile = f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"
+    if match["geo"] == "global":
+        return [
+            profile,
+            f"arn:{partition}:bedrock:{region}::foundation-model/{model}",
+            f"arn:{partition}:bedrock:::foundation-model/{model}",
+        ]
     if not destination_regions:
         raise ValueError(f"inference profile {model_id} needs its destination regions")
-    model = match["model"]
-    resources = [f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"]
-    resources += [f"arn:{partition}:bedrock:{r}::foundation-model/{model}" for r in destination_regions]
-    if match["geo"] == "global":
-        resources.append(f"arn:{partition}:bedrock:::foundation-model/{model}")
-    return resources
+    return [profile] + [f"arn:{partition}:bedrock:{r}::foundation-model/{model}" for r in destination_regions]
+
+
+def require_source_region(scope: Construct, model_id: str, destination_regions: tuple[str, ...]) -> None:
+    """A geographic profile (`us.`, `eu.`, ...) is invoked from a region of its geography:
+    the template refuses other regions with a rule, checked before anything is created."""
+    match = PROFILE_ID.match(model_id)
+    if not match or match["geo"] == "global":
+        return
+    stack = Stack.of(scope)
+    regions = ", ".join(destination_regions)
+    advice = "choose the profile of this region's geography with ragchat:bedrock_model_id"
+    if not Token.is_unresolved(stack.region) and stack.region not in destination_regions:
+        raise ConfigError(f"ragchat:bedrock_model_id: {model_id} is served from {regions}; {advice}")
+    CfnRule(
+        scope,
+        "BedrockProfileRegion",
+        assertions=[
+            CfnRuleAssertion(
+                assert_=Fn.condition_or(*(Fn.condition_equals(stack.region, r) for r in destination_regions)),
+                assert_description=f"The Bedrock inference profile {model_id} is served from {regions}: "
+                f"deploy there, or {advice}",
+            )
+        ],
+    )

@@ -1,6 +1,7 @@
 """The RAG chatbot stack: SageMaker endpoints, the conversation table, the Pinecone key
 secret (when Pinecone is the vector index), and the chat Lambda behind a streaming
-Function URL. The chat endpoint is whatever the model's catalog entry says to serve.
+Function URL. The chat endpoint is whatever the model's catalog entry says to serve; a
+Bedrock model has none (the function calls Bedrock, granted exactly that model).
 
 Everything that bills by the hour (the endpoints) or holds data (table, secret) is removed
 by `cdk destroy` unless `ragchat:retain_data` is true."""
@@ -28,6 +29,7 @@ from constructs import Construct
 
 from ragchat.aws.settings import PARKED_ENV, AwsSettings
 
+from .bedrock import invoke_resources, require_source_region
 from .built_image import BuiltImage
 from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
 from .config import DeploymentConfig
@@ -56,9 +58,9 @@ CPU_ENDPOINTS = ("embedding", "wikipedia")
 # its AWS adapters and the chat page; not the CLI, the local models, ingestion or the clients.
 # A module the function imports but this list misses fails tests/stacks/test_cdk_cli.py.
 LAMBDA_FILES = (
-    "__init__.py", "app.py", "catalog.py", "context.py", "engine.py", "errors.py", "guards.py", "http_errors.py",
-    "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py", "prompts.py", "schemas.py",
-    "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
+    "__init__.py", "admission.py", "app.py", "cancellation.py", "catalog.py", "context.py", "engine.py", "errors.py",
+    "guards.py", "http_errors.py", "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py",
+    "prompts.py", "retrieval.py", "schemas.py", "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
 )  # fmt: skip
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(
@@ -75,6 +77,9 @@ class RagChatStack(Stack):
         self.config = config
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
 
+        self.bedrock = config.model.backend == "bedrock"  # no chat endpoint: the function calls Bedrock
+        # about how long each endpoint's model takes from a fresh instance to serving
+        self.start_seconds: dict[str, int] = {}
         # parked: no endpoint at all (nothing bills by the hour); the Lambda answers 503 `parked`
         self.endpoints: dict[str, SageMakerEndpoint] = {} if config.parked else self._endpoints()
 
@@ -119,8 +124,12 @@ class RagChatStack(Stack):
     # -- endpoints ---------------------------------------------------------------------
     def _endpoints(self) -> dict[str, SageMakerEndpoint]:
         config = self.config
-        endpoints: dict[str, SageMakerEndpoint] = {"chat": self._chat_endpoint()}
+        endpoints: dict[str, SageMakerEndpoint] = {}
+        if not self.bedrock:
+            endpoints["chat"] = self._chat_endpoint()
+            self.start_seconds["chat"] = config.model.serving.start_seconds
         if config.moderation == "endpoint":
+            self.start_seconds["moderation"] = MODERATION_START_SECONDS
             source = self._lmi_source(
                 "ModerationConfig", "moderation_llm", config.moderation_model_s3_uri, config.moderation_model_revision
             )
@@ -305,6 +314,7 @@ class RagChatStack(Stack):
             model_profile=config.chat_model,
             chat_endpoint=endpoints.get("chat", ""),
             embedding_endpoint=endpoints.get("embedding", ""),  # none when parked or with wikipedia
+            bedrock_model_id=config.resolved_bedrock_model_id if self.bedrock else "",
             table=self.table.table_name,
             conversation_ttl_days=config.conversation_ttl_days,
             vector_index=config.knowledge_base,
@@ -315,7 +325,10 @@ class RagChatStack(Stack):
             moderation_endpoint=endpoints.get("moderation", ""),
             chat_inference_component=components.get("chat", ""),
             moderation_inference_component=components.get("moderation", ""),
-            model_start_seconds=config.model.serving.start_seconds,
+            # what a request that finds a model scaled to zero is told to wait: the slowest of them
+            model_start_seconds=max(
+                (self.start_seconds[name] for name in components), default=AwsSettings.model_start_seconds
+            ),
             generation_timeout_seconds=config.generation_timeout_seconds,
         )
         environment = {
@@ -368,6 +381,8 @@ class RagChatStack(Stack):
                     + [e.inference_component.arn for e in self.endpoints.values() if e.inference_component],
                 )
             )
+        if self.bedrock and not config.parked:  # parked, the function calls no model
+            function.add_to_role_policy(self._bedrock_invoke())
         if config.moderation == "comprehend":
             # DetectToxicContent has no resource-level permissions: the grant is held to this region.
             function.add_to_role_policy(
@@ -384,11 +399,26 @@ class RagChatStack(Stack):
             self.secret.grant_read(function)
         return function
 
+    def _bedrock_invoke(self) -> iam.PolicyStatement:
+        """Converse needs InvokeModel, ConverseStream InvokeModelWithResponseStream: on the
+        model, or on the inference profile and the model in each region it routes to."""
+        model_id = self.config.resolved_bedrock_model_id
+        regions = self.config.resolved_bedrock_destination_regions
+        require_source_region(self, model_id, regions)
+        return iam.PolicyStatement(
+            actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+            resources=invoke_resources(
+                model_id, regions, partition=self.partition, region=self.region, account=self.account
+            ),
+        )
+
     def _outputs(self) -> None:
         CfnOutput(self, "ChatUrl", value=self.function_url.url, description="The chat Function URL")
         CfnOutput(self, "ConversationTable", value=self.table.table_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Subscribe to get alarms")
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        if self.bedrock:
+            CfnOutput(self, "BedrockModelId", value=self.config.resolved_bedrock_model_id)
         for name, endpoint in self.endpoints.items():
             CfnOutput(self, f"{name.capitalize()}EndpointName", value=endpoint.endpoint_name)
         if self.secret is not None:

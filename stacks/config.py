@@ -12,7 +12,18 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ragchat.aws.settings import DEFAULT_PINECONE_INDEX, MODERATION_MODES, VECTOR_INDEXES
-from ragchat.catalog import CHAT_MODELS, DEFAULT_CHAT_MODEL, INSTANCE_TYPE, ChatModel, chat_model
+from ragchat.catalog import (
+    BEDROCK_MODEL_ID,
+    CHAT_MODELS,
+    DEFAULT_CHAT_MODEL,
+    GEO_PROFILE_ID,
+    INSTANCE_TYPE,
+    REGION,
+    BedrockServing,
+    ChatModel,
+    SageMakerServing,
+    chat_model,
+)
 
 PREFIX = "ragchat:"
 
@@ -40,6 +51,8 @@ class DeploymentConfig:
     chat_model_package_arn: str = ""  # model-package models only; empty: JumpStart's package in the stack's region
     chat_min_instances: int = 1
     chat_max_instances: int = 1
+    bedrock_model_id: str = ""  # chat_model=bedrock only; empty: the catalog's default model
+    bedrock_destination_regions: str = ""  # comma-separated; empty: the catalog's regions for the profile
     moderation: str = "endpoint"
     moderation_instance_type: str = "ml.g5.2xlarge"
     moderation_model_s3_uri: str = ""  # staged weights of GPT-JT-Moderation-6B; empty: from the hub
@@ -75,8 +88,21 @@ class DeploymentConfig:
         return chat_model(self.chat_model)
 
     @property
+    def resolved_bedrock_model_id(self) -> str:
+        return self.bedrock_model_id or self.model.serving.model_id
+
+    @property
+    def resolved_bedrock_destination_regions(self) -> tuple[str, ...]:
+        """The regions the Bedrock inference profile routes to (empty for a foundation model
+        or a global profile, which the grant covers without them)."""
+        if self.bedrock_destination_regions:
+            return tuple(r.strip() for r in self.bedrock_destination_regions.split(","))
+        return tuple(self.model.serving.destination_regions.get(self.resolved_bedrock_model_id, ()))
+
+    @property
     def resolved_chat_instance_type(self) -> str:
-        return self.chat_instance_type or self.model.serving.instance_type
+        """The chat endpoint's instance type; empty with Bedrock (no endpoint)."""
+        return self.chat_instance_type or getattr(self.model.serving, "instance_type", "")
 
     @property
     def generation_timeout_seconds(self) -> int:
@@ -90,7 +116,9 @@ class DeploymentConfig:
         counts: dict[str, int] = {}
         if self.parked:
             return counts
-        wanted = [(self.resolved_chat_instance_type, self.chat_max_instances)]
+        wanted = []
+        if isinstance(self.model.serving, SageMakerServing):  # Bedrock: no chat endpoint
+            wanted.append((self.resolved_chat_instance_type, self.chat_max_instances))
         if self.moderation == "endpoint":
             wanted.append((self.moderation_instance_type, 1))
         if self.knowledge_base == "wikipedia":
@@ -181,19 +209,20 @@ class DeploymentConfig:
                 "must be a 40-character commit id",
             )
         serving, license_ = self.model.serving, self.model.license
+        sagemaker = {m.name: m.serving for m in CHAT_MODELS.values() if isinstance(m.serving, SageMakerServing)}
+        s3_models = [name for name, s in sagemaker.items() if s.weights_key]
         check(
-            self.chat_model_s3_uri == "" or serving.model_package is None,
+            self.chat_model_s3_uri == "" or getattr(serving, "model_package", None) is None,
             "chat_model_s3_uri",
             f"the {self.chat_model} model package brings its own weights",
         )
-        s3_models = [m.name for m in CHAT_MODELS.values() if m.serving.weights_key]
         check(
             self.moderation_model_s3_uri == "" or self.moderation == "endpoint",
             "moderation_model_s3_uri",
             "staged moderation weights need ragchat:moderation=endpoint",
         )
         check(
-            self.chat_model_s3_uri == "" or serving.weights_key is not None,
+            self.chat_model_s3_uri == "" or getattr(serving, "weights_key", None) is not None,
             "chat_model_s3_uri",
             f"weights from S3 are supported for {', '.join(s3_models)} only",
         )
@@ -209,12 +238,13 @@ class DeploymentConfig:
             "chat_model_package_arn",
             "must be a SageMaker model package ARN",
         )
-        package_models = [m.name for m in CHAT_MODELS.values() if m.serving.model_package]
+        package_models = [name for name, s in sagemaker.items() if s.model_package]
         check(
-            self.chat_model_package_arn == "" or serving.model_package is not None,
+            self.chat_model_package_arn == "" or getattr(serving, "model_package", None) is not None,
             "chat_model_package_arn",
             f"a model package ARN is used by the {', '.join(package_models)} model only",
         )
+        self._validate_bedrock(check)
         check(
             bool(PINECONE_INDEX.match(self.pinecone_index)),
             "pinecone_index",
@@ -241,6 +271,38 @@ class DeploymentConfig:
             "with scale_to_zero the chat model runs one copy on at most one instance; leave it at 1",
         )
         check(self.alarm_email == "" or bool(EMAIL.match(self.alarm_email)), "alarm_email", "must be an email address")
+
+    def _validate_bedrock(self, check: Any) -> None:
+        bedrock = isinstance(self.model.serving, BedrockServing)
+        bedrock_models = ", ".join(m.name for m in CHAT_MODELS.values() if isinstance(m.serving, BedrockServing))
+        for key in ("bedrock_model_id", "bedrock_destination_regions"):
+            check(getattr(self, key) == "" or bedrock, key, f"is a setting of chat_model={bedrock_models} only")
+        check(
+            self.chat_instance_type == "" or not bedrock,
+            "chat_instance_type",
+            "Bedrock runs no endpoint: there is no instance type to choose",
+        )
+        if not bedrock:
+            return
+        check(
+            self.bedrock_model_id == "" or bool(BEDROCK_MODEL_ID.match(self.bedrock_model_id)),
+            "bedrock_model_id",
+            "must be a Bedrock model id (amazon.nova-2-lite-v1:0) or a cross-region inference profile id "
+            "(us.amazon.nova-2-lite-v1:0, eu..., apac..., global...)",
+        )
+        regions = self.resolved_bedrock_destination_regions
+        check(
+            all(REGION.match(r) for r in regions),
+            "bedrock_destination_regions",
+            "must be AWS region names separated by commas, such as us-east-1,us-east-2,us-west-2",
+        )
+        check(
+            bool(regions) or not GEO_PROFILE_ID.match(self.resolved_bedrock_model_id),
+            "bedrock_destination_regions",
+            f"the inference profile {self.resolved_bedrock_model_id} routes to regions this catalog does not know: "
+            "name them (`aws bedrock get-inference-profile --inference-profile-identifier <id>` lists them), so "
+            "the function's grant can name the model in each",
+        )
 
 
 def _convert(key: str, raw: Any, kind: type) -> Any:

@@ -9,6 +9,8 @@ from doubles import FAQ_DOCS, BagOfWordsEmbedder
 from ragchat.aws.identity import ANONYMOUS
 from ragchat.aws.settings import DEFAULT_PINECONE_INDEX, AwsSettings
 from ragchat.engine import conversation_key
+from ragchat.retrieval import Bm25Encoder
+from standins.bedrock_runtime import BedrockRuntimeStandIn
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
 from standins.sagemaker_runtime import (
@@ -21,6 +23,7 @@ from standins.sagemaker_runtime import (
 PINECONE_KEY = "pcsk_test_4f1c2a9e7b"  # the stand-in's key; tests assert it never leaks
 INDEX = DEFAULT_PINECONE_INDEX
 CHAT, EMBEDDING, MODERATION = "chat-endpoint", "embedding-endpoint", "moderation-endpoint"
+BEDROCK_MODEL = "us.amazon.nova-2-lite-v1:0"  # a cross-region inference profile id
 REPLY = "Managed Spot Training works with all instances supported in Amazon SageMaker."
 BLOCKED_WORDS = ("poison", "kill")
 
@@ -42,10 +45,15 @@ def deploy_stand_ins(sagemaker: SageMakerRuntimeStandIn, pinecone: PineconeStand
     sagemaker.deploy(EMBEDDING, EmbeddingContainer(embedder.embed))
     sagemaker.deploy(MODERATION, ModerationContainer(moderation_rule))
     pinecone.spaces.clear()
-    pinecone.add_index(INDEX)
+    pinecone.add_index(INDEX, metric="dotproduct", sparse=True)  # what `ragchat ingest` creates
+    texts = [d.text for d in FAQ_DOCS]
     pinecone.spaces[""] = {
         doc.id: (vector, {**doc.metadata, "text": doc.text})
-        for doc, vector in zip(FAQ_DOCS, embedder.embed([d.text for d in FAQ_DOCS]), strict=True)
+        for doc, vector in zip(FAQ_DOCS, embedder.embed(texts), strict=True)
+    }
+    sparse = Bm25Encoder.fit(texts).encode_documents(texts)
+    pinecone.sparse[""] = {
+        doc.id: dict(zip(sv.indices, sv.values, strict=True)) for doc, sv in zip(FAQ_DOCS, sparse, strict=True)
     }
 
 
@@ -84,6 +92,7 @@ class AwsWorld:
     comprehend: ComprehendStandIn
     dynamodb: Any
     secrets: Any
+    bedrock: BedrockRuntimeStandIn | None = None
 
     def items(self, session_id: str, owner: str = ANONYMOUS) -> list[dict[str, Any]]:
         """The stored items of `owner`'s session (callers without an IAM identity are

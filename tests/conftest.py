@@ -25,6 +25,7 @@ from doubles import (
 )
 from ragchat.catalog import get_profile
 from ragchat.engine import ChatEngine, EngineSettings
+from ragchat.retrieval import Bm25Encoder
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = re.compile(r"<!-- example: (?P<name>[\w-]+) -->\n```\w*\n(?P<body>.*?)\n```", re.DOTALL)
@@ -45,7 +46,12 @@ def make_engine(profile: str = "gpt-neoxt-chat", **overrides) -> ChatEngine:
     index = overrides.pop("index", None)
     if index is None:
         index = MemoryIndex()
-        index.upsert(FAQ_DOCS, embedder.embed([d.text for d in FAQ_DOCS]))
+        encoder = Bm25Encoder.fit(d.text for d in FAQ_DOCS)
+        index.upsert(
+            FAQ_DOCS,
+            embedder.embed([d.text for d in FAQ_DOCS]),
+            sparse=encoder.encode_documents([d.text for d in FAQ_DOCS]),
+        )
     parts = {
         "embedder": embedder,
         "index": index,

@@ -10,7 +10,15 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from ragchat.interfaces import Document, GenerationParams, Match, ModerationResult, RenderedPrompt, Turn
+from ragchat.interfaces import (
+    Document,
+    GenerationParams,
+    Match,
+    ModerationResult,
+    RenderedPrompt,
+    SparseVector,
+    Turn,
+)
 
 
 class BagOfWordsEmbedder:
@@ -37,24 +45,34 @@ class BagOfWordsEmbedder:
 
 
 class MemoryIndex:
+    """Pinecone's sparse-dense scoring, by brute force: dense dot product plus sparse dot product."""
+
     def __init__(self, delay: float = 0.0) -> None:
-        self.spaces: dict[str, dict[str, tuple[Document, list[float]]]] = {}
+        self.spaces: dict[str, dict[str, tuple[Document, list[float], SparseVector]]] = {}
         self.delay = delay
         self.queries: list[tuple[list[float], int, str]] = []
+        self.sparse_queries: list[SparseVector | None] = []
 
-    def upsert(self, documents, vectors, namespace: str = "") -> int:
+    def upsert(self, documents, vectors, namespace: str = "", sparse=None) -> int:
         space = self.spaces.setdefault(namespace, {})
-        for doc, vec in zip(documents, vectors, strict=True):
-            space[doc.id] = (doc, list(vec))
+        sparse = sparse or [SparseVector()] * len(documents)
+        for doc, vec, sv in zip(documents, vectors, sparse, strict=True):
+            space[doc.id] = (doc, list(vec), sv)
         return len(documents)
 
-    def query(self, vector, top_k: int, namespace: str = "") -> list[Match]:
+    def query(self, vector, top_k: int, namespace: str = "", sparse: SparseVector | None = None) -> list[Match]:
         self.queries.append((list(vector), top_k, namespace))
+        self.sparse_queries.append(sparse)
         if self.delay:
             time.sleep(self.delay)
         scored = [
-            Match(doc.id, sum(a * b for a, b in zip(vector, vec, strict=True)), doc.text, dict(doc.metadata))
-            for doc, vec in self.spaces.get(namespace, {}).values()
+            Match(
+                doc.id,
+                sum(a * b for a, b in zip(vector, vec, strict=True)) + (sparse.dot(sv) if sparse else 0.0),
+                doc.text,
+                dict(doc.metadata),
+            )
+            for doc, vec, sv in self.spaces.get(namespace, {}).values()
         ]
         return sorted(scored, key=lambda m: -m.score)[:top_k]
 

@@ -29,7 +29,7 @@ from .engine import ChatEngine, ChatRequest, ChatResult, Token
 from .errors import ChatServiceError
 from .guards import LOOPBACK_NAMES, CrossSiteGuard
 from .http_errors import ApiError
-from .interfaces import GenerationParams
+from .interfaces import GenerationParams, Turn
 from .limits import read_body
 from .schemas import ChatBody, OpenAIChatBody, RetrieveBody
 
@@ -177,9 +177,21 @@ def create_app(
         return JSONResponse(openai_api.model_list(engine_provider().profile.name, started))
 
     async def retrieve(request: Request) -> Response:
+        """Retrieval as a chat turn would do it: the ranked matches (before the no-answer
+        threshold) and the sources its prompt would get. `ragchat eval --url` reads this."""
         body: RetrieveBody = await parse_body(request, RetrieveBody)
-        matches = await run_in_threadpool(engine_provider().retrieve, body.query, body.top_k)
-        return JSONResponse({"matches": [m.as_source() for m in matches]})
+        engine = engine_provider()
+        history = [Turn(t.role, t.content) for t in body.history]
+        params = GenerationParams(max_new_tokens=body.max_new_tokens or engine.profile.default_max_new_tokens)
+        ranked, sources = await run_in_threadpool(engine.lookup, body.query, history, params, body.top_k)
+        return JSONResponse(
+            {
+                "query": engine.query_text(body.query, history),
+                "matches": [m.as_source() for m in ranked],
+                "sources": [m.as_source() for m in sources],
+                "min_score": engine.settings.min_score,
+            }
+        )
 
     async def page(request: Request) -> Response:
         return HTMLResponse(chat_page, headers=PAGE_HEADERS)

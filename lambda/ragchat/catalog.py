@@ -95,6 +95,23 @@ class SageMakerServing:
 
 
 @dataclass(frozen=True)
+class BedrockServing:
+    """Amazon Bedrock's Converse API: no endpoint to run, paid per token. The model id is a
+    foundation model or a cross-region inference profile (`us.`, `eu.`, `apac.`, ...,
+    `global.` + the model id); ragchat:bedrock_model_id overrides the default.
+
+    The function's IAM grant must name the foundation model in every region a geographic
+    profile routes to, and nothing offline can look those up: `destination_regions` holds
+    them for the profiles this catalog knows (as Bedrock's documentation lists them; not
+    checked against a live account), and ragchat:bedrock_destination_regions names them
+    for any other."""
+
+    model_id: str
+    destination_regions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    pricing: str = ""  # what a call costs, for the README's cost table (nothing is billed while idle)
+
+
+@dataclass(frozen=True)
 class ContractExamples:
     """The blocks of `model_code/README.md` that document the model's contract, replayed
     by the tests. Streamed examples are needed exactly when the contract streams."""
@@ -111,18 +128,20 @@ class ChatModel:
     name: str  # ragchat:chat_model, and RAGCHAT_MODEL_PROFILE in the Lambda
     title: str  # what it is, for people
     profile: ModelProfile
-    contract: PayloadContract
-    serving: SageMakerServing
-    examples: ContractExamples
+    contract: PayloadContract | None  # SageMaker only: Bedrock's Converse API is one contract for all
+    serving: SageMakerServing | BedrockServing
+    examples: ContractExamples | None
     license: License | None = None
 
     @property
     def backend(self) -> str:
         """The generator the Lambda builds for this model (a key of the AWS factory's GENERATORS)."""
-        return "sagemaker"
+        return "bedrock" if isinstance(self.serving, BedrockServing) else "sagemaker"
 
     def problems(self) -> list[str]:
         """Every part this entry lacks or gets inconsistent; empty when complete."""
+        if isinstance(self.serving, BedrockServing):
+            return self._bedrock_problems()
         found: list[str] = []
         serving, contract, profile, examples = self.serving, self.contract, self.profile, self.examples
         if not isinstance(profile, ModelProfile):
@@ -160,6 +179,36 @@ class ChatModel:
             found.append("streamed examples (request and stream) are needed exactly when the contract streams")
         return found
 
+    def _bedrock_problems(self) -> list[str]:
+        found: list[str] = []
+        profile, serving = self.profile, self.serving
+        if not isinstance(profile, ModelProfile):
+            found.append("no prompt profile")
+        else:
+            if profile.name != self.name:
+                found.append(f"its profile is named {profile.name!r}, the entry {self.name!r}")
+            if profile.renders != "messages":
+                found.append(f"the profile renders {profile.renders}, Converse takes messages")
+        if self.contract is not None or self.examples is not None:
+            found.append("Converse is the contract: a Bedrock entry has no payload contract or container examples")
+        if not BEDROCK_MODEL_ID.match(serving.model_id):
+            found.append(f"{serving.model_id!r} is not a Bedrock model or inference profile id")
+        geographic = GEO_PROFILE_ID.match(serving.model_id)
+        if geographic and not serving.destination_regions.get(serving.model_id):
+            found.append(f"no destination regions for the default inference profile {serving.model_id}")
+        for profile_id, regions in serving.destination_regions.items():
+            if not GEO_PROFILE_ID.match(profile_id) or not all(REGION.match(r) for r in regions):
+                found.append(f"destination regions of {profile_id!r} must be region names of a geographic profile")
+        if not serving.pricing:
+            found.append("no pricing for the cost table")
+        return found
+
+
+# Bedrock ids: a foundation model (`provider.model-version:n`), or a system-defined cross-region
+# inference profile, the model id behind a geography prefix (`global.` routes to every commercial region).
+BEDROCK_MODEL_ID = re.compile(r"^((us|us-gov|eu|apac|jp|au|ca|global)\.)?[a-z0-9-]{1,63}\.[a-z0-9.:-]{1,128}$")
+GEO_PROFILE_ID = re.compile(r"^(us|us-gov|eu|apac|jp|au|ca)\.[a-z0-9-]{1,63}\.[a-z0-9.:-]{1,128}$")
+REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 
 ENTRIES: tuple[ChatModel, ...] = (
     ChatModel(
@@ -220,8 +269,16 @@ ENTRIES: tuple[ChatModel, ...] = (
     ChatModel(
         name="flan-t5",
         title="google/flan-t5-xl on the Hugging Face LLM container (TGI)",
+        # flan-t5 was trained on 512-token inputs: TGI is let take 3072 (T5's relative positions
+        # allow it), but answers degrade past what it was trained on, so the prompt is budgeted
+        # at 512. Encoder-decoder: the reply does not share the input window.
         profile=InstructionProfile(
-            name="flan-t5", context_window=512, stop=("</s>",), strip_tokens=("<pad>",), keeps_history=False
+            name="flan-t5",
+            context_window=512,
+            stop=("</s>",),
+            strip_tokens=("<pad>",),
+            keeps_history=False,
+            reply_in_window=False,
         ),
         contract=TgiContract(),
         serving=SageMakerServing(
@@ -274,6 +331,23 @@ ENTRIES: tuple[ChatModel, ...] = (
             stream_request="qwen-stream-request",
             stream="qwen-stream",
         ),
+    ),
+    ChatModel(
+        name="bedrock",
+        title="a model on Amazon Bedrock through the Converse API (default: Amazon Nova 2 Lite, US profile)",
+        # Converse maps these messages to its system block and alternating turns; each model
+        # ends its own turn. The window bounds the history replayed (and paid for) per turn.
+        profile=ChatMessagesProfile(name="bedrock", context_window=32_000),
+        contract=None,
+        serving=BedrockServing(
+            model_id="us.amazon.nova-2-lite-v1:0",
+            destination_regions={
+                "us.amazon.nova-2-lite-v1:0": ("us-east-1", "us-east-2", "us-west-2"),
+                "us.anthropic.claude-haiku-4-5-20251001-v1:0": ("us-east-1", "us-east-2", "us-west-2"),
+            },
+            pricing="per input and output token, at the model's on-demand Bedrock price",
+        ),
+        examples=None,
     ),
 )
 DEFAULT_CHAT_MODEL = "gpt-neoxt-chat"

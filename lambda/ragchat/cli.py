@@ -1,5 +1,6 @@
 """`ragchat`: serve the local chat service; ask one question or chat in a REPL, against the local
-engine, a local URL or the deployed Function URL (SigV4); run the signing proxy; ingest documents."""
+engine, a local URL or the deployed Function URL (SigV4); run the signing proxy; ingest documents;
+measure retrieval on a question file."""
 
 from __future__ import annotations
 
@@ -218,9 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     p_proxy.add_argument("--port", type=int, default=8081)
     p_proxy.set_defaults(run=proxy)
 
+    from .evaluation.command import add_parser as add_eval_parser
     from .ingest.command import add_parser as add_ingest_parser
 
     add_ingest_parser(commands)
+    add_eval_parser(commands)
 
     p_wiki = commands.add_parser("wikipedia", help="build a Wikipedia-format index (parquet + FAISS) from any text")
     wiki_commands = p_wiki.add_subparsers(dest="wikipedia_command", required=True)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .admission import DeadlineExceeded, GenerationQueue, RequestCancelled
-from .context import join_context, select_context
+from .context import context_budget, join_context, select_context
 from .errors import RetrievalUnavailable
 from .interfaces import (
     ConversationStore,
@@ -34,6 +34,15 @@ from .interfaces import (
     VectorIndex,
 )
 from .prompts import ModelProfile, fit_history
+from .retrieval import (
+    FOLLOWUP_TURNS,
+    LEXICAL_WEIGHT,
+    MIN_SCORE,
+    TOP_K,
+    HybridRetriever,
+    above_threshold,
+    retrieval_query,
+)
 from .stops import StopFilter
 
 log = logging.getLogger(__name__)
@@ -46,8 +55,17 @@ RETRIEVAL_WARNING = "retrieval unavailable, answered without retrieved context"
 
 @dataclass(frozen=True)
 class EngineSettings:
-    context_budget_chars: int = 1000
-    retrieval_top_k: int = 5
+    """Retrieval: `retrieval_top_k` candidates, ranked by dense + `lexical_weight` x BM25
+    (by the default retriever), none kept when the best scores under `min_score` (the
+    no-answer threshold, in the retriever's scores), follow-ups looked up with
+    `followup_turns` earlier user turns. The context budget is derived from the model
+    profile unless `context_budget_tokens` sets it."""
+
+    context_budget_tokens: int | None = None
+    retrieval_top_k: int = TOP_K
+    lexical_weight: float = LEXICAL_WEIGHT
+    min_score: float = MIN_SCORE
+    followup_turns: int = FOLLOWUP_TURNS
     # Context is optional: past this deadline (a slow or retrying index) answer without it.
     retrieval_timeout_seconds: float = 5.0
     namespace: str = ""
@@ -110,17 +128,6 @@ class Token:
     text: str
 
 
-class EmbeddingRetriever:
-    """The usual retrieval: embed the question, query the vector index."""
-
-    def __init__(self, embedder: Embedder, index: VectorIndex, namespace: str = "") -> None:
-        self.embedder, self.index, self.namespace = embedder, index, namespace
-
-    def search(self, query: str, top_k: int) -> list[Match]:
-        vector = self.embedder.embed([query])[0]
-        return self.index.query(vector, top_k, self.namespace)
-
-
 def conversation_key(owner: str, session_id: str) -> str:
     """The store's key for a session: the session id within its owner's namespace
     (`#` appears in neither IAM ARNs nor session ids); without an owner, the id itself."""
@@ -148,7 +155,7 @@ class ChatEngine:
         if retriever is None:
             if embedder is None or index is None:
                 raise ValueError("give a retriever, or an embedder and a vector index")
-            retriever = EmbeddingRetriever(embedder, index, settings.namespace)
+            retriever = HybridRetriever(embedder, index, settings.lexical_weight, settings.namespace)
         self.retriever = retriever
         self.embedder = embedder
         self.index = index
@@ -162,8 +169,43 @@ class ChatEngine:
         self.queue = GenerationQueue(settings.queue_limit)
 
     # -- retrieval ---------------------------------------------------------------------
-    def retrieve(self, query: str, top_k: int | None = None) -> list[Match]:
-        return self.retriever.search(query, top_k or self.settings.retrieval_top_k)
+    def query_text(self, question: str, history: Sequence[Turn] = ()) -> str:
+        """What is looked up: the question, with the previous user turn(s) for a follow-up."""
+        return retrieval_query(question, history, self.settings.followup_turns)
+
+    def ranked(self, question: str, history: Sequence[Turn] = (), top_k: int | None = None) -> list[Match]:
+        """The best matches for a turn, before the no-answer threshold."""
+        return self.retriever.search(self.query_text(question, history), top_k or self.settings.retrieval_top_k)
+
+    def retrieve(self, query: str, top_k: int | None = None, history: Sequence[Turn] = ()) -> list[Match]:
+        """The matches that may become context, best first: none when even the best scores
+        under the no-answer threshold."""
+        return above_threshold(self.ranked(query, history, top_k), self.settings.min_score)
+
+    def context_budget(self, question: str, params: GenerationParams) -> int:
+        """The context's share of the window in the model's tokens (`context.context_budget`),
+        unless the settings fix it."""
+        if self.settings.context_budget_tokens is not None:
+            return self.settings.context_budget_tokens
+        return context_budget(self.profile, question, params.max_new_tokens, self.generator.count_tokens)
+
+    def select_sources(self, question: str, matches: Sequence[Match], params: GenerationParams) -> list[Match]:
+        """The matches placed in the prompt: as many as the context budget holds."""
+        budget = self.context_budget(question, params)
+        return select_context(matches, budget, self.generator.count_tokens, separator_cost=1)
+
+    def lookup(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        params: GenerationParams | None = None,
+        top_k: int | None = None,
+    ) -> tuple[list[Match], list[Match]]:
+        """What retrieval makes of a turn, for debugging and `ragchat eval`: the ranked
+        matches before the no-answer threshold, and the sources the prompt would get."""
+        ranked = self.ranked(question, history, top_k)
+        passed = above_threshold(ranked, self.settings.min_score)
+        return ranked, self.select_sources(question, passed, params or GenerationParams())
 
     # -- one turn ----------------------------------------------------------------------
     def chat(self, request: ChatRequest) -> ChatResult:
@@ -191,11 +233,13 @@ class ChatEngine:
         checked = self.caller_text(request.inputs, history if stateless else [], request.params, now)
         input_check = self._pool.submit(self._timed, self.moderator.check, checked)
         matches: list[Match] = []
+        retrieved = False  # the lookup answered: empty matches then mean "no answer in the knowledge base"
         if not request.no_retrieval:
             t = time.perf_counter()
-            lookup = self._pool.submit(self.retrieve, request.inputs)
+            lookup = self._pool.submit(self.retrieve, request.inputs, None, history)
             try:
                 matches = lookup.result(timeout=self.settings.retrieval_timeout_seconds)
+                retrieved = True
             except RetrievalUnavailable as exc:
                 log.warning("retrieval unavailable, answering without context: %s", exc)
                 warnings.append(RETRIEVAL_WARNING)
@@ -212,8 +256,10 @@ class ChatEngine:
             yield self._finished(ChatResult(self.settings.refusal, session_id, [], moderation, True, warnings, timings))
             return
 
-        sources = select_context(matches, self.settings.context_budget_chars)
-        prompt = self.build_prompt(request.inputs, join_context(sources), history, request.params, now)
+        sources = self.select_sources(request.inputs, matches, request.params)
+        no_answer = retrieved and not sources
+        context = join_context(sources)
+        prompt = self.build_prompt(request.inputs, context, history, request.params, now, no_answer)
 
         pieces: list[str] = []
         stop_filter = StopFilter(self.profile.stop + request.params.stop, self.profile.strip_tokens)
@@ -300,11 +346,12 @@ class ChatEngine:
         history: Sequence[Turn],
         params: GenerationParams,
         now: datetime | None = None,
+        no_answer: bool = False,
     ) -> RenderedPrompt:
         """Render the profile's prompt with as much recent history as the window allows."""
         now = now or datetime.now(UTC)
-        kept = self._fit_history(question, context, history, params, now)
-        return self.profile.render(question, context, kept, now)
+        kept = self._fit_history(question, context, history, params, now, no_answer)
+        return self.profile.render(question, context, kept, now, no_answer)
 
     def caller_text(
         self, question: str, supplied_history: Sequence[Turn], params: GenerationParams, now: datetime
@@ -317,11 +364,17 @@ class ChatEngine:
         return "\n\n".join([*(turn.content for turn in kept), question])
 
     def _fit_history(
-        self, question: str, context: str, history: Sequence[Turn], params: GenerationParams, now: datetime
+        self,
+        question: str,
+        context: str,
+        history: Sequence[Turn],
+        params: GenerationParams,
+        now: datetime,
+        no_answer: bool = False,
     ) -> list[Turn]:
         if not self.profile.keeps_history or not history:
             return []
-        base = self.profile.render(question, context, [], now)
+        base = self.profile.render(question, context, [], now, no_answer)
         budget = self.profile.context_window - params.max_new_tokens - self.generator.count_tokens(base.describe())
         return fit_history(history, max(budget, 0), self.generator.count_tokens)
 

@@ -36,6 +36,22 @@ class Match:
 
 
 @dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector as Pinecone takes it: uint32 dimensions, in increasing order, and
+    their values."""
+
+    indices: tuple[int, ...] = ()
+    values: tuple[float, ...] = ()
+
+    def dot(self, other: SparseVector) -> float:
+        mine = dict(zip(self.indices, self.values, strict=True))
+        return sum(mine.get(i, 0.0) * v for i, v in zip(other.indices, other.values, strict=True))
+
+    def as_dict(self) -> dict[str, list[Any]]:
+        return {"indices": list(self.indices), "values": list(self.values)}
+
+
+@dataclass(frozen=True)
 class Turn:
     """One message of a conversation, as stored and as replayed into the prompt."""
 
@@ -117,11 +133,22 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class VectorIndex(Protocol):
-    """Pinecone semantics: string ids, upsert replaces, cosine query with metadata, namespaces."""
+    """Pinecone semantics: string ids, upsert replaces, query with metadata, namespaces.
+    A query's score is the dot product of unit dense vectors (cosine), plus, for documents
+    upserted with sparse vectors and a query that has one, the sparse dot product
+    (Pinecone's sparse-dense score on a `dotproduct` index)."""
 
-    def upsert(self, documents: Sequence[Document], vectors: Sequence[Sequence[float]], namespace: str = "") -> int: ...
+    def upsert(
+        self,
+        documents: Sequence[Document],
+        vectors: Sequence[Sequence[float]],
+        namespace: str = "",
+        sparse: Sequence[SparseVector] | None = None,
+    ) -> int: ...
 
-    def query(self, vector: Sequence[float], top_k: int, namespace: str = "") -> list[Match]: ...
+    def query(
+        self, vector: Sequence[float], top_k: int, namespace: str = "", sparse: SparseVector | None = None
+    ) -> list[Match]: ...
 
     def delete(self, ids: Sequence[str], namespace: str = "") -> int: ...
 

@@ -7,8 +7,8 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from .interfaces import Document, Embedder
-from .pooling import l2_normalise
+from .interfaces import Document, Embedder, SparseVector
+from .retrieval import Bm25Encoder
 
 
 def stable_id(source: str, position: int | str, text: str) -> str:
@@ -49,13 +49,13 @@ def file_sha256(path: Path) -> str:
 
 
 def document_vectors(embedder: Embedder, documents: Sequence[Document]) -> list[list[float]]:
-    """The vectors to index. A document with a `title` (an FAQ question, a section heading)
-    gets the normalised sum of its text's vector and its title's vector: user questions
-    resemble titles more than long answers, and on the FAQ dev paraphrases this lifts
-    rank-1 retrieval from 80% to 91% while keeping one vector per document."""
-    vectors = embedder.embed([d.text for d in documents])
-    titled = [i for i, d in enumerate(documents) if d.metadata.get("title")]
-    title_vectors = embedder.embed([str(documents[i].metadata["title"]) for i in titled])
-    for i, title_vector in zip(titled, title_vectors, strict=True):
-        vectors[i] = l2_normalise([a + b for a, b in zip(vectors[i], title_vector, strict=True)])
-    return vectors
+    """The dense vectors to index: each document's whole text (an FAQ row's question and
+    answer together). The earlier boost (adding the question's own vector) matched
+    paraphrases of the FAQ's questions but ranked worse on questions in users' own words;
+    the README's retrieval table has both."""
+    return embedder.embed([d.text for d in documents])
+
+
+def document_sparse(encoder: Bm25Encoder, documents: Sequence[Document]) -> list[SparseVector]:
+    """The sparse BM25 vectors to index with `document_vectors`."""
+    return encoder.encode_documents([d.text for d in documents])

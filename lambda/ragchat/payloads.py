@@ -29,6 +29,19 @@ def raise_on_reported_error(answer: Any) -> None:
         raise ContainerReportedError(str(answer.get("error") or "generation failed (finish_reason: error)"))
 
 
+def stream_event(line: bytes) -> Any:
+    """The JSON event of one streamed line (JSON Lines, or server-sent events' `data:`),
+    None for a blank line or `[DONE]`; an error the container reports in it raises."""
+    text = line.decode("utf-8").strip()
+    if text.startswith("data:"):
+        text = text[len("data:") :].strip()
+    if not text or text == "[DONE]":
+        return None
+    event = json.loads(text)
+    raise_on_reported_error(event)
+    return event
+
+
 @dataclass(frozen=True)
 class PayloadContract:
     """How one container wants to be asked and how it answers. `prompt` is what the
@@ -51,13 +64,9 @@ class PayloadContract:
         """The text a streamed line adds; special tokens and the summary line add nothing.
         A container that fails mid-stream says so in a line (the HTTP status is already
         200): TGI with `{"error"}`, LMI with `details.finish_reason == "error"`."""
-        text = line.decode("utf-8").strip()
-        if text.startswith("data:"):
-            text = text[len("data:") :].strip()
-        if not text or text == "[DONE]":
+        event = stream_event(line)
+        if event is None:
             return ""
-        event = json.loads(text)
-        raise_on_reported_error(event)
         token = event.get("token") or {}
         if token.get("special") or token.get("special_token"):
             return ""
@@ -191,13 +200,9 @@ class LmiChatContract(PayloadContract):
         return choice["message"]["content"] or ""
 
     def parse_line(self, line: bytes) -> str:
-        text = line.decode("utf-8").strip()
-        if text.startswith("data:"):
-            text = text[len("data:") :].strip()
-        if not text or text == "[DONE]":
+        event = stream_event(line)
+        if event is None:
             return ""
-        event = json.loads(text)
-        raise_on_reported_error(event)
         choices = event.get("choices") or [{}]
         _raise_on_failed_choice(choices[0])
         return (choices[0].get("delta") or {}).get("content") or ""

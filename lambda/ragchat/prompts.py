@@ -19,6 +19,11 @@ INSTRUCTIONS = (
     'say "I don\'t know". Be concise.'
 )
 NO_CONTEXT_INSTRUCTIONS = 'Answer the question concisely. If you do not know the answer, say "I don\'t know".'
+# Retrieval worked and nothing in the knowledge base scored above the no-answer threshold.
+NO_ANSWER_INSTRUCTIONS = (
+    "The knowledge base has no answer to this question. Say that the knowledge base does not cover it; "
+    "do not make up an answer."
+)
 # A 135M model drifts from long instructions and long answers: one short rule, one or two sentences.
 SHORT_GROUNDED_INSTRUCTIONS = (
     "Answer the question in one or two sentences, using only the facts in the CONTEXT. "
@@ -26,10 +31,21 @@ SHORT_GROUNDED_INSTRUCTIONS = (
 )
 
 
+def _system_text(instructions: str, context: str, no_answer: bool) -> str:
+    if context:
+        return f"{instructions}\n\nCONTEXT:\n{context}"
+    return NO_ANSWER_INSTRUCTIONS if no_answer else NO_CONTEXT_INSTRUCTIONS
+
+
 @dataclass(frozen=True)
 class ModelProfile:
     """Prompt format, context window and stop rule of one chat model. `renders` says
-    whether `render` gives a flat text prompt or chat messages."""
+    whether `render` gives a flat text prompt or chat messages.
+
+    The retrieved context gets the window's tokens left after the reply (`max_new_tokens`,
+    for a decoder whose reply shares the window; an encoder-decoder's does not) and the
+    rendered template, less `history_share` of them kept for earlier turns, and at most
+    `max_context_tokens` (a small model loses the question in a long context)."""
 
     renders: ClassVar[Literal["text", "messages"]] = "text"
     name: str
@@ -37,12 +53,17 @@ class ModelProfile:
     stop: tuple[str, ...] = ()
     strip_tokens: tuple[str, ...] = ()
     keeps_history: bool = True
+    reply_in_window: bool = True
+    history_share: float = 0.25
+    max_context_tokens: int | None = None
     # what a request that names no max_new_tokens gets
     default_max_new_tokens: int = 512
     repetition_penalty: float = 1.0
     instructions: str = INSTRUCTIONS
 
-    def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
+    def render(
+        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool = False
+    ) -> RenderedPrompt:
         raise NotImplementedError
 
 
@@ -51,13 +72,17 @@ class OpenChatKitProfile(ModelProfile):
     """GPT-NeoXT-Chat-Base-20B: `<human>:`/`<bot>:` turns after the current date and time;
     the retrieved context is an extra `<human>:` turn just before the question."""
 
-    def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
+    def render(
+        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool = False
+    ) -> RenderedPrompt:
         lines = [now.strftime("%A, %B %d, %Y %H:%M UTC")]
         for turn in history:
             tag = "<human>" if turn.role == "user" else "<bot>"
             lines.append(f"{tag}: {turn.content}")
         if context:
             lines.append(f"<human>: {INSTRUCTIONS}\nCONTEXT:\n{context}")
+        elif no_answer:
+            lines.append(f"<human>: {NO_ANSWER_INSTRUCTIONS}")
         lines.append(f"<human>: {question}")
         return RenderedPrompt(text="\n".join(lines) + "\n<bot>:")
 
@@ -70,8 +95,10 @@ class ChatMessagesProfile(ModelProfile):
 
     renders: ClassVar[Literal["text", "messages"]] = "messages"
 
-    def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
-        system = f"{self.instructions}\n\nCONTEXT:\n{context}" if context else NO_CONTEXT_INSTRUCTIONS
+    def render(
+        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool = False
+    ) -> RenderedPrompt:
+        system = _system_text(self.instructions, context, no_answer)
         messages = [{"role": "system", "content": system}]
         messages += [{"role": t.role, "content": t.content} for t in history]
         messages.append({"role": "user", "content": question})
@@ -83,7 +110,11 @@ class InstructionProfile(ModelProfile):
     """flan-t5: a single instruction prompt with CONTEXT/QUESTION/ANSWER sections; the
     model has no chat format, so history is not replayed."""
 
-    def render(self, question: str, context: str, history: Sequence[Turn], now: datetime) -> RenderedPrompt:
+    def render(
+        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool = False
+    ) -> RenderedPrompt:
+        if not context and no_answer:
+            return RenderedPrompt(text=f"{NO_ANSWER_INSTRUCTIONS}\n\nQUESTION:\n{question}\n\nANSWER:\n")
         return RenderedPrompt(text=f"{INSTRUCTIONS}\n\nCONTEXT:\n{context}\n\nQUESTION:\n{question}\n\nANSWER:\n")
 
 
@@ -96,6 +127,9 @@ SMOLLM2_LOCAL = ChatMessagesProfile(
     default_max_new_tokens=128,
     repetition_penalty=1.1,
     instructions=SHORT_GROUNDED_INSTRUCTIONS,
+    # A 135M model loses the question in a long context and its greedy reply then runs on:
+    # a few sources (about 1,000 characters) rather than the ~1,400 tokens its window allows.
+    max_context_tokens=256,
 )
 
 

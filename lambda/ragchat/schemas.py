@@ -44,9 +44,18 @@ class ChatBody(_Strict):
     _inputs_not_blank = field_validator("inputs")(_not_blank)
 
 
+class HistoryTurn(_Strict):
+    role: Literal["user", "assistant"]
+    content: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
+
+
 class RetrieveBody(_Strict):
+    """A turn to look up as the chat would: `history` holds the conversation before it."""
+
     query: NonBlank
-    top_k: int = Field(5, ge=1, le=100)
+    top_k: int | None = Field(None, ge=1, le=100)
+    history: list[HistoryTurn] = Field(default_factory=list, max_length=200)
+    max_new_tokens: int | None = Field(None, ge=1, le=2048)  # None: the model profile's default
 
     _query_not_blank = field_validator("query")(_not_blank)
 

@@ -55,7 +55,10 @@ def cleaned(profile, pieces) -> str:
     return "".join(StopFilter(profile.stop, profile.strip_tokens).feed_all(pieces))
 
 
-@pytest.mark.parametrize("model", CHAT_MODELS.values(), ids=lambda m: m.name)
+SAGEMAKER_MODELS = [m for m in CHAT_MODELS.values() if m.backend == "sagemaker"]  # Bedrock: Converse, no container
+
+
+@pytest.mark.parametrize("model", SAGEMAKER_MODELS, ids=lambda m: m.name)
 def test_buffered_examples(readme_examples, model):
     examples = model.examples
     profile, prompt, params = render(model.name)
@@ -71,7 +74,7 @@ def test_buffered_examples(readme_examples, model):
     assert custom_attributes == model.contract.custom_attributes
 
 
-@pytest.mark.parametrize("model", [m for m in CHAT_MODELS.values() if m.contract.streams], ids=lambda m: m.name)
+@pytest.mark.parametrize("model", [m for m in SAGEMAKER_MODELS if m.contract.streams], ids=lambda m: m.name)
 def test_streamed_examples(readme_examples, model):
     examples = model.examples
     profile, prompt, params = render(model.name)

@@ -16,6 +16,7 @@ from cdk_helpers import ROOT, cfn_lint_errors, resources, synth
 from ragchat.aws.settings import AwsSettings
 from ragchat.catalog import CHAT_MODELS, ENTRIES, CatalogError, ChatModel, _index
 from ragchat.payloads import TgiContract
+from stacks.bedrock import invoke_resources
 from stacks.config import DeploymentConfig
 
 PLACEHOLDER = "<resolved at deploy>"
@@ -43,9 +44,45 @@ def function_environment(template: dict) -> dict:
     return function["Environment"]["Variables"]
 
 
+def bedrock_grant(template: dict) -> list[str]:
+    """The resources of the function's Bedrock statement, rendered with placeholders for
+    the pseudo parameters (partition, region, account)."""
+    (statement,) = [
+        s
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        for s in policy["PolicyDocument"]["Statement"]
+        if "bedrock:InvokeModel" in s["Action"]
+    ]
+    assert statement["Action"] == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    pseudo = {"AWS::Partition": "{partition}", "AWS::Region": "{region}", "AWS::AccountId": "{account}"}
+    return [
+        "".join(p if isinstance(p, str) else pseudo[p["Ref"]] for p in r["Fn::Join"][1]) if isinstance(r, dict) else r
+        for r in statement["Resource"]
+    ]
+
+
+def check_bedrock_entry(model: ChatModel) -> None:
+    """A Bedrock entry: no chat endpoint, the model id in the function's settings, and a
+    grant on exactly the model (for a profile: on it and the model in every destination region)."""
+    template, outdir = synthesized(frozenset(settings_for(model).items()))  # cdk-nag: raises on any finding
+    assert [c for c in resources(template, "AWS::SageMaker::EndpointConfig") if c.startswith("ChatLlm")] == []
+    environment = function_environment(template)
+    assert environment["RAGCHAT_MODEL_PROFILE"] == model.name
+    assert environment["RAGCHAT_BEDROCK_MODEL_ID"] == model.serving.model_id
+    assert "RAGCHAT_CHAT_ENDPOINT" not in environment
+    regions = model.serving.destination_regions.get(model.serving.model_id, ())
+    where = {"partition": "{partition}", "region": "{region}", "account": "{account}"}
+    assert bedrock_grant(template) == invoke_resources(model.serving.model_id, regions, **where)
+    errors, output = cfn_lint_errors(list((ROOT / outdir).glob("*.template.json")))
+    assert errors == [], output
+
+
 def check_entry(model: ChatModel, readme_examples: dict[str, str]) -> None:
     """Everything one catalog entry must get right; raises AssertionError on the first lack."""
     assert model.problems() == [], model.problems()
+    if model.backend == "bedrock":
+        check_bedrock_entry(model)
+        return
     serving = model.serving
     if serving.model_archive:
         assert (ROOT / "model_code" / serving.model_archive / "serving.properties").is_file()
@@ -87,6 +124,17 @@ def complete() -> ChatModel:
         (lambda m: dataclasses.replace(m, serving=dataclasses.replace(m.serving, hourly_usd=0)), "no hourly price"),
         (lambda m: dataclasses.replace(m, name="gpt-neoxt-chat-v2"), "its profile is named"),
         (lambda m: dataclasses.replace(m, profile=CHAT_MODELS["llama-2-chat"].profile), "profile renders messages"),
+        (
+            lambda m: dataclasses.replace(
+                CHAT_MODELS["bedrock"],
+                serving=dataclasses.replace(CHAT_MODELS["bedrock"].serving, model_id="eu.amazon.nova-2-lite-v1:0"),
+            ),
+            "no destination regions for the default inference profile eu.amazon.nova-2-lite-v1:0",
+        ),
+        (
+            lambda m: dataclasses.replace(CHAT_MODELS["bedrock"], profile=CHAT_MODELS["flan-t5"].profile),
+            "Converse takes messages",
+        ),
     ],
 )
 def test_an_incomplete_entry_fails_the_catalog_check_and_the_catalog_test(incomplete, reported, readme_examples):
@@ -142,7 +190,11 @@ def test_the_function_environment_loads_through_the_lambda_settings(settings):
     known = {f.metadata["env"] for f in dataclasses.fields(AwsSettings)}
     assert {name for name in variables if name.startswith("RAGCHAT_")} <= known
     references = {name: json.dumps(value) for name, value in variables.items() if not isinstance(value, str)}
-    assert '"ChatLlmEndpoint' in references["RAGCHAT_CHAT_ENDPOINT"]
+    if config.model.backend == "sagemaker":
+        assert '"ChatLlmEndpoint' in references["RAGCHAT_CHAT_ENDPOINT"]
+    else:
+        assert "RAGCHAT_CHAT_ENDPOINT" not in variables
+        assert loaded.bedrock_model_id == config.resolved_bedrock_model_id
     retrieval = "WikipediaRetrievalEndpoint" if config.knowledge_base == "wikipedia" else "EmbeddingEndpoint"
     endpoint_variable = f"RAGCHAT_{'WIKIPEDIA' if config.knowledge_base == 'wikipedia' else 'EMBEDDING'}_ENDPOINT"
     assert f'"{retrieval}' in references[endpoint_variable]
@@ -159,7 +211,10 @@ def test_the_readme_cost_table_prices_every_catalog_model():
             if model.name != "gpt-neoxt-chat"
             else [r for r in rows if r.startswith("| default:")]
         )
-        assert model.serving.instance_type in row and f"{model.serving.hourly_usd:.2f}" in row, row
+        if model.backend == "bedrock":  # no endpoint: nothing billed while idle but the embedding endpoint
+            assert "no chat endpoint" in row and "per token" in row, row
+        else:
+            assert model.serving.instance_type in row and f"{model.serving.hourly_usd:.2f}" in row, row
 
 
 def test_a_model_is_named_only_by_its_catalog_entry():
@@ -172,7 +227,7 @@ def test_a_model_is_named_only_by_its_catalog_entry():
         if p.is_file() and p.suffix in (".py", ".properties", ".json", ".txt", ".sh") and "__pycache__" not in p.parts
     ]
     for model in ENTRIES:
-        names = {value for key, value in model.serving.environment.items() if key == "HF_MODEL_ID"}
+        names = {value for key, value in getattr(model.serving, "environment", {}).items() if key == "HF_MODEL_ID"}
         for name in names:
             naming = sorted(str(p.relative_to(ROOT)) for p in code if name in p.read_text(errors="ignore"))
             assert naming == ["lambda/ragchat/catalog.py"], (name, naming)

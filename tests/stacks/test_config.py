@@ -99,3 +99,45 @@ def test_scale_to_zero_runs_one_chat_copy():
     with pytest.raises(ConfigError, match="ragchat:chat_max_instances: with scale_to_zero"):
         DeploymentConfig.from_context({"ragchat:scale_to_zero": "true", "ragchat:chat_max_instances": "2"})
     assert DeploymentConfig.from_context({"ragchat:scale_to_zero": "true"}).scale_to_zero_idle_minutes == 30
+
+
+@pytest.mark.parametrize(
+    ("settings", "key", "message"),
+    [
+        ({"bedrock_model_id": "us.amazon.nova-2-lite-v1:0"}, "bedrock_model_id", "chat_model=bedrock only"),
+        ({"chat_model": "bedrock", "bedrock_model_id": "nova lite"}, "bedrock_model_id", "Bedrock model id"),
+        ({"chat_model": "bedrock", "chat_instance_type": "ml.g5.xlarge"}, "chat_instance_type", "no endpoint"),
+        (
+            {"chat_model": "bedrock", "bedrock_model_id": "eu.amazon.nova-2-lite-v1:0"},
+            "bedrock_destination_regions",
+            "routes to regions this catalog does not know",
+        ),
+        (
+            {"chat_model": "bedrock", "bedrock_destination_regions": "us-east-1,us-east"},
+            "bedrock_destination_regions",
+            "region names separated by commas",
+        ),
+    ],
+)
+def test_bedrock_settings_are_checked_naming_the_key(settings, key, message):
+    with pytest.raises(ConfigError) as error:
+        DeploymentConfig.from_context({f"ragchat:{k}": v for k, v in settings.items()})
+    assert f"ragchat:{key}" in str(error.value) and message in str(error.value)
+
+
+def test_bedrock_defaults_come_from_the_catalog_and_can_be_overridden():
+    default = DeploymentConfig.from_context({"ragchat:chat_model": "bedrock"})
+    assert default.resolved_bedrock_model_id == "us.amazon.nova-2-lite-v1:0"
+    assert default.resolved_bedrock_destination_regions == ("us-east-1", "us-east-2", "us-west-2")
+    chosen = DeploymentConfig.from_context(
+        {
+            "ragchat:chat_model": "bedrock",
+            "ragchat:bedrock_model_id": "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+            "ragchat:bedrock_destination_regions": "eu-central-1, eu-west-1,eu-west-3",
+        }
+    )
+    assert chosen.resolved_bedrock_destination_regions == ("eu-central-1", "eu-west-1", "eu-west-3")
+    foundation_model = DeploymentConfig.from_context(
+        {"ragchat:chat_model": "bedrock", "ragchat:bedrock_model_id": "amazon.nova-2-lite-v1:0"}
+    )
+    assert foundation_model.resolved_bedrock_destination_regions == ()

@@ -11,6 +11,7 @@ SETTINGS = [
     {"moderation": "comprehend"},
     {"chat_model_s3_uri": "s3://my-bucket/neoxt"},
     {"chat_model": "llama-2-chat", "accept_llama2_eula": True},
+    {"chat_model": "bedrock", "moderation": "comprehend"},
     {"pinecone_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:pinecone-AbCdEf"},
 ]
 

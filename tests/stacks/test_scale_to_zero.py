@@ -80,6 +80,7 @@ def test_the_lambda_invokes_the_components_and_may_only_call_those(zero):
     env = function["Environment"]["Variables"]
     assert "RAGCHAT_CHAT_INFERENCE_COMPONENT" in env and "RAGCHAT_MODERATION_INFERENCE_COMPONENT" in env
     assert "RAGCHAT_EMBEDDING_INFERENCE_COMPONENT" not in env
+    assert env["RAGCHAT_MODEL_START_SECONDS"] == "600", "the slower of the two: GPT-NeoXT's start"
     statements = [s for p in resources(template, "AWS::IAM::Policy").values() for s in p["PolicyDocument"]["Statement"]]
     (invoke,) = [s for s in statements if "sagemaker:InvokeEndpoint" in s["Action"]]
     resources_ = json.dumps(invoke["Resource"])

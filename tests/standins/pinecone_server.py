@@ -1,7 +1,11 @@
 """A stand-in for Pinecone (API version 2026-07): the control plane (`/indexes`) and one
 index's data plane (`/vectors/upsert`, `/query`, `/vectors/delete`, `/vectors/list`,
-`/describe_index_stats`) on one loopback port. Vectors are kept in memory and scored by
-cosine, as a serverless cosine index does. Every request needs the `Api-Key` header."""
+`/describe_index_stats`) on one loopback port. Vectors are kept in memory. A `cosine`
+index scores by cosine; a `dotproduct` index by the dense dot product plus, when the
+query has a `sparseVector`, the sparse one, as Pinecone's sparse-dense search does.
+Sparse values are refused, as by Pinecone, by an index whose schema has no sparse field
+(`_sparse_values`) or, in a query, whose metric is not `dotproduct`. Every request needs
+the `Api-Key` header."""
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ class PineconeStandIn(StandInServer):
         self.ready_after = ready_after  # describes before a new index reports Ready
         self.indexes: dict[str, dict[str, Any]] = {}
         self.spaces: dict[str, dict[str, tuple[list[float], dict[str, Any]]]] = {}
+        self.sparse: dict[str, dict[str, dict[int, float]]] = {}  # namespace -> id -> sparse values
         self.failures: deque[int] = deque()
         self.fail_on: set[str] = set()  # paths that fail while failures are queued
         self._describes: dict[str, int] = {}
@@ -43,8 +48,10 @@ class PineconeStandIn(StandInServer):
         _forget_retry_budget()
 
     # -- test controls ---------------------------------------------------------------
-    def add_index(self, name: str, dimension: int = 384, metric: str = "cosine", ready: bool = True) -> None:
-        self.indexes[name] = self._model(name, dimension, metric, ready)
+    def add_index(
+        self, name: str, dimension: int = 384, metric: str = "cosine", ready: bool = True, sparse: bool = False
+    ) -> None:
+        self.indexes[name] = self._model(name, dimension, metric, ready, sparse)
 
     def fail(self, status: int, times: int = 1, paths: tuple[str, ...] = ()) -> None:
         self.failures.extend([status] * times)
@@ -62,12 +69,15 @@ class PineconeStandIn(StandInServer):
     def vectors(self, namespace: str = "") -> dict[str, tuple[list[float], dict[str, Any]]]:
         return self.spaces.get(namespace, {})
 
-    def _model(self, name: str, dimension: int, metric: str, ready: bool) -> dict[str, Any]:
+    def _model(self, name: str, dimension: int, metric: str, ready: bool, sparse: bool = False) -> dict[str, Any]:
+        fields: dict[str, Any] = {"_values": {"type": "dense_vector", "dimension": dimension, "metric": metric}}
+        if sparse:
+            fields["_sparse_values"] = {"type": "sparse_vector"}
         return {
             "name": name,
             "host": self.url,
             "status": {"ready": ready, "state": "Ready" if ready else "Initializing"},
-            "schema": {"fields": {"values": {"type": "dense_vector", "dimension": dimension, "metric": metric}}},
+            "schema": {"fields": fields},
             "deployment": {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"},
             "deletion_protection": "disabled",
         }
@@ -111,8 +121,14 @@ class PineconeStandIn(StandInServer):
             if name in self.indexes:
                 _error(handler, 409, "ALREADY_EXISTS", f"Resource {name} already exists")
                 return
-            field = next(iter(body["schema"]["fields"].values()))
-            self.indexes[name] = self._model(name, field["dimension"], field["metric"], ready=self.ready_after == 0)
+            fields = body["schema"]["fields"]
+            dense = next((f for f in fields.values() if f["type"] == "dense_vector"), None)
+            if dense is None or set(fields) - {"_values", "_sparse_values"}:
+                _error(handler, 400, "INVALID_ARGUMENT", "the stand-in serves vector indexes (_values, _sparse_values)")
+                return
+            sparse = any(f["type"] == "sparse_vector" for f in fields.values())
+            ready = self.ready_after == 0
+            self.indexes[name] = self._model(name, dense["dimension"], dense["metric"], ready, sparse)
             self.indexes[name]["deployment"] = body.get("deployment", self.indexes[name]["deployment"])
             self._describes[name] = 0
             send_json(handler, 201, self.indexes[name])
@@ -128,28 +144,76 @@ class PineconeStandIn(StandInServer):
         else:
             _error(handler, 405, "METHOD_NOT_ALLOWED", "not supported by the stand-in")
 
+    def _fields(self) -> dict[str, Any]:
+        return next(iter(self.indexes.values()))["schema"]["fields"] if self.indexes else {}
+
     def _dimension(self) -> int:
-        fields = next(iter(self.indexes.values()))["schema"]["fields"] if self.indexes else {}
-        return next(iter(fields.values()))["dimension"] if fields else 384
+        return self._fields().get("_values", {}).get("dimension", 384)
+
+    def _metric(self) -> str:
+        return self._fields().get("_values", {}).get("metric", "cosine")
+
+    @staticmethod
+    def _invalid(message: str) -> tuple[int, dict[str, Any]]:
+        return 400, {"error": {"code": "INVALID_ARGUMENT", "message": message}, "status": 400}
+
+    @staticmethod
+    def _sparse_values(value: Any) -> dict[int, float] | str:
+        """The wire form {"indices": [uint32], "values": [float]}, or what is wrong with it."""
+        if not isinstance(value, dict) or set(value) != {"indices", "values"}:
+            return "sparse values must be an object with indices and values"
+        indices, values = value["indices"], value["values"]
+        if len(indices) != len(values) or not indices:
+            return "sparse vector must have the same non-zero number of indices and values"
+        if not all(isinstance(i, int) and 0 <= i < 2**32 for i in indices) or len(set(indices)) != len(indices):
+            return "sparse indices must be distinct unsigned 32-bit integers"
+        return dict(zip(indices, map(float, values), strict=True))
 
     def _upsert(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        space = self.spaces.setdefault(body.get("namespace", ""), {})
+        namespace = body.get("namespace", "")
+        space = self.spaces.setdefault(namespace, {})
+        sparse_space = self.sparse.setdefault(namespace, {})
+        parsed: dict[str, dict[int, float]] = {}
         for vector in body["vectors"]:
             if len(vector["values"]) != self._dimension():
-                message = f"Vector dimension {len(vector['values'])} does not match the dimension of the index"
-                return 400, {"error": {"code": "INVALID_ARGUMENT", "message": message}, "status": 400}
+                return self._invalid(
+                    f"Vector dimension {len(vector['values'])} does not match the dimension of the index"
+                )
+            if "sparseValues" in vector:
+                if "_sparse_values" not in self._fields():
+                    return self._invalid("Index configuration does not support sparse values")
+                sparse = self._sparse_values(vector["sparseValues"])
+                if isinstance(sparse, str):
+                    return self._invalid(sparse)
+                parsed[vector["id"]] = sparse
         for vector in body["vectors"]:
             space[vector["id"]] = (vector["values"], vector.get("metadata") or {})
+            sparse_space.pop(vector["id"], None)
+            if vector["id"] in parsed:
+                sparse_space[vector["id"]] = parsed[vector["id"]]
         return 200, {"upsertedCount": len(body["vectors"])}
 
     def _query(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         namespace = body.get("namespace", "")
         query = body["vector"]
+        metric = self._metric()
+        sparse_query: dict[int, float] = {}
+        if "sparseVector" in body:
+            if metric != "dotproduct":
+                return self._invalid(f"Cannot query index with metric {metric} using sparse values; use dotproduct")
+            parsed = self._sparse_values(body["sparseVector"])
+            if isinstance(parsed, str):
+                return self._invalid(parsed)
+            sparse_query = parsed
         norm_q = math.sqrt(sum(x * x for x in query)) or 1.0
         scored = []
         for vid, (values, metadata) in self.spaces.get(namespace, {}).items():
-            norm_v = math.sqrt(sum(x * x for x in values)) or 1.0
-            score = sum(a * b for a, b in zip(query, values, strict=True)) / (norm_q * norm_v)
+            dot = sum(a * b for a, b in zip(query, values, strict=True))
+            if metric == "dotproduct":
+                doc_sparse = self.sparse.get(namespace, {}).get(vid, {})
+                score = dot + sum(w * doc_sparse.get(i, 0.0) for i, w in sparse_query.items())
+            else:
+                score = dot / (norm_q * (math.sqrt(sum(x * x for x in values)) or 1.0))
             match: dict[str, Any] = {"id": vid, "score": score, "values": []}
             if body.get("includeMetadata"):
                 match["metadata"] = metadata
@@ -159,8 +223,10 @@ class PineconeStandIn(StandInServer):
 
     def _delete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         space = self.spaces.get(body.get("namespace", ""), {})
+        sparse_space = self.sparse.get(body.get("namespace", ""), {})
         for vid in body.get("ids", []):
             space.pop(vid, None)
+            sparse_space.pop(vid, None)
         return 200, {}
 
     def _stats(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,10 @@ class WebAdapter:
             "isBase64Encoded": not text,
         }
 
-    def invoke_streaming(self, event: dict[str, Any], context: dict[str, Any]) -> StreamedResult:
+    def invoke_streaming(
+        self, event: dict[str, Any], context: dict[str, Any], on_chunk: Callable[[bytes], None] | None = None
+    ) -> StreamedResult:
+        """The streamed result; `on_chunk` sees each piece of the body as it arrives."""
         started = time.perf_counter()
         response = self.client.send(self._request(event, context), stream=True)
         prelude = {"statusCode": response.status_code, "headers": dict(response.headers), "cookies": []}
@@ -112,6 +116,8 @@ class WebAdapter:
         for chunk in response.iter_raw():
             stream += chunk
             times.append(time.perf_counter() - started)
+            if on_chunk is not None:
+                on_chunk(chunk)
         response.close()
         head, _, body = stream.partition(b"\x00" * 8)
         return StreamedResult(json.loads(head), body, times)

@@ -16,9 +16,11 @@ import boto3
 from botocore.config import Config
 
 from ..catalog import chat_model, get_profile
-from ..engine import ChatEngine, EmbeddingRetriever
+from ..engine import ChatEngine
 from ..interfaces import Embedder, Generator, Moderator, Retriever
+from ..retrieval import HybridRetriever
 from ..wikipedia import WikipediaRetrieval
+from .bedrock import BedrockGenerator
 from .dynamodb_store import DynamoDbConversationStore
 from .embedder import SageMakerEmbedder
 from .generators import SageMakerGenerator
@@ -65,6 +67,7 @@ class AwsClients:
     dynamodb: Any
     secrets: Any | None
     comprehend: Any | None
+    bedrock: Any | None = None
 
     @classmethod
     def create(cls, settings: AwsSettings, session: boto3.Session | None = None) -> AwsClients:
@@ -75,6 +78,7 @@ class AwsClients:
             dynamodb=session.client("dynamodb", config=FAST),
             secrets=session.client("secretsmanager", config=FAST) if settings.vector_index == "pinecone" else None,
             comprehend=session.client("comprehend", config=FAST) if settings.moderation == "comprehend" else None,
+            bedrock=session.client("bedrock-runtime", config=GENERATION) if settings.generator == "bedrock" else None,
         )
 
 
@@ -109,12 +113,18 @@ def sagemaker_generator(settings: AwsSettings, clients: AwsClients) -> Generator
     return SageMakerGenerator(generation, settings.chat_endpoint, contract)
 
 
+def bedrock_generator(settings: AwsSettings, clients: AwsClients) -> Generator:
+    return BedrockGenerator(clients.bedrock, settings.bedrock_model_id)
+
+
 def pinecone_index(settings: AwsSettings, clients: AwsClients) -> Retriever:
-    """The question embedded by the MiniLM endpoint, then looked up in Pinecone."""
+    """The question embedded by the MiniLM endpoint, then looked up in Pinecone with its
+    BM25 word vector (the hybrid score; RAGCHAT_LEXICAL_WEIGHT=0 ranks dense-only)."""
     api_key = secret_api_key(settings.pinecone_secret_arn, clients.secrets, settings.secret_max_age_seconds)
-    return EmbeddingRetriever(
+    return HybridRetriever(
         sagemaker_embedder(settings.embedding_endpoint, clients.sagemaker_fast),
         pinecone_vector_index(settings.pinecone_index, api_key, host=settings.pinecone_host),
+        settings.lexical_weight,
         settings.namespace,
     )
 
@@ -137,7 +147,7 @@ def no_moderator(settings: AwsSettings, clients: AwsClients) -> Moderator:
     return NoModerator()
 
 
-GENERATORS: dict[str, Builder[Generator]] = {"sagemaker": sagemaker_generator}
+GENERATORS: dict[str, Builder[Generator]] = {"sagemaker": sagemaker_generator, "bedrock": bedrock_generator}
 # A vector index is built as the engine's Retriever: an embedder plus the index, or a
 # service that embeds the question itself.
 VECTOR_INDEXES: dict[str, Builder[Retriever]] = {"pinecone": pinecone_index, "wikipedia": wikipedia_index}

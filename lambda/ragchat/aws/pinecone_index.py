@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import RetrievalUnavailable
-from ..interfaces import Document, Match
+from ..interfaces import Document, Match, SparseVector
 
 log = logging.getLogger(__name__)
 STEP = "retrieval"
@@ -67,7 +67,9 @@ class SecretApiKey:
 
 class PineconeVectorIndex:
     """Pinecone semantics are the interface's semantics: string ids, upsert replaces,
-    cosine scores, namespaces. Document text is stored in metadata `text`."""
+    namespaces. Document text is stored in metadata `text`. Sparse vectors go with the
+    dense ones (`sparse_values`, `sparse_vector`): Pinecone takes them on a `dotproduct`
+    index only, where it scores dense + sparse dot products."""
 
     def __init__(
         self,
@@ -131,11 +133,13 @@ class PineconeVectorIndex:
             ) from None
 
     # -- VectorIndex -------------------------------------------------------------------
-    def query(self, vector: Sequence[float], top_k: int, namespace: str = "") -> list[Match]:
-        response = self._call(
-            "query",
-            lambda index: index.query(vector=list(vector), top_k=top_k, namespace=namespace, include_metadata=True),
-        )
+    def query(
+        self, vector: Sequence[float], top_k: int, namespace: str = "", sparse: SparseVector | None = None
+    ) -> list[Match]:
+        options: dict[str, Any] = {"vector": list(vector), "top_k": top_k, "namespace": namespace}
+        if sparse is not None and sparse.indices:
+            options["sparse_vector"] = sparse.as_dict()
+        response = self._call("query", lambda index: index.query(**options, include_metadata=True))
         matches = []
         for match in response.matches:
             metadata = dict(match.metadata or {})
@@ -143,11 +147,20 @@ class PineconeVectorIndex:
             matches.append(Match(match.id, float(match.score), text, metadata))
         return matches
 
-    def upsert(self, documents: Sequence[Document], vectors: Sequence[Sequence[float]], namespace: str = "") -> int:
-        records = [
+    def upsert(
+        self,
+        documents: Sequence[Document],
+        vectors: Sequence[Sequence[float]],
+        namespace: str = "",
+        sparse: Sequence[SparseVector] | None = None,
+    ) -> int:
+        records: list[dict[str, Any]] = [
             {"id": doc.id, "values": list(vec), "metadata": {**doc.metadata, "text": doc.text}}
             for doc, vec in zip(documents, vectors, strict=True)
         ]
+        for record, sv in zip(records, sparse or (), strict=False):
+            if sv.indices:  # Pinecone refuses an empty sparse vector
+                record["sparse_values"] = sv.as_dict()
         total = 0
         for start in range(0, len(records), UPSERT_BATCH):
             batch = records[start : start + UPSERT_BATCH]

@@ -40,6 +40,7 @@ class AwsSettings:
     model_profile: str = _var("RAGCHAT_MODEL_PROFILE")
     table: str = _var("RAGCHAT_TABLE")
     chat_endpoint: str = _var("RAGCHAT_CHAT_ENDPOINT", "")
+    bedrock_model_id: str = _var("RAGCHAT_BEDROCK_MODEL_ID", "")  # a model or inference profile id
     vector_index: str = _var("RAGCHAT_VECTOR_INDEX", "pinecone")
     embedding_endpoint: str = _var("RAGCHAT_EMBEDDING_ENDPOINT", "")  # pinecone: the question's vector
     wikipedia_endpoint: str = _var("RAGCHAT_WIKIPEDIA_ENDPOINT", "")  # wikipedia: embeds the question itself
@@ -53,7 +54,9 @@ class AwsSettings:
     toxicity_threshold: float = _var("RAGCHAT_TOXICITY_THRESHOLD", 0.5)
     conversation_ttl_days: int = _var("RAGCHAT_CONVERSATION_TTL_DAYS", 30)
     retrieval_top_k: int = _var("RAGCHAT_RETRIEVAL_TOP_K", ENGINE_DEFAULTS.retrieval_top_k)
-    context_budget_chars: int = _var("RAGCHAT_CONTEXT_BUDGET_CHARS", ENGINE_DEFAULTS.context_budget_chars)
+    context_budget_tokens: int = _var("RAGCHAT_CONTEXT_BUDGET_TOKENS", 0)  # 0: derived from the model profile
+    lexical_weight: float = _var("RAGCHAT_LEXICAL_WEIGHT", ENGINE_DEFAULTS.lexical_weight)  # 0: dense only
+    min_score: float = _var("RAGCHAT_MIN_SCORE", ENGINE_DEFAULTS.min_score)  # the no-answer threshold
     retrieval_timeout_seconds: float = _var(
         "RAGCHAT_RETRIEVAL_TIMEOUT_SECONDS", ENGINE_DEFAULTS.retrieval_timeout_seconds
     )
@@ -72,9 +75,13 @@ class AwsSettings:
         return chat_model(self.model_profile).backend
 
     def engine_settings(self) -> EngineSettings:
+        # The no-answer threshold is calibrated on the FAQ's hybrid scores: the Wikipedia
+        # endpoint scores on another scale, so it has none (as in the local Wikipedia mode).
         return EngineSettings(
-            context_budget_chars=self.context_budget_chars,
+            context_budget_tokens=self.context_budget_tokens or None,
             retrieval_top_k=self.retrieval_top_k,
+            lexical_weight=self.lexical_weight,
+            min_score=self.min_score if self.vector_index == "pinecone" else 0.0,
             retrieval_timeout_seconds=self.retrieval_timeout_seconds,
             namespace=self.namespace,
         )
@@ -116,6 +123,7 @@ class AwsSettings:
         moderation need."""
         needs = {
             ("generator", "sagemaker"): ("chat_endpoint",),
+            ("generator", "bedrock"): ("bedrock_model_id",),
             ("vector_index", "pinecone"): ("embedding_endpoint", "pinecone_index", "pinecone_secret_arn"),
             ("vector_index", "wikipedia"): ("wikipedia_endpoint",),
             ("moderation", "endpoint"): ("moderation_endpoint",),

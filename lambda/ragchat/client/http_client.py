@@ -53,6 +53,26 @@ class ChatClient:
             response.read()
             return response.json()
 
+    def retrieve(
+        self,
+        query: str,
+        history: list[dict[str, str]] | None = None,
+        top_k: int | None = None,
+        max_new_tokens: int | None = None,
+    ) -> dict:
+        """What the service retrieves for a turn (`POST /retrieve`): ranked matches and the
+        sources its prompt would get (leaving room for `max_new_tokens`, by default the model's)."""
+        body: dict[str, Any] = {"query": query}
+        if max_new_tokens:
+            body["max_new_tokens"] = max_new_tokens
+        if history:
+            body["history"] = history
+        if top_k:
+            body["top_k"] = top_k
+        with self._send(self._request("/retrieve", body, stream=False)) as response:
+            response.read()
+            return response.json()
+
     def stream(self, question: str, session_id: str | None = None, **parameters: Any) -> Iterator[StreamEvent]:
         """One streamed turn: `token` events as they arrive, then `done` (or `error`)."""
         body = {"inputs": question, "parameters": _parameters(session_id, parameters), "stream": True}

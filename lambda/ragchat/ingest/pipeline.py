@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..interfaces import Document, Embedder, VectorIndex
-from ..knowledge import document_vectors
+from ..knowledge import document_sparse, document_vectors
+from ..retrieval import Bm25Encoder
 
 
 @dataclass
@@ -61,10 +62,12 @@ def ingest(
         summary.seconds = time.perf_counter() - started
         print(f"dry run: would upsert {len(todo)} chunks and delete {len(stale)}", file=sys.stderr)
         return summary
+    encoder = Bm25Encoder.fit(chunk.text for chunk in chunks)  # BM25 statistics of this run's sources
     with tqdm(total=len(todo), desc="Embedding and upserting", unit="chunk", disable=not progress) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            summary.upserted += index.upsert(batch, document_vectors(embedder, batch), namespace)
+            vectors, sparse = document_vectors(embedder, batch), document_sparse(encoder, batch)
+            summary.upserted += index.upsert(batch, vectors, namespace, sparse)
             bar.update(len(batch))
     if stale:
         summary.deleted = index.delete(stale, namespace)

@@ -1,6 +1,7 @@
-"""Where ingested chunks go: the local mode's FAISS index, or a Pinecone index (created,
-serverless and cosine, when missing). A target whose dimension differs from the
-embedder's is refused before anything is written."""
+"""Where ingested chunks go: the local mode's FAISS index, or a Pinecone index (created
+when missing: serverless, `dotproduct` with a sparse field, which hybrid dense + BM25
+search needs). A target whose dimension differs from the embedder's, or a Pinecone index
+that cannot hold sparse vectors, is refused before anything is written."""
 
 from __future__ import annotations
 
@@ -36,12 +37,39 @@ def pinecone_api_key(secret_arn: str | None) -> str:
     return key
 
 
+# The reserved schema field names through which Pinecone's vectors API (upsert `values`
+# and `sparse_values`, query `vector` and `sparse_vector`) addresses an index's vectors.
+DENSE_FIELD = "_values"
+SPARSE_FIELD = "_sparse_values"
+
+
+def hybrid_schema(dimension: int) -> dict[str, Any]:
+    """Pinecone scores a sparse-dense query only on a `dotproduct` index, and takes sparse
+    values only when the schema declares the sparse field. Unit vectors make the dense
+    dot product the cosine."""
+    return {
+        "fields": {
+            DENSE_FIELD: {"type": "dense_vector", "dimension": dimension, "metric": "dotproduct"},
+            SPARSE_FIELD: {"type": "sparse_vector"},
+        }
+    }
+
+
 def _dense_dimension(model: Any) -> int | None:
     for field in model.schema.fields.values():
         dimension = getattr(field, "dimension", None)
         if dimension:
             return int(dimension)
     return None
+
+
+def _is_hybrid(model: Any) -> bool:
+    from pinecone.models.indexes.schema import DenseVectorField, SparseVectorField
+
+    fields = list(model.schema.fields.values())
+    dense = [f for f in fields if isinstance(f, DenseVectorField)]
+    dotproduct = any(str(f.metric).lower() == "dotproduct" for f in dense)
+    return dotproduct and any(isinstance(f, SparseVectorField) for f in fields)
 
 
 def pinecone_target(
@@ -54,15 +82,24 @@ def pinecone_target(
     client = index.client(api_key)
     if name in {model.name for model in client.indexes.list()}:
         existing = _dense_dimension(client.indexes.describe(name))
+        model = client.indexes.describe(name)
+        existing = _dense_dimension(model)
         if existing != dimension:
             raise TargetError(
                 f"refusing to write: Pinecone index {name!r} has dimension {existing}, the embedder {dimension}; "
                 "use another --index name or an embedder of that dimension"
             )
+        if not _is_hybrid(model):
+            raise TargetError(
+                f"refusing to write: Pinecone index {name!r} cannot hold sparse vectors (hybrid search needs a "
+                "dotproduct index with a sparse field, and an index's schema cannot change). Ingest into a new "
+                "--index name and point the stack's pinecone_index at it, or delete this index and re-run; "
+                "see the README, 'Migrating a cosine index'"
+            )
         return index
     client.indexes.create(
         name=name,
-        schema={"fields": {"values": {"type": "dense_vector", "dimension": dimension, "metric": "cosine"}}},
+        schema=hybrid_schema(dimension),
         deployment={"deployment_type": "managed", "cloud": cloud, "region": region},
         timeout=wait_seconds,
     )

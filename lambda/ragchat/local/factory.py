@@ -8,27 +8,30 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..catalog import get_profile
 from ..engine import ChatEngine, EngineSettings
 from ..interfaces import Embedder, Generator
-from ..knowledge import document_vectors, faq_documents, file_sha256
+from ..knowledge import document_sparse, document_vectors, faq_documents, file_sha256
+from ..retrieval import Bm25Encoder
 from .moderator import KeywordStandInModerator
 from .store import SqliteConversationStore
 from .vector_index import FaissVectorIndex
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_KNOWLEDGE_BASE = PROJECT_ROOT / "data" / "Amazon_SageMaker_FAQs.csv"
+# How documents are turned into vectors; an index built another way is rebuilt on start.
+INDEX_METHOD = "text-dense+bm25-v2"
 
 
 @dataclass(frozen=True)
 class LocalSettings:
     data_dir: Path = Path(os.environ.get("RAGCHAT_DATA_DIR", PROJECT_ROOT / ".data"))
     knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE
-    context_budget_chars: int = EngineSettings.context_budget_chars
+    context_budget_tokens: int | None = None  # None: derived from the model profile
     retrieval_top_k: int = EngineSettings.retrieval_top_k
     profile: str = "smollm2-local"
     # A Wikipedia-format index folder (`ragchat wikipedia build`, or the staged dataset):
@@ -50,10 +53,12 @@ def ensure_knowledge_base(
     progress: bool = True,
     namespace: str = "",
 ) -> bool:
-    """Index the FAQ unless the index already holds this exact file. Returns True if it built."""
+    """Index the FAQ unless the index already holds this exact file, indexed this way.
+    Returns True if it built."""
     digest = file_sha256(path)
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    if state.get(str(path.name)) == digest and index.count(namespace):
+    fresh = state.get(str(path.name)) == digest and state.get(f"{path.name}:method") == INDEX_METHOD
+    if fresh and index.count(namespace):
         return False
     from tqdm import tqdm
 
@@ -63,16 +68,18 @@ def ensure_knowledge_base(
     stale = [i for i in state.get(f"{path.name}:ids", []) if i not in current]
     if stale:
         index.delete(stale, namespace)
+    encoder = Bm25Encoder.fit(d.text for d in documents)
     batch = 32
     with tqdm(
         total=len(documents), desc=f"Indexing {path.name}", unit="doc", disable=not progress, file=sys.stderr
     ) as bar:
         for start in range(0, len(documents), batch):
             chunk = documents[start : start + batch]
-            index.upsert(chunk, document_vectors(embedder, chunk), namespace)
+            index.upsert(chunk, document_vectors(embedder, chunk), namespace, document_sparse(encoder, chunk))
             bar.update(len(chunk))
     state[str(path.name)] = digest
     state[f"{path.name}:ids"] = sorted(current)
+    state[f"{path.name}:method"] = INDEX_METHOD
     state_file.write_text(json.dumps(state))
     return True
 
@@ -115,6 +122,15 @@ def build_local_engine(
 ) -> ChatEngine:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     parts = wikipedia_parts(settings.wikipedia_dir) if settings.wikipedia_dir else faq_parts(settings, progress)
+    engine_settings = EngineSettings(
+        context_budget_tokens=settings.context_budget_tokens,
+        retrieval_top_k=settings.retrieval_top_k,
+        queue_limit=settings.queue_limit,
+        deadline_seconds=settings.deadline_seconds,
+        buffered_generation=False,  # local: stream, so cancellation and deadlines act per token
+    )
+    if settings.wikipedia_dir:  # the no-answer threshold is calibrated on the FAQ's hybrid scores only
+        engine_settings = replace(engine_settings, min_score=0.0)
     if generator_factory is None:
         from .generator import SmolLM2Generator
 
@@ -125,11 +141,5 @@ def build_local_engine(
         moderator=KeywordStandInModerator(),
         store=SqliteConversationStore(settings.data_dir / "conversations.sqlite3"),
         profile=get_profile(settings.profile),
-        settings=EngineSettings(
-            context_budget_chars=settings.context_budget_chars,
-            retrieval_top_k=settings.retrieval_top_k,
-            queue_limit=settings.queue_limit,
-            deadline_seconds=settings.deadline_seconds,
-            buffered_generation=False,  # local: stream, so cancellation and deadlines act per token
-        ),
+        settings=engine_settings,
     )

@@ -1,10 +1,12 @@
 """A FAISS vector index with Pinecone's semantics, persisted in a folder.
 
 String ids, upsert replaces, exact inner-product search over unit vectors (= cosine),
-metadata returned with matches, independent namespaces. Every change is written to disk
-atomically, so a crash never leaves a half-written index. A change another process writes
-(`ragchat ingest` while `ragchat serve` runs) is picked up at the next query: the manifest,
-written last, is checked on each query (one stat call)."""
+metadata returned with matches, independent namespaces. Documents may carry a sparse
+vector; a query with one scores dense + sparse dot products, as Pinecone's sparse-dense
+query on a `dotproduct` index does. Every change is written to disk atomically, so a
+crash never leaves a half-written index. A change another process writes (`ragchat
+ingest` while `ragchat serve` runs) is picked up at the next query: the manifest, written
+last, is checked on each query (one stat call)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..interfaces import Document, Match
+from ..interfaces import Document, Match, SparseVector
+
+# With a sparse query, the dense ranking's best CANDIDATES documents and every document
+# sharing a term with the query are scored exactly; no other document can rank higher.
+DENSE_CANDIDATES = 100
 
 
 def _safe(namespace: str) -> str:
@@ -30,7 +36,29 @@ class _Namespace:
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self.docs: dict[int, Document] = {}
         self.ids: dict[str, int] = {}
+        self.sparse: dict[int, SparseVector] = {}
+        self.postings: dict[int, dict[int, float]] = {}  # sparse dimension -> {key: value}
         self.next_key = 0
+
+    def set_sparse(self, key: int, vector: SparseVector | None) -> None:
+        self.drop_sparse(key)
+        if vector is None or not vector.indices:
+            return
+        self.sparse[key] = vector
+        for index, value in zip(vector.indices, vector.values, strict=True):
+            self.postings.setdefault(index, {})[key] = value
+
+    def drop_sparse(self, key: int) -> None:
+        old = self.sparse.pop(key, None)
+        for index in old.indices if old else ():
+            self.postings[index].pop(key, None)
+
+    def sparse_scores(self, query: SparseVector) -> dict[int, float]:
+        scores: dict[int, float] = {}
+        for index, weight in zip(query.indices, query.values, strict=True):
+            for key, value in self.postings.get(index, {}).items():
+                scores[key] = scores.get(key, 0.0) + weight * value
+        return scores
 
 
 class FaissVectorIndex:
@@ -79,6 +107,8 @@ class FaissVectorIndex:
                 doc = Document(record["id"], record["text"], record["metadata"])
                 space.docs[int(key)] = doc
                 space.ids[doc.id] = int(key)
+                if "sparse" in record:
+                    space.set_sparse(int(key), SparseVector(*map(tuple, record["sparse"])))
             space.next_key = records["next_key"]
             self._spaces[namespace] = space
 
@@ -93,16 +123,29 @@ class FaissVectorIndex:
         self._write(stem.with_suffix(".faiss"), faiss.serialize_index(space.index).tobytes())
         records = {
             "next_key": space.next_key,
-            "docs": {str(k): {"id": d.id, "text": d.text, "metadata": d.metadata} for k, d in space.docs.items()},
+            "docs": {str(k): self._record(space, k, d) for k, d in space.docs.items()},
         }
         self._write(stem.with_suffix(".json"), json.dumps(records).encode())
         manifest = {"dimension": self.dimension, "namespaces": sorted(self._spaces)}
         self._write(self._manifest_path(), json.dumps(manifest).encode())
         self._loaded_stamp = self._stamp()
 
+    @staticmethod
+    def _record(space: _Namespace, key: int, doc: Document) -> dict:
+        record: dict = {"id": doc.id, "text": doc.text, "metadata": doc.metadata}
+        if key in space.sparse:
+            record["sparse"] = [list(space.sparse[key].indices), list(space.sparse[key].values)]
+        return record
+
     # -- VectorIndex -------------------------------------------------------------------
-    def upsert(self, documents: Sequence[Document], vectors: Sequence[Sequence[float]], namespace: str = "") -> int:
-        if len(documents) != len(vectors):
+    def upsert(
+        self,
+        documents: Sequence[Document],
+        vectors: Sequence[Sequence[float]],
+        namespace: str = "",
+        sparse: Sequence[SparseVector] | None = None,
+    ) -> int:
+        if len(documents) != len(vectors) or (sparse is not None and len(sparse) != len(documents)):
             raise ValueError("documents and vectors differ in length")
         if not documents:
             return 0
@@ -120,26 +163,39 @@ class FaissVectorIndex:
             for doc_id, row in latest.items():
                 key = space.next_key
                 space.next_key += 1
-                space.docs.pop(space.ids.get(doc_id, -1), None)
+                old = space.ids.get(doc_id, -1)
+                space.docs.pop(old, None)
+                space.drop_sparse(old)
                 space.ids[doc_id] = key
                 space.docs[key] = documents[row]
+                space.set_sparse(key, sparse[row] if sparse is not None else None)
                 keys.append(key)
             space.index.add_with_ids(matrix[list(latest.values())], np.array(keys, dtype=np.int64))
             self._save(namespace)
             return len(latest)
 
-    def query(self, vector: Sequence[float], top_k: int, namespace: str = "") -> list[Match]:
+    def query(
+        self, vector: Sequence[float], top_k: int, namespace: str = "", sparse: SparseVector | None = None
+    ) -> list[Match]:
         with self._lock:
             self._reload_if_changed()
             space = self._spaces.get(namespace)
             if space is None or space.index.ntotal == 0 or top_k <= 0:
                 return []
             query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-            scores, keys = space.index.search(query, min(top_k, space.index.ntotal))
+            wanted = top_k if sparse is None else max(top_k, DENSE_CANDIDATES)
+            found, keys = space.index.search(query, min(wanted, space.index.ntotal))
+            scores = {int(k): float(s) for s, k in zip(found[0], keys[0], strict=True) if k >= 0}
+            if sparse is not None:
+                lexical = space.sparse_scores(sparse)
+                for key in lexical.keys() - scores.keys():
+                    scores[key] = float(space.index.reconstruct(key) @ query[0])
+                scores = {key: score + lexical.get(key, 0.0) for key, score in scores.items()}
+            best = sorted(scores.items(), key=lambda item: -item[1])[:top_k]
             return [
-                Match(doc.id, float(score), doc.text, dict(doc.metadata))
-                for score, key in zip(scores[0], keys[0], strict=True)
-                if key >= 0 and (doc := space.docs.get(int(key))) is not None
+                Match(doc.id, score, doc.text, dict(doc.metadata))
+                for key, score in best
+                if (doc := space.docs.get(key)) is not None
             ]
 
     def delete(self, ids: Sequence[str], namespace: str = "") -> int:
@@ -153,6 +209,7 @@ class FaissVectorIndex:
                 space.index.remove_ids(np.array(keys, dtype=np.int64))
                 for key in keys:
                     space.docs.pop(key, None)
+                    space.drop_sparse(key)
                 self._save(namespace)
             return len(keys)
 

@@ -201,6 +201,14 @@ def test_retrieve(client):
     matches = r.json()["matches"]
     assert len(matches) == 2 and matches[0]["metadata"]["row"] == 90
     assert matches[0]["score"] >= matches[1]["score"]
+    assert r.json()["sources"][0]["id"] == matches[0]["id"] and r.json()["query"] == SPOT
+
+
+def test_retrieve_a_followup_with_its_conversation(client):
+    history = [{"role": "user", "content": "What is Managed Spot Training?"}, {"role": "assistant", "content": "…"}]
+    body = post(client, "/retrieve", {"query": "Does it cut cost?", "history": history}).json()
+    assert body["query"] == "Does it cut cost?\nWhat is Managed Spot Training?"
+    assert body["matches"][0]["metadata"]["row"] == 84 and body["min_score"] == 0.28
 
 
 @pytest.mark.parametrize(
@@ -210,6 +218,7 @@ def test_retrieve(client):
         ({"query": "q", "top_k": 0}, "top_k"),
         ({"query": "q", "top_k": 101}, "top_k"),
         ({"q": "x"}, "query"),
+        ({"query": "q", "history": [{"role": "system", "content": "x"}]}, "history.0.role"),
     ],
 )
 def test_retrieve_bad_input(client, body, field):

@@ -7,20 +7,20 @@ def m(i: str, text: str) -> Match:
 
 
 def test_joins_in_rank_order_within_budget():
-    chosen = select_context([m("a", "  alpha  "), m("b", "beta")], budget_chars=100)
+    chosen = select_context([m("a", "  alpha  "), m("b", "beta")], budget=100)
     assert [c.id for c in chosen] == ["a", "b"]
     assert join_context(chosen) == "alpha\nbeta"
 
 
 def test_each_text_counts_its_length_plus_two():
     # 10 + 2 and 8 + 2 is exactly 22: both fit; one more character does not.
-    assert len(select_context([m("a", "x" * 10), m("b", "y" * 8)], budget_chars=22)) == 2
-    assert [c.id for c in select_context([m("a", "x" * 10), m("b", "y" * 9)], budget_chars=22)] == ["a"]
+    assert len(select_context([m("a", "x" * 10), m("b", "y" * 8)], budget=22)) == 2
+    assert [c.id for c in select_context([m("a", "x" * 10), m("b", "y" * 9)], budget=22)] == ["a"]
 
 
 def test_long_top_hit_is_trimmed_not_dropped():
     """The original stopped at the first text that did not fit: an empty context."""
-    chosen = select_context([m("long", "word " * 400), m("short", "short answer")], budget_chars=1000)
+    chosen = select_context([m("long", "word " * 400), m("short", "short answer")], budget=1000)
     assert chosen[0].id == "long"
     assert len(chosen[0].text) <= 998
     assert chosen[0].text.endswith("…")
@@ -28,7 +28,7 @@ def test_long_top_hit_is_trimmed_not_dropped():
 
 
 def test_text_that_does_not_fit_is_skipped_and_later_ones_still_considered():
-    chosen = select_context([m("a", "a" * 600), m("b", "b" * 600), m("c", "c" * 100)], budget_chars=1000)
+    chosen = select_context([m("a", "a" * 600), m("b", "b" * 600), m("c", "c" * 100)], budget=1000)
     assert [c.id for c in chosen] == ["a", "c"]
 
 

@@ -3,14 +3,18 @@
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from conftest import make_engine
 from doubles import MemoryIndex, RecordingGenerator, ScriptedModerator
+from ragchat.context import MIN_CONTEXT_TOKENS
 from ragchat.engine import REFUSAL, ChatRequest, ChatResult, EngineSettings, Token
 from ragchat.errors import RetrievalUnavailable
-from ragchat.interfaces import GenerationParams, Match, ModerationResult, Turn
+from ragchat.interfaces import Document, GenerationParams, Match, ModerationResult, Turn
+from ragchat.prompts import NO_ANSWER_INSTRUCTIONS
 
 SPOT = "Which instances can I use with Managed Spot Training?"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_new_session_gets_uuid_and_answer_with_sources_in_prompt_order(engine):
@@ -84,9 +88,9 @@ def test_moderation_runs_concurrently_with_retrieval():
             return super().check(text)
 
     class MeetingIndex(MemoryIndex):
-        def query(self, vector, top_k: int, namespace: str = "") -> list[Match]:
+        def query(self, vector, top_k: int, namespace: str = "", sparse=None) -> list[Match]:
             both_running.wait()
-            return super().query(vector, top_k, namespace)
+            return super().query(vector, top_k, namespace, sparse)
 
     engine = make_engine(index=MeetingIndex(), moderator=MeetingModerator())
     result = engine.chat(ChatRequest(SPOT))
@@ -168,15 +172,16 @@ def test_stored_history_is_not_checked_again(engine):
     assert engine.moderator.checked[0] == "And which regions?"
 
 
-def test_context_budget_is_configurable():
-    engine = make_engine(settings=EngineSettings(context_budget_chars=60))
+def test_context_budget_can_be_set_in_tokens():
+    engine = make_engine(settings=EngineSettings(context_budget_tokens=12))
     result = engine.chat(ChatRequest(SPOT))
-    assert len(result.sources) == 1 and len(result.sources[0].text) <= 58
+    assert len(result.sources) == 1  # the top hit, trimmed to 11 tokens (+1 for its separator)
+    assert engine.generator.count_tokens(result.sources[0].text) <= 11 and result.sources[0].text.endswith("…")
 
 
 def test_unavailable_retrieval_still_answers_with_warning():
     class DownIndex(MemoryIndex):
-        def query(self, vector, top_k, namespace=""):
+        def query(self, vector, top_k, namespace="", sparse=None):
             raise RetrievalUnavailable("index unreachable", step="retrieval")
 
     engine = make_engine(index=DownIndex())
@@ -203,8 +208,8 @@ def test_close_waits_for_a_lookup_that_outlived_its_deadline():
     finished = threading.Event()
 
     class SlowIndex(MemoryIndex):
-        def query(self, vector, top_k: int, namespace: str = "") -> list[Match]:
-            matches = super().query(vector, top_k, namespace)
+        def query(self, vector, top_k: int, namespace: str = "", sparse=None) -> list[Match]:
+            matches = super().query(vector, top_k, namespace, sparse)
             finished.set()
             return matches
 
@@ -213,3 +218,75 @@ def test_close_waits_for_a_lookup_that_outlived_its_deadline():
     assert not finished.is_set()  # the turn did not wait for it
     engine.close()
     assert finished.is_set()  # shutdown did
+
+
+# -- retrieval: context budget, no-answer, follow-ups ----------------------------------
+def test_context_budget_is_the_models_window_less_reply_template_and_history_share():
+    """In the model's tokens (the doubles count words): each profile gets its own."""
+    question = "What is SageMaker?"
+    params = GenerationParams(max_new_tokens=512)
+    for name, window in (("gpt-neoxt-chat", 2048), ("llama-2-chat", 4096)):
+        engine = make_engine(name)
+        template = engine.generator.count_tokens(engine.profile.render(question, " ", [], NOW).describe())
+        assert engine.context_budget(question, params) == int((window - 512 - template) * 0.75)
+    flan = make_engine("flan-t5")  # encoder-decoder, no history: its 512 input tokens less the template
+    template = flan.generator.count_tokens(flan.profile.render(question, " ", [], NOW).describe())
+    assert flan.context_budget(question, params) == 512 - template
+    small = make_engine("gpt-neoxt-chat")  # a reply that takes the whole window still leaves the top hit
+    assert small.context_budget(question, GenerationParams(max_new_tokens=2048)) == MIN_CONTEXT_TOKENS
+
+
+def test_the_local_135m_model_gets_its_capped_context_share():
+    """SmolLM2-135M's window would allow ~1,400 tokens of context; its profile caps it (a
+    longer context makes its greedy reply run on)."""
+    engine = make_engine("smollm2-local")
+    cap = engine.profile.max_context_tokens
+    assert cap is not None and MIN_CONTEXT_TOKENS < cap < 512
+    assert engine.context_budget("What is SageMaker?", GenerationParams(max_new_tokens=128)) == cap
+
+
+def test_context_is_cut_to_the_budget_in_tokens_never_emptied():
+    engine = make_engine("flan-t5", generator=RecordingGenerator())
+    long_doc = Document("long", "spot " * 2000, {"row": 7})
+    engine.index.upsert([long_doc], engine.embedder.embed([long_doc.text]))
+    result = engine.chat(ChatRequest("spot spot spot"))
+    assert result.sources[0].id == "long"
+    budget = engine.context_budget("spot spot spot", GenerationParams())
+    assert sum(engine.generator.count_tokens(s.text) + 1 for s in result.sources) <= budget
+    assert engine.generator.count_tokens(engine.generator.prompts[0].text) <= 512
+
+
+def test_nothing_above_the_threshold_gives_no_sources_and_a_no_answer_prompt():
+    engine = make_engine(settings=EngineSettings(min_score=0.9))
+    result = engine.chat(ChatRequest("Does it support quantum annealers?"))
+    assert result.sources == [] and result.warnings == []
+    prompt = engine.generator.prompts[0].text
+    assert NO_ANSWER_INSTRUCTIONS in prompt and "CONTEXT" not in prompt
+
+
+def test_unavailable_retrieval_is_not_a_no_answer():
+    class DownIndex(MemoryIndex):
+        def query(self, vector, top_k, namespace="", sparse=None):
+            raise RetrievalUnavailable("index unreachable", step="retrieval")
+
+    engine = make_engine(index=DownIndex())
+    engine.chat(ChatRequest(SPOT))
+    assert NO_ANSWER_INSTRUCTIONS not in engine.generator.prompts[0].text
+
+
+def test_a_followup_is_retrieved_with_the_previous_question_and_a_first_turn_alone(engine):
+    first = engine.chat(ChatRequest("What is Managed Spot Training?"))
+    assert engine.embedder.calls[-1] == ["What is Managed Spot Training?"]
+    second = engine.chat(ChatRequest("Does it cut cost?", session_id=first.session_id))
+    assert engine.embedder.calls[-1] == ["Does it cut cost?\nWhat is Managed Spot Training?"]
+    assert second.sources[0].metadata["row"] == 84
+    stateless = engine.chat(ChatRequest("Does it cut cost?", history=[Turn("user", "What is Managed Spot Training?")]))
+    assert stateless.sources[0].metadata["row"] == 84
+
+
+def test_lookup_shows_the_ranking_before_the_threshold_and_the_prompts_sources():
+    engine = make_engine(settings=EngineSettings(min_score=0.9))
+    ranked, sources = engine.lookup(SPOT)
+    assert ranked and sources == []  # the best match scores under 0.9
+    ranked, sources = make_engine().lookup(SPOT)
+    assert ranked[0].metadata["row"] == 90 and sources[0].id == ranked[0].id

@@ -2,9 +2,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ragchat.catalog import get_profile
+from ragchat.catalog import CHAT_MODELS, get_profile
 from ragchat.interfaces import Turn
-from ragchat.prompts import fit_history
+from ragchat.prompts import NO_ANSWER_INSTRUCTIONS, SMOLLM2_LOCAL, fit_history
 from ragchat.stops import StopFilter
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
@@ -79,3 +79,13 @@ def test_fit_history_drops_oldest_whole_exchanges():
     # Budget for the last exchange only (1 + 2 words + 4 per turn = 11): the first is dropped whole.
     assert fit_history(history, 11, count) == history[2:]
     assert fit_history(history, 5, count) == []
+
+
+@pytest.mark.parametrize("name", [*CHAT_MODELS, SMOLLM2_LOCAL.name])
+def test_every_profile_says_when_the_knowledge_base_has_no_answer(name):
+    profile = get_profile(name)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    no_answer = profile.render("Does it run on Trainium?", "", [], now, no_answer=True).describe()
+    assert NO_ANSWER_INSTRUCTIONS in no_answer and "CONTEXT" not in no_answer
+    assert NO_ANSWER_INSTRUCTIONS not in profile.render("q", "", [], now).describe()  # retrieval off or down
+    assert NO_ANSWER_INSTRUCTIONS not in profile.render("q", "some context", [], now, no_answer=True).describe()

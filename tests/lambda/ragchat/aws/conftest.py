@@ -71,16 +71,19 @@ def aws_env(
 
 
 @pytest.fixture
-def aws_world(aws_env, sagemaker_server, pinecone_server, comprehend_server) -> Iterator[AwsWorld]:
+def aws_world(aws_env, sagemaker_server, pinecone_server, comprehend_server, bedrock_server) -> Iterator[AwsWorld]:
     sagemaker_server.reset()
     pinecone_server.reset()
     comprehend_server.reset()
+    bedrock_server.reset()
     deploy_stand_ins(sagemaker_server, pinecone_server)
     pinecone_server.reset()  # forget the set-up requests
     dynamodb = boto3.client("dynamodb")
     secrets = boto3.client("secretsmanager")
     settings = create_deployment(dynamodb, secrets, f"conversations-{uuid.uuid4().hex[:8]}")
-    yield AwsWorld(aws_env, settings, sagemaker_server, pinecone_server, comprehend_server, dynamodb, secrets)
+    yield AwsWorld(
+        aws_env, settings, sagemaker_server, pinecone_server, comprehend_server, dynamodb, secrets, bedrock_server
+    )
 
 
 @pytest.fixture

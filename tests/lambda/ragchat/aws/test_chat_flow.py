@@ -65,7 +65,9 @@ def test_buffered_turn_calls_each_service_as_documented(aws_client, aws_world):
 
     [query] = aws_world.pinecone.data_requests("/query")
     sent = query.json()
-    assert sent["topK"] == 5 and sent["includeMetadata"] is True
+    assert sent["topK"] == 16 and sent["includeMetadata"] is True
+    sparse = sent["sparseVector"]  # the question's words, for hybrid dense + BM25 scoring
+    assert len(sparse["indices"]) == len(sparse["values"]) > 0 and set(sparse["values"]) == {0.01}
     assert sent.get("namespace", "") == ""
     assert len(sent["vector"]) == 384
     assert abs(sum(x * x for x in sent["vector"]) - 1.0) < 1e-6  # normalised

@@ -9,6 +9,7 @@ import pytest
 
 from aws_world import CHAT, EMBEDDING, MODERATION
 from ragchat.aws import factory, settings
+from ragchat.aws.bedrock import BedrockGenerator
 from ragchat.aws.moderation import ComprehendModerator, GptJtModerator, NoModerator
 from ragchat.aws.settings import AwsSettings, ConfigurationError
 from ragchat.catalog import CHAT_MODELS
@@ -25,6 +26,7 @@ SETTINGS = AwsSettings(
 
 class NoClients:
     sagemaker_fast = sagemaker_generation = dynamodb = secrets = comprehend = object()
+    bedrock = object()
 
 
 def test_each_registry_holds_the_choices_the_settings_offer():
@@ -43,9 +45,13 @@ def test_the_moderator_is_the_one_the_settings_name(mode, built):
 
 def test_the_generator_speaks_the_contract_of_the_models_catalog_entry():
     for model in CHAT_MODELS.values():
-        chosen = dataclasses.replace(SETTINGS, model_profile=model.name)
+        chosen = dataclasses.replace(SETTINGS, model_profile=model.name, bedrock_model_id="eu.amazon.nova-2-lite-v1:0")
         generator = factory.build(factory.GENERATORS, "generator", chosen, NoClients())
-        assert generator.contract is model.contract and generator.endpoint == CHAT
+        if model.backend == "bedrock":  # Converse: one contract for every Bedrock model
+            assert type(generator) is BedrockGenerator and generator.model_id == "eu.amazon.nova-2-lite-v1:0"
+            assert generator.client is NoClients.bedrock
+        else:
+            assert generator.contract is model.contract and generator.endpoint == CHAT
 
 
 def test_a_kind_without_an_adapter_names_the_choices():
@@ -55,11 +61,12 @@ def test_a_kind_without_an_adapter_names_the_choices():
 
 
 def test_the_vector_index_is_built_as_the_engines_retriever():
-    from ragchat.engine import EmbeddingRetriever
+    from ragchat.retrieval import HybridRetriever
     from ragchat.wikipedia import WikipediaRetrieval
 
     pinecone = factory.build(factory.VECTOR_INDEXES, "vector_index", SETTINGS, NoClients())
-    assert isinstance(pinecone, EmbeddingRetriever) and pinecone.embedder.endpoint == EMBEDDING
+    assert isinstance(pinecone, HybridRetriever) and pinecone.embedder.endpoint == EMBEDDING
+    assert pinecone.lexical_weight == SETTINGS.lexical_weight > 0
 
     chosen = dataclasses.replace(SETTINGS, vector_index="wikipedia", wikipedia_endpoint="wiki")
     wikipedia = factory.build(factory.VECTOR_INDEXES, "vector_index", chosen, NoClients())

@@ -230,3 +230,25 @@ def test_endpoint_not_in_service_is_503_endpoint_not_ready(aws_client, aws_world
     error = response.json()["error"]
     assert error["code"] == "endpoint_not_ready" and error["step"] == "generation"
     assert "not in service yet" in error["message"]
+
+
+def test_a_cosine_index_from_before_hybrid_search_answers_without_context_until_migrated(aws_world):
+    """Pinecone refuses a sparse-dense query on a cosine index: the Lambda answers without
+    context and says so; with RAGCHAT_LEXICAL_WEIGHT=0 it ranks dense-only meanwhile."""
+    from dataclasses import replace
+
+    from starlette.testclient import TestClient
+
+    from ragchat.aws.server import create_aws_app
+
+    aws_world.pinecone.add_index(aws_world.settings.pinecone_index, metric="cosine")
+    with TestClient(
+        create_aws_app(aws_world.settings), raise_server_exceptions=False, base_url="http://localhost"
+    ) as client:
+        body = client.post("/chat", json={"inputs": QUESTION}).json()
+    assert body["sources"] == [] and "retrieval unavailable" in body["warnings"][0]
+    dense_only = replace(aws_world.settings, lexical_weight=0.0)
+    with TestClient(create_aws_app(dense_only), raise_server_exceptions=False, base_url="http://localhost") as client:
+        body = client.post("/chat", json={"inputs": QUESTION}).json()
+    assert body["warnings"] == [] and body["sources"][0]["id"] == "row-90"
+    assert "sparseVector" not in aws_world.pinecone.data_requests("/query")[-1].json()

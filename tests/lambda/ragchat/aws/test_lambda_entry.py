@@ -9,13 +9,15 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
-from aws_world import CHAT, REPLY
+from aws_world import BEDROCK_MODEL, CHAT, REPLY
 from conftest import PROJECT_ROOT, free_port
+from standins.bedrock_runtime import ConverseModel
 from standins.sagemaker_runtime import LmiContainer
 from standins.web_adapter import WebAdapter, function_url_event
 
@@ -110,6 +112,60 @@ def test_streaming_function_url_event_streams_tokens_as_they_come(function, aws_
     # the first token left the function long before the last one was generated
     assert len(result.chunk_times) > 5
     assert result.chunk_times[-1] - result.chunk_times[0] > 0.5
+
+
+@pytest.fixture
+def bedrock_function(aws_world, tmp_path) -> Iterator[WebAdapter]:
+    """The function as the stack configures it for `chat_model=bedrock`: no chat endpoint."""
+    aws_world.settings = replace(
+        aws_world.settings, model_profile="bedrock", chat_endpoint="", bedrock_model_id=BEDROCK_MODEL
+    )
+    env = {k: v for k, v in aws_world.lambda_env().items() if k != "RAGCHAT_CHAT_ENDPOINT"}
+    process = LambdaProcess(env, tmp_path / "function.log")
+    assert process.wait_ready(), process.stop()
+    adapter = WebAdapter(process.url)
+    yield adapter
+    adapter.close()
+    process.stop()
+
+
+def test_bedrock_function_answers_a_buffered_event(bedrock_function, aws_world):
+    aws_world.bedrock.serve(BEDROCK_MODEL, ConverseModel(REPLY))
+    result = bedrock_function.invoke(function_url_event("POST", "/chat", {"inputs": QUESTION}), CONTEXT)
+
+    assert result["statusCode"] == 200
+    body = json.loads(result["body"])
+    assert body["outputs"] == REPLY and body["sources"][0]["id"] == "row-90"
+    [call] = aws_world.bedrock.calls(BEDROCK_MODEL)
+    assert call.extra["streaming"] is False
+    assert call.headers["x-amzn-trace-id"] == CONTEXT["xray_trace_id"]  # the trace continues into Bedrock
+    assert call.headers["authorization"].startswith("AWS4-HMAC-SHA256")  # signed, service `bedrock`
+    assert "/bedrock/aws4_request" in call.headers["authorization"]
+    assert aws_world.sagemaker.calls(CHAT) == []
+
+
+def test_bedrock_function_streams_tokens_before_the_model_has_finished(bedrock_function, aws_world):
+    """The model holds after three pieces until the caller has seen a token: if the function
+    buffered the reply, no token could arrive and the model would be held to its limit."""
+    model = ConverseModel(REPLY, hold_after=3)
+    aws_world.bedrock.serve(BEDROCK_MODEL, model)
+    received = bytearray()
+
+    def on_chunk(chunk: bytes) -> None:
+        received.extend(chunk)
+        if b"event: token" in received:
+            model.release.set()
+
+    event = function_url_event("POST", "/chat", {"inputs": QUESTION, "stream": True})
+    result = bedrock_function.invoke_streaming(event, CONTEXT, on_chunk=on_chunk)
+
+    assert model.release.is_set() and not model.held_too_long
+    assert result.prelude["statusCode"] == 200
+    text = result.body.decode()
+    tokens = [json.loads(b.split("data: ", 1)[1])["text"] for b in text.split("\n\n") if b.startswith("event: token")]
+    assert "".join(tokens) == REPLY
+    assert text.rstrip().split("\n\n")[-1].startswith("event: done")
+    assert aws_world.bedrock.calls(BEDROCK_MODEL)[0].extra["streaming"] is True
 
 
 def test_base64_body_and_bad_input_through_the_adapter(function):

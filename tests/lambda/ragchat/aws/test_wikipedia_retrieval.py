@@ -60,7 +60,7 @@ def test_sources_come_from_the_retrieval_endpoint_with_titles_and_snippet_ids(aw
     (call,) = aws_world.sagemaker.calls(ENDPOINT)
     assert json.loads(call.body) == {
         "inputs": "Who was the last man to walk on the Moon?",
-        "parameters": {"k": 5, "window": 5, "threshold": 0.5},
+        "parameters": {"k": wiki_settings.retrieval_top_k, "window": 5, "threshold": 0.5},
     }
     assert aws_world.sagemaker.calls(EMBEDDING) == [] and aws_world.pinecone.requests == []
     prompt = json.loads(aws_world.sagemaker.calls("chat-endpoint")[0].body)["inputs"]

@@ -81,11 +81,11 @@ class FailingIndex:
     def __init__(self, inner, fail_at: int) -> None:
         self.inner, self.fail_at, self.calls = inner, fail_at, 0
 
-    def upsert(self, documents, vectors, namespace=""):
+    def upsert(self, documents, vectors, namespace="", sparse=None):
         self.calls += 1
         if self.calls > self.fail_at:
             raise ConnectionError("network dropped")
-        return self.inner.upsert(documents, vectors, namespace)
+        return self.inner.upsert(documents, vectors, namespace, sparse)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -113,8 +113,7 @@ def test_interrupted_run_resumes_without_re_embedding_finished_batches(tmp_path,
     counting = CountingEmbedder(embedder)
     result = ingest(chunks, counting, index, batch_size=32, progress=False)
     assert (result.skipped, result.upserted) == (64, len(chunks) - 64)
-    titled = sum(1 for c in chunks[64:] if c.metadata.get("title"))
-    assert counting.texts == len(chunks) - 64 + titled  # only the missing chunks (and their titles)
+    assert counting.texts == len(chunks) - 64  # only the missing chunks
     assert index.count() == len(chunks)
 
 
@@ -154,7 +153,12 @@ def test_pinecone_ingest_creates_the_index_waits_and_upserts(tmp_path, docs_fold
     [create] = [r for r in pinecone.requests if r.method == "POST" and r.path == "/indexes"]
     assert create.json() == {
         "name": "kb",
-        "schema": {"fields": {"values": {"type": "dense_vector", "dimension": 384, "metric": "cosine"}}},
+        "schema": {
+            "fields": {
+                "_values": {"type": "dense_vector", "dimension": 384, "metric": "dotproduct"},
+                "_sparse_values": {"type": "sparse_vector"},
+            }
+        },
         "deployment": {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"},
     }
     describes = [r for r in pinecone.requests if r.method == "GET" and r.path == "/indexes/kb"]
@@ -166,6 +170,9 @@ def test_pinecone_ingest_creates_the_index_waits_and_upserts(tmp_path, docs_fold
     assert f"upserted {total}," in line
     vector = upserts[0].json()["vectors"][0]
     assert len(vector["values"]) == 384 and len(vector["id"]) == 32
+    sparse = vector["sparseValues"]  # BM25 weights of the chunk's words, hashed to uint32
+    assert len(sparse["indices"]) == len(sparse["values"]) > 0 and all(v > 0 for v in sparse["values"])
+    assert sparse["indices"] == sorted(sparse["indices"]) and max(sparse["indices"]) < 2**32
     assert {"text", "source", "chunk"} <= set(vector["metadata"])
     assert all(r.headers["api-key"] == KEY for r in pinecone.requests)
 
@@ -183,15 +190,23 @@ def test_pinecone_ingest_creates_the_index_waits_and_upserts(tmp_path, docs_fold
     assert len(pinecone.vectors()) == total - 1
 
 
+def test_a_cosine_pinecone_index_is_refused_before_writing(tmp_path, docs_folder, pinecone, capsys):
+    """An index made before hybrid search cannot take sparse vectors, nor be changed to."""
+    pinecone.add_index("kb", metric="cosine")
+    assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone", "--index", "kb") == 2
+    assert "cannot hold sparse vectors" in capsys.readouterr().err
+    assert pinecone.data_requests("/vectors/upsert") == []
+
+
 def test_pinecone_index_of_another_dimension_is_refused_before_writing(tmp_path, docs_folder, pinecone, capsys):
-    pinecone.add_index("kb", dimension=768)
+    pinecone.add_index("kb", dimension=768, metric="dotproduct", sparse=True)
     assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone", "--index", "kb") == 2
     assert "has dimension 768, the embedder 384" in capsys.readouterr().err
     assert pinecone.data_requests("/vectors/upsert") == []
 
 
 def test_pinecone_throttling_is_retried(tmp_path, docs_folder, pinecone, capsys):
-    pinecone.add_index("kb")
+    pinecone.add_index("kb", metric="dotproduct", sparse=True)
     pinecone.fail(429, times=2, paths=("/vectors/upsert",))
     assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone", "--index", "kb") == 0
     upserts = pinecone.data_requests("/vectors/upsert")

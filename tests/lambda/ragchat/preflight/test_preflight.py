@@ -184,3 +184,16 @@ def test_staged_weights_are_checked_where_the_configuration_points(aws, account_
     assert row(out, "weights: chat_model_s3_uri").startswith("pass 1 weight files")
     assert row(out, "weights: moderation_model_s3_uri").startswith("FAIL no model under s3://preflight-weights/empty/")
     assert "upload_weights.py --for-config" in out
+
+
+def test_a_bedrock_chat_model_needs_no_chat_endpoint_quota(aws, account_apis, capsys):
+    region = "us-east-1"
+    bootstrap(aws, region)
+    account_apis({"ml.t2.large for endpoint usage": 1.0, "ml.g5.2xlarge for endpoint usage": 1.0}, unreserved=1000)
+
+    code = main(["preflight", "--region", region, "-c", "ragchat:chat_model=bedrock"])
+
+    out = capsys.readouterr().out
+    assert "ml.g5.12xlarge" not in out, "no chat endpoint, so no chat instance quota"
+    assert row(out, "quota: ml.g5.2xlarge for endpoint usage").startswith("pass"), "moderation still runs one"
+    assert code == 0, out

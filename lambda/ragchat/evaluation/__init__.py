@@ -1,0 +1,1 @@
+"""`ragchat eval`: retrieval quality on a question file."""
