@@ -34,13 +34,13 @@ MIB = 1024**2
 MODEL_CODE = Path(__file__).resolve().parent
 
 
-def _property(folder: str, key: str) -> str:
-    """One `key=value` of a model_code folder's serving.properties."""
+def _property(folder: str, key: str) -> str | None:
+    """One `key=value` of a model_code folder's serving.properties (None: not set)."""
     for line in (MODEL_CODE / folder / "serving.properties").read_text().splitlines():
         name, _, value = line.strip().partition("=")
         if name.strip() == key:
             return value.strip()
-    raise KeyError(f"{folder}/serving.properties has no {key}")
+    return None
 
 
 def stageable_chat_models() -> dict[str, tuple[str, str | None]]:
@@ -51,21 +51,28 @@ def stageable_chat_models() -> dict[str, tuple[str, str | None]]:
     models: dict[str, tuple[str, str | None]] = {}
     for name, model in CATALOG.items():
         serving = model.serving
-        if serving.weights_key is None:
+        if getattr(serving, "weights_key", None) is None:  # a model package, or Bedrock
             continue
-        if serving.weights_key in serving.environment:
-            model_id = serving.environment[serving.weights_key]
+        setting = serving.environment if serving.weights_key in serving.environment else None
+        if setting is not None:
+            model_id, revision = setting[serving.weights_key], setting.get(serving.revision_key or "")
         else:
             model_id = _property(serving.model_archive or "", serving.weights_key)
-        models[name] = (model_id, serving.environment.get(serving.revision_key or ""))
+            revision = _property(serving.model_archive or "", serving.revision_key or "")
+        if model_id is None:
+            raise KeyError(f"{serving.model_archive}/serving.properties has no {serving.weights_key}")
+        models[name] = (model_id, revision)
     return models
 
 
 # The hub models each configuration's endpoints serve, and the setting that points the
 # stack at their staged copy.
 CHAT_MODELS = {name: model_id for name, (model_id, _) in stageable_chat_models().items()}
+MODERATION_MODEL = _property("moderation_llm", "option.model_id") or ""
+# The commit each model's serving configuration pins: staged by default, so S3 and hub mode serve the same
 PINNED_REVISIONS = {model_id: rev for model_id, rev in stageable_chat_models().values() if rev}
-MODERATION_MODEL = _property("moderation_llm", "option.model_id")
+if _moderation_revision := _property("moderation_llm", "option.revision"):
+    PINNED_REVISIONS[MODERATION_MODEL] = _moderation_revision
 
 
 class UploadError(Exception):
@@ -266,7 +273,8 @@ def main(argv: Sequence[str] | None = None, s3_factory: Callable[[], Any] | None
         if not (args.model_id and args.s3_uri):
             raise UploadError("give a model id and an s3:// destination, or --for-config s3://bucket/prefix/")
         bucket, prefix = parse_s3_uri(args.s3_uri)
-        _stage(args, args.model_id, args.revision, bucket, prefix, s3_factory)
+        revision = args.revision or PINNED_REVISIONS.get(args.model_id)  # the catalog's pin, if any
+        _stage(args, args.model_id, revision, bucket, prefix, s3_factory)
         print(f"deploy with: npx cdk deploy -c ragchat:chat_model_s3_uri=s3://{bucket}/{prefix}")
     except UploadError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -46,7 +46,7 @@ class DeploymentConfig:
     chat_model: str = DEFAULT_CHAT_MODEL  # a name in ragchat/catalog.py
     chat_instance_type: str = ""  # empty: the chat model's default
     chat_model_s3_uri: str = ""  # staged weights (model_code/upload_weights.py); empty: from the hub
-    chat_model_revision: str = ""  # hub mode: the commit to load (option.revision); empty: unpinned
+    chat_model_revision: str = ""  # hub mode: the commit to load; empty: the one the model's entry pins, if any
     accept_llama2_eula: bool = False  # llama-2-chat only: you accept Meta's Llama 2 license
     chat_model_package_arn: str = ""  # model-package models only; empty: JumpStart's package in the stack's region
     chat_min_instances: int = 1
@@ -56,7 +56,7 @@ class DeploymentConfig:
     moderation: str = "endpoint"
     moderation_instance_type: str = "ml.g5.2xlarge"
     moderation_model_s3_uri: str = ""  # staged weights of GPT-JT-Moderation-6B; empty: from the hub
-    moderation_model_revision: str = ""  # hub mode: the commit to load; empty: unpinned
+    moderation_model_revision: str = ""  # hub mode: the commit to load; empty: serving.properties' pin
     embedding_instance_type: str = "ml.t2.large"
     embedding_min_instances: int = 1
     embedding_max_instances: int = 1

@@ -4,7 +4,9 @@ to S3 (moto server) with progress, and resume after an interruption."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -187,6 +189,35 @@ def test_one_command_stages_a_configurations_models_under_their_commit(repo_fold
     assert f"{prefix}config.json" in keys(s3) and all(k.startswith(prefix) for k in keys(s3))
     assert f"deploy with: npx cdk deploy -c ragchat:chat_model_s3_uri=s3://{BUCKET}/{prefix}" in out
     assert "moderation_model_s3_uri" not in out
+
+
+def test_hub_mode_and_staging_use_the_pinned_revision_of_each_llm(repo_folder, s3, tmp_path, capsys):
+    """GPT-NeoXT and GPT-JT-Moderation pin option.revision in their serving.properties (what
+    hub mode loads); staging fetches that same commit, not main: the hub here knows only it."""
+    from stacks.chat_stack import MODEL_CODE
+    from stacks.weights import read_properties
+
+    pins = {}
+    for folder in ("chat_llm", "moderation_llm"):
+        properties = read_properties(MODEL_CODE / folder / "serving.properties")
+        assert re.fullmatch(r"[0-9a-f]{40}", properties["option.revision"]), folder
+        pins[properties["option.model_id"]] = properties["option.revision"]
+        assert script.PINNED_REVISIONS[properties["option.model_id"]] == properties["option.revision"]
+    moderation = script.MODERATION_MODEL
+    # the pin resolves to the stand-in's COMMIT; flan-t5 pins nothing, so main for it
+    hub = HubStandIn(moderation, repo_folder, revisions=(pins[moderation], "main", COMMIT))
+    hub.add_repo("google/flan-t5-xl", repo_folder)
+    try:
+        args = ["--for-config", f"s3://{BUCKET}/ragchat/", "--chat-model", "flan-t5", "--cache-dir",
+                str(tmp_path / "cache"), "--hub-endpoint", hub.url]  # fmt: skip
+        code, out, err = run(args, s3, capsys)
+    finally:
+        hub.close()
+    assert code == 0, err
+    asked = [unquote(r.path) for r in hub.requests if moderation in unquote(r.path)]
+    assert any(pins[moderation] in path for path in asked), asked
+    assert not [path for path in asked if "/main" in path], "the pin, never main"
+    assert "moderation_model_s3_uri=s3://" in out
 
 
 def test_the_configuration_models_are_the_ones_the_stack_deploys():

@@ -4,6 +4,7 @@ LMI configuration travels as the documented environment variables, and hub mode 
 revision when one is given."""
 
 import json
+import re
 import tarfile
 
 import pytest
@@ -45,7 +46,9 @@ def test_the_environment_carries_every_setting_of_serving_properties():
     environment = lmi_environment(properties)
     assert environment["OPTION_TENSOR_PARALLEL_DEGREE"] == "4" and environment["OPTION_DTYPE"] == "fp16"
     assert environment["OPTION_ROLLING_BATCH"] == "lmi-dist" and environment["OPTION_OUTPUT_FORMATTER"] == "jsonlines"
-    options = {k for k in properties if k.startswith("option.")} | {"option.model_id"}
+    # every option but the hub pin, which a staged copy has no use for
+    options = {k for k in properties if k.startswith("option.")} - {"option.revision"}
+    assert "option.revision" in properties and "OPTION_REVISION" not in environment
     assert {k for k in environment if k.startswith("OPTION_")} == {"OPTION_" + o[7:].upper() for o in options}
     assert lmi_environment({"engine": "Python", "batch_size": "4", "option.revision": SHA}) == {
         "SERVING_LOAD_MODELS": "test::Python=/opt/ml/model",
@@ -74,6 +77,19 @@ def test_staged_qwen_loads_the_local_copy_without_its_hub_pin():
     assert model["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]["S3Uri"] == "s3://my-bucket/qwen/"
 
 
+@pytest.mark.parametrize("folder", ["chat_llm", "moderation_llm"])
+def test_hub_mode_loads_a_pinned_revision_by_default(tmp_path, folder):
+    from stacks.bundling import ModelArchiveBundling
+    from stacks.chat_stack import MODEL_CODE
+
+    assert ModelArchiveBundling(MODEL_CODE / folder, None).try_bundle(str(tmp_path), None)
+    with tarfile.open(tmp_path / "model.tar.gz") as archive:
+        (member,) = [m for m in archive.getmembers() if m.name.endswith("serving.properties")]
+        (tmp_path / "serving.properties").write_bytes(archive.extractfile(member).read())
+    properties = read_properties(tmp_path / "serving.properties")
+    assert re.fullmatch(r"[0-9a-f]{40}", properties["option.revision"]), "a commit id, not a branch"
+
+
 def test_hub_mode_pins_the_revision_given(tmp_path):
     from stacks.bundling import ModelArchiveBundling
     from stacks.chat_stack import MODEL_CODE
@@ -81,7 +97,10 @@ def test_hub_mode_pins_the_revision_given(tmp_path):
     assert ModelArchiveBundling(MODEL_CODE / "moderation_llm", {"option.revision": SHA}).try_bundle(str(tmp_path), None)
     with tarfile.open(tmp_path / "model.tar.gz") as archive:
         (member,) = [m for m in archive.getmembers() if m.name.endswith("serving.properties")]
-        assert f"option.revision={SHA}" in archive.extractfile(member).read().decode()
+        properties = archive.extractfile(member).read().decode()
+    assert [line for line in properties.splitlines() if line.startswith("option.revision")] == [
+        f"option.revision={SHA}"
+    ], "the setting replaces the default pin"
     template, _ = synth(chat_model="flan-t5", chat_model_revision=SHA)
     assert model_of(template, "ChatLlm")["PrimaryContainer"]["Environment"]["REVISION"] == SHA
 
