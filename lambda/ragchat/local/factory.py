@@ -43,6 +43,10 @@ class LocalSettings:
     queue_limit: int = 8
     # queue wait + generation, per request (past it: 504)
     deadline_seconds: float = 120.0
+    # the chat model: a GGUF file with a chat template (None: $RAGCHAT_MODEL, else SmolLM2-135M)
+    model: Path | None = None
+    # llama.cpp threads (None: $RAGCHAT_THREADS, else every core)
+    threads: int | None = None
 
 
 def ensure_knowledge_base(
@@ -131,15 +135,18 @@ def build_local_engine(
     )
     if settings.wikipedia_dir:  # the no-answer threshold is calibrated on the FAQ's hybrid scores only
         engine_settings = replace(engine_settings, min_score=0.0)
+    profile = get_profile(settings.profile)
     if generator_factory is None:
-        from .generator import SmolLM2Generator
+        from .generator import LlamaCppGenerator
 
-        generator_factory = SmolLM2Generator
+        def generator_factory() -> Generator:
+            return LlamaCppGenerator(settings.model, threads=settings.threads, context_window=profile.context_window)
+
     return ChatEngine(
         **parts,
         generator=generator_factory(),
         moderator=KeywordStandInModerator(),
         store=SqliteConversationStore(settings.data_dir / "conversations.sqlite3"),
-        profile=get_profile(settings.profile),
+        profile=profile,
         settings=engine_settings,
     )

