@@ -62,6 +62,12 @@ class License:
     setting: str
 
 
+def endpoint_quota_name(instance_type: str) -> str:
+    """The Service Quotas name (service code `sagemaker`) that bounds how many instances of a
+    type the account's endpoints may run: every endpoint's, chat or not (ragchat preflight)."""
+    return f"{instance_type} for endpoint usage"
+
+
 @dataclass(frozen=True)
 class SageMakerServing:
     """How a SageMaker endpoint serves the model: a container image with its
@@ -91,7 +97,7 @@ class SageMakerServing:
     @property
     def quota_name(self) -> str:
         """The Service Quotas name (Amazon SageMaker) the default instance needs."""
-        return f"{self.instance_type} for endpoint usage"
+        return endpoint_quota_name(self.instance_type)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ DEFAULT_RETRY_AFTER_SECONDS = 2
 THROTTLED = {"throttlingexception", "modelnotreadyexception", "serviceunavailableexception", "toomanyrequestsexception"}
 TIMED_OUT = {"modeltimeoutexception"}
 STREAM_FAILED = {"modelstreamerrorexception", "modelerrorexception", "internalserverexception"}
+# The cause named when IAM (not an SCP, not Marketplace) denies the call; ragchat preflight,
+# which calls as the operator rather than as the function, words it for its caller.
+ROLE_HAS_NO_GRANT = "the chat function's IAM role has no grant for this model"
 
 
 def _access_denied(model_id: str, message: str, step: str) -> ChatServiceError:
@@ -50,7 +53,7 @@ def _access_denied(model_id: str, message: str, step: str) -> ChatServiceError:
             "destination region of the profile), or choose a model and region the policy allows"
         )
     elif "no identity-based policy allows" in lowered or "is not authorized to perform" in lowered:
-        cause = "the chat function's IAM role has no grant for this model"
+        cause = ROLE_HAS_NO_GRANT
         fix = (
             "deploy the stack again with the model you call (-c ragchat:bedrock_model_id=...), so its grant names "
             "it; for an inference profile the grant must also cover the foundation model in every destination "

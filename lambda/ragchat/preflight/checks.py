@@ -13,11 +13,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..catalog import endpoint_quota_name
+
 PASS, WARN, FAIL = "pass", "warn", "FAIL"
 BOOTSTRAP_STACK = "CDKToolkit"
 MIN_BOOTSTRAP_VERSION = 6  # what the templates of aws-cdk-lib 2.x require
 HEALTHY_STACK = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
 LAMBDA_UNRESERVED_FLOOR = 100  # Lambda keeps this much account concurrency unreserved
+BEDROCK_PROBE = "Reply with OK."  # one user turn, answered with at most one token
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Needs:
     reserved_concurrency: int = 0
     pinecone_secret_arn: str = ""  # empty: the stack creates the secret
     staged_weights: Mapping[str, str] = field(default_factory=dict)  # setting -> s3://bucket/prefix/
+    bedrock_model_id: str = ""  # chat_model=bedrock: the model or inference profile the function calls
 
 
 def _error(exc: Exception) -> str:
@@ -45,11 +49,6 @@ def _error(exc: Exception) -> str:
         error = exc.response.get("Error", {})
         return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(": ")
     return type(exc).__name__
-
-
-def quota_name(instance_type: str) -> str:
-    """The Service Quotas name of an endpoint instance type (Amazon SageMaker)."""
-    return f"{instance_type} for endpoint usage"
 
 
 def sagemaker_quotas(client: Any) -> dict[str, tuple[str, float]]:
@@ -71,7 +70,7 @@ def check_quotas(client: Any, needs: Needs) -> list[Result]:
         return [Result("endpoint quotas", FAIL, f"cannot read the SageMaker quotas ({_error(exc)})", fix)]
     results = []
     for instance_type, count in sorted(needs.endpoint_instances.items()):
-        name = quota_name(instance_type)
+        name = endpoint_quota_name(instance_type)
         check = f"quota: {name}"
         if name not in quotas:
             fix = "choose an instance type offered here (-c ragchat:*_instance_type=...) or another region"
@@ -185,6 +184,35 @@ def check_lambda_concurrency(client: Any, needs: Needs) -> Result:
         detail = f"reserving {needs.reserved_concurrency} leaves less than {LAMBDA_UNRESERVED_FLOOR} of {unreserved}"
         return Result("Lambda concurrency", FAIL, detail, fix)
     return Result("Lambda concurrency", PASS, f"reserving {needs.reserved_concurrency} of {unreserved} unreserved")
+
+
+def check_bedrock_model(client: Any, needs: Needs) -> Result:
+    """One Converse call of at most one output token, as the identity running preflight: it
+    is answered only if the model (or inference profile) is offered in the region and the
+    account may call it. A refusal is explained by the chat service's own Bedrock error
+    mapping (an unknown id, a model served here only through a profile, a legacy model,
+    Marketplace subscription, first-use form, SCP, IAM) with its fix."""
+    from ..aws.bedrock_errors import ROLE_HAS_NO_GRANT, map_bedrock_error
+    from ..errors import UpstreamThrottled
+
+    model_id, check = needs.bedrock_model_id, f"Bedrock: {needs.bedrock_model_id}"
+    messages = [{"role": "user", "content": [{"text": BEDROCK_PROBE}]}]
+    try:
+        client.converse(modelId=model_id, messages=messages, inferenceConfig={"maxTokens": 1})
+    except (ClientError, BotoCoreError) as exc:
+        try:
+            error = map_bedrock_error(exc, model_id, "preflight")
+        except (ClientError, BotoCoreError):  # a failure the mapping does not explain (no credentials)
+            fix = "check the credentials and bedrock:InvokeModel for the identity running preflight"
+            return Result(check, FAIL, f"cannot call it in {needs.region} ({_error(exc)})", fix)
+        detail, _, fix = str(error).partition(" Fix: ")
+        if isinstance(error, UpstreamThrottled):  # offered and callable, only busy right now
+            return Result(check, WARN, detail, "none needed: the chat service retries a throttled call")
+        if ROLE_HAS_NO_GRANT in detail:  # preflight calls as the operator, not as the function
+            detail = detail.replace(ROLE_HAS_NO_GRANT, "the identity running preflight may not invoke it")
+            fix = "run preflight as an identity allowed bedrock:InvokeModel on it (the stack grants the function)"
+        return Result(check, FAIL, detail, fix.rstrip("."))
+    return Result(check, PASS, f"offered in {needs.region}, and it answered a 1-token call")
 
 
 def failed(results: Iterable[Result]) -> bool:

@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from botocore.config import Config
+
 from .checks import (
     Needs,
     Result,
+    check_bedrock_model,
     check_bootstrap,
     check_lambda_concurrency,
     check_pinecone_key,
@@ -24,14 +27,16 @@ from .checks import (
 )
 
 PROJECT = Path(__file__).resolve().parents[3]  # the checkout: cdk.json, stacks/
+# the Bedrock probe: one attempt (a refusal is the answer), and no long wait on a slow model
+BEDROCK_PROBE_CLIENT = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 1})
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "preflight",
         help="check the account and region before a deploy",
-        description="Checks quotas, region support, the CDK bootstrap and the Pinecone key for the "
-        "configuration `cdk deploy` would deploy, and says how to fix each failure.",
+        description="Checks quotas, region support, a Bedrock chat model, the CDK bootstrap, staged weights and "
+        "the Pinecone key for the configuration `cdk deploy` would deploy, and says how to fix each failure.",
     )
     p.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
                    help="a context value, as for cdk deploy (e.g. -c ragchat:moderation=comprehend)")  # fmt: skip
@@ -103,6 +108,7 @@ def run_checks(session: Any, config: Any, region: str) -> list[Result]:
         endpoint_instances=config.endpoint_instances(),
         reserved_concurrency=config.lambda_reserved_concurrency,
         pinecone_secret_arn=config.pinecone_secret_arn,
+        bedrock_model_id=config.resolved_bedrock_model_id if config.model.backend == "bedrock" else "",
         staged_weights={
             key: getattr(config, key)
             for key in ("chat_model_s3_uri", "moderation_model_s3_uri")
@@ -112,6 +118,8 @@ def run_checks(session: Any, config: Any, region: str) -> list[Result]:
     results = [Result("AWS credentials", "pass", f"account {account}")]
     results += check_region(needs, container_problem(region), function_url_problem(region))
     results += check_quotas(session.client("service-quotas"), needs)
+    if needs.bedrock_model_id and not config.parked:
+        results.append(check_bedrock_model(session.client("bedrock-runtime", config=BEDROCK_PROBE_CLIENT), needs))
     results.append(check_bootstrap(session.client("cloudformation"), needs))
     results += check_staged_weights(session.client("s3"), needs)
     results.append(check_lambda_concurrency(session.client("lambda"), needs))

@@ -10,8 +10,10 @@ import json
 import boto3
 import pytest
 
+from ragchat.catalog import chat_model, endpoint_quota_name
 from ragchat.cli import main
 from ragchat.preflight.checks import Needs, Result, check_quotas, render
+from standins.bedrock_runtime import BedrockRuntimeStandIn, ConverseModel
 from standins.service_quotas import LambdaAccountStandIn, ServiceQuotasStandIn
 
 DEFAULT_TYPES = {"ml.g5.12xlarge": 1, "ml.g5.2xlarge": 1, "ml.t2.large": 1}
@@ -65,7 +67,12 @@ def bootstrap(aws, region: str, version: str = "29") -> None:
         "Resources": {"Bucket": {"Type": "AWS::S3::Bucket"}},
         "Outputs": {"BootstrapVersion": {"Value": version}},
     }
-    aws("cloudformation", region).create_stack(StackName="CDKToolkit", TemplateBody=json.dumps(template))
+    cloudformation = aws("cloudformation", region)
+    try:  # the moto server lives for the session: a region bootstrapped by an earlier test stays so
+        cloudformation.create_stack(StackName="CDKToolkit", TemplateBody=json.dumps(template))
+    except cloudformation.exceptions.AlreadyExistsException:
+        (stack,) = cloudformation.describe_stacks(StackName="CDKToolkit")["Stacks"]
+        assert stack["Outputs"] == [{"OutputKey": "BootstrapVersion", "OutputValue": version}]
 
 
 def test_a_ready_account_passes(aws, account_apis, capsys, monkeypatch):
@@ -81,7 +88,9 @@ def test_a_ready_account_passes(aws, account_apis, capsys, monkeypatch):
     assert code == 0, out
     assert "FAIL" not in out and "Preflight passed." in out
     for instance_type in DEFAULT_TYPES:
-        assert row(out, f"quota: {instance_type} for endpoint usage") == "pass 2 allowed, 1 needed"
+        assert row(out, f"quota: {endpoint_quota_name(instance_type)}") == "pass 2 allowed, 1 needed"
+    # the chat endpoint's quota is the one its catalog entry names
+    assert row(out, f"quota: {chat_model('gpt-neoxt-chat').serving.quota_name}").startswith("pass")
     assert "CDKToolkit CREATE_COMPLETE, version 29" in out
     assert "pcsk_never_printed" not in out, "the key is checked, never shown"
     assert len(quotas.requests) == 3, "all pages of ListServiceQuotas are read"
@@ -186,14 +195,108 @@ def test_staged_weights_are_checked_where_the_configuration_points(aws, account_
     assert "upload_weights.py --for-config" in out
 
 
-def test_a_bedrock_chat_model_needs_no_chat_endpoint_quota(aws, account_apis, capsys):
+BEDROCK_MODEL = "us.amazon.nova-2-lite-v1:0"  # the catalog's default Bedrock model
+CALLER = "arn:aws:sts::123456789012:assumed-role/Admin/operator"
+
+
+@pytest.fixture
+def bedrock(monkeypatch):
+    """The Bedrock runtime stand-in (Converse, Bedrock's error shapes), where boto3 looks."""
+    server = BedrockRuntimeStandIn()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", server.url)
+    yield server
+    server.close()
+
+
+def test_a_bedrock_model_that_answers_passes_without_a_chat_endpoint_quota(aws, account_apis, bedrock, capsys):
     region = "us-east-1"
     bootstrap(aws, region)
     account_apis({"ml.t2.large for endpoint usage": 1.0, "ml.g5.2xlarge for endpoint usage": 1.0}, unreserved=1000)
+    bedrock.serve(BEDROCK_MODEL, ConverseModel(reply="OK, ready."))
 
     code = main(["preflight", "--region", region, "-c", "ragchat:chat_model=bedrock"])
 
     out = capsys.readouterr().out
+    assert code == 0, out
     assert "ml.g5.12xlarge" not in out, "no chat endpoint, so no chat instance quota"
     assert row(out, "quota: ml.g5.2xlarge for endpoint usage").startswith("pass"), "moderation still runs one"
-    assert code == 0, out
+    assert row(out, f"Bedrock: {BEDROCK_MODEL}") == f"pass offered in {region}, and it answered a 1-token call"
+    (call,) = bedrock.calls(BEDROCK_MODEL)
+    assert call.json()["inferenceConfig"] == {"maxTokens": 1}, "the probe costs one output token at most"
+
+
+REFUSALS = [
+    # (error code, Bedrock's message (None: the model is not served here), expected detail, expected fix)
+    (None, None, "no such model or inference profile in this region", "aws bedrock list-foundation-models"),
+    (
+        "AccessDeniedException",
+        "Model access is denied due to IAM user or service role is not authorized to perform the required AWS "
+        "Marketplace actions (aws-marketplace:ViewSubscriptions, aws-marketplace:Subscribe) to enable access to "
+        "this model.",
+        "sold through AWS Marketplace",
+        "allowed aws-marketplace:Subscribe",
+    ),
+    (
+        "ResourceNotFoundException",
+        "Model use case details have not been submitted for this account. Fill out the Anthropic use case details "
+        "form before using the model.",
+        "first-use form",
+        "submit it once in the Bedrock console",
+    ),
+    (
+        "AccessDeniedException",
+        f"User: {CALLER} is not authorized to perform: bedrock:InvokeModel on resource: "
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-2-lite-v1:0 with an explicit deny in a service "
+        "control policy: arn:aws:organizations::111122223333:policy/o-abc/service_control_policy/p-def",
+        "service control policy denies",
+        "organization's administrator",
+    ),
+    (
+        "AccessDeniedException",
+        f"User: {CALLER} is not authorized to perform: bedrock:InvokeModel on resource: "
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-2-lite-v1:0 because no "
+        "identity-based policy allows the bedrock:InvokeModel action",
+        "the identity running preflight may not invoke it",
+        "run preflight as an identity allowed bedrock:InvokeModel",
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "message", "detail", "fix"), REFUSALS)
+def test_a_bedrock_model_that_is_refused_fails_with_the_mapped_cause_and_fix(
+    aws, account_apis, bedrock, capsys, code, message, detail, fix
+):
+    region = "us-east-2"
+    bootstrap(aws, region)
+    account_apis(ALL_QUOTAS, unreserved=1000)
+    if code is not None:
+        bedrock.serve(BEDROCK_MODEL, ConverseModel(reply="OK"))
+        bedrock.fail(BEDROCK_MODEL, code, message)
+
+    exit_code = main(["preflight", "--region", region, "-c", "ragchat:chat_model=bedrock"])
+
+    out = capsys.readouterr().out
+    assert exit_code == 1, out
+    assert row(out, f"Bedrock: {BEDROCK_MODEL}").startswith(f"FAIL Bedrock model {BEDROCK_MODEL}: "), out
+    assert detail in out and fix in " ".join(out.split()), out
+    assert len(bedrock.calls(BEDROCK_MODEL)) == 1, "one probe, never retried"
+
+
+def test_a_throttled_bedrock_model_is_a_warning(aws, account_apis, bedrock, capsys):
+    region = "us-west-2"
+    bootstrap(aws, region)
+    account_apis(ALL_QUOTAS, unreserved=1000)
+    bedrock.serve(BEDROCK_MODEL, ConverseModel(reply="OK"))
+    bedrock.fail(BEDROCK_MODEL, "ThrottlingException", "Too many requests, please wait before trying again.")
+
+    assert main(["preflight", "--region", region, "-c", "ragchat:chat_model=bedrock"]) == 0
+    assert row(capsys.readouterr().out, f"Bedrock: {BEDROCK_MODEL}").startswith("warn")
+    assert len(bedrock.calls(BEDROCK_MODEL)) == 1, "a probe, not a retry loop"
+
+
+def test_a_parked_bedrock_deployment_calls_no_model(aws, account_apis, bedrock, capsys):
+    region = "us-east-1"
+    bootstrap(aws, region)
+    account_apis(ALL_QUOTAS, unreserved=1000)
+    assert main(["preflight", "--region", region, "-c", "ragchat:chat_model=bedrock", "-c", "ragchat:parked=true"]) == 0
+    assert "Bedrock:" not in capsys.readouterr().out and bedrock.requests == []
