@@ -21,13 +21,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from upload_weights import (
-    MIB,
     UploadError,
-    _s3_client,
     _size,
-    files_to_upload,
     parse_s3_uri,
-    upload,
+    reporting_failures,
+    upload_and_report,
     weight_patterns,
 )
 from wikipedia_retrieval.handler import IndexConfig
@@ -99,27 +97,17 @@ def main(argv: Sequence[str] | None = None, s3_factory: Callable[[], Any] | None
     parser.add_argument("--cache-dir", type=Path, default=Path(".data/wikipedia-stage"), help="local staging folder")
     parser.add_argument("--hub-endpoint", help=argparse.SUPPRESS)  # tests: a local stand-in for the hub
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> int:
         bucket, prefix = parse_s3_uri(args.s3_uri)
-        folder = stage(args)
-        if not files_to_upload(folder):
-            raise UploadError(f"{folder} has no files to upload")
-        summary = upload(folder, bucket, prefix, s3_factory() if s3_factory else _s3_client())
-    except UploadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
-        return 130
-    rate = summary.bytes_sent / MIB / summary.seconds if summary.seconds else 0.0
-    print(
-        f"s3://{bucket}/{prefix}: {summary.uploaded} uploaded ({summary.bytes_sent / MIB:,.1f} MiB, {rate:,.1f} MiB/s),"
-        f" {summary.skipped} already there"
-    )
-    print(
-        f"deploy with: npx cdk deploy -c ragchat:knowledge_base=wikipedia -c ragchat:wikipedia_s3_uri=s3://{bucket}/{prefix}"
-    )
-    return 0
+        upload_and_report(stage(args), bucket, prefix, s3_factory)
+        print(
+            "deploy with: npx cdk deploy -c ragchat:knowledge_base=wikipedia "
+            f"-c ragchat:wikipedia_s3_uri=s3://{bucket}/{prefix}"
+        )
+        return 0
+
+    return reporting_failures(run)
 
 
 if __name__ == "__main__":

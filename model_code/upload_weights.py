@@ -256,33 +256,56 @@ def main(argv: Sequence[str] | None = None, s3_factory: Callable[[], Any] | None
     parser.add_argument("--cache-dir", type=Path, default=Path(".data/weights"), help="where the snapshot is kept")
     parser.add_argument("--hub-endpoint", help=argparse.SUPPRESS)  # tests: a local stand-in for the hub
     args = parser.parse_args(argv)
+    return reporting_failures(lambda: _run(args, s3_factory))
+
+
+def _run(args: argparse.Namespace, s3_factory: Callable[[], Any] | None) -> int:
+    if args.for_config:
+        if args.model_id or args.from_dir:
+            raise UploadError("--for-config stages the configuration's models: give no model id or --from-dir")
+        bucket, root = parse_s3_uri(args.for_config)
+        flags = []
+        for setting, model_id in configuration_models(args.chat_model, args.moderation):
+            revision = args.revision or PINNED_REVISIONS.get(model_id)  # the catalog's pin, if any
+            commit = resolve_commit(model_id, revision, args.hub_endpoint)
+            prefix = f"{root}{model_id.split('/')[-1].lower()}/{commit}/"
+            _stage(args, model_id, commit, bucket, prefix, s3_factory)
+            flags.append(f"-c ragchat:{setting}=s3://{bucket}/{prefix}")
+        print("deploy with: npx cdk deploy " + " ".join(flags))
+        return 0
+    if not (args.model_id and args.s3_uri):
+        raise UploadError("give a model id and an s3:// destination, or --for-config s3://bucket/prefix/")
+    bucket, prefix = parse_s3_uri(args.s3_uri)
+    revision = args.revision or PINNED_REVISIONS.get(args.model_id)  # the catalog's pin, if any
+    _stage(args, args.model_id, revision, bucket, prefix, s3_factory)
+    print(f"deploy with: npx cdk deploy -c ragchat:chat_model_s3_uri=s3://{bucket}/{prefix}")
+    return 0
+
+
+def reporting_failures(command: Callable[[], int]) -> int:
+    """Run a staging command the way the user should see it fail: an UploadError as its
+    message (exit 2), an interruption as the hint that the same command resumes (exit 130)."""
     try:
-        if args.for_config:
-            if args.model_id or args.from_dir:
-                raise UploadError("--for-config stages the configuration's models: give no model id or --from-dir")
-            bucket, root = parse_s3_uri(args.for_config)
-            flags = []
-            for setting, model_id in configuration_models(args.chat_model, args.moderation):
-                revision = args.revision or PINNED_REVISIONS.get(model_id)  # the catalog's pin, if any
-                commit = resolve_commit(model_id, revision, args.hub_endpoint)
-                prefix = f"{root}{model_id.split('/')[-1].lower()}/{commit}/"
-                _stage(args, model_id, commit, bucket, prefix, s3_factory)
-                flags.append(f"-c ragchat:{setting}=s3://{bucket}/{prefix}")
-            print("deploy with: npx cdk deploy " + " ".join(flags))
-            return 0
-        if not (args.model_id and args.s3_uri):
-            raise UploadError("give a model id and an s3:// destination, or --for-config s3://bucket/prefix/")
-        bucket, prefix = parse_s3_uri(args.s3_uri)
-        revision = args.revision or PINNED_REVISIONS.get(args.model_id)  # the catalog's pin, if any
-        _stage(args, args.model_id, revision, bucket, prefix, s3_factory)
-        print(f"deploy with: npx cdk deploy -c ragchat:chat_model_s3_uri=s3://{bucket}/{prefix}")
+        return command()
     except UploadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return 130
-    return 0
+
+
+def upload_and_report(folder: Path, bucket: str, prefix: str, s3_factory: Callable[[], Any] | None) -> None:
+    """Upload a staged folder (skipping what is already there) and print what was sent, how
+    fast, and what was already in S3."""
+    if not files_to_upload(folder):
+        raise UploadError(f"{folder} has no files to upload")
+    summary = upload(folder, bucket, prefix, s3_factory() if s3_factory else _s3_client())
+    rate = summary.bytes_sent / MIB / summary.seconds if summary.seconds else 0.0
+    print(
+        f"s3://{bucket}/{prefix}: {summary.uploaded} uploaded ({summary.bytes_sent / MIB:,.1f} MiB, {rate:,.1f} MiB/s),"
+        f" {summary.skipped} already there"
+    )
 
 
 def _stage(
@@ -303,15 +326,7 @@ def _stage(
     else:
         local_dir = args.cache_dir / model_id.replace("/", "--") / (revision or "main")
         folder = download(model_id, revision, args.include, local_dir, args.hub_endpoint)
-    if not files_to_upload(folder):
-        raise UploadError(f"{folder} has no files to upload")
-    s3 = s3_factory() if s3_factory else _s3_client()
-    summary = upload(folder, bucket, prefix, s3)
-    rate = summary.bytes_sent / MIB / summary.seconds if summary.seconds else 0.0
-    print(
-        f"s3://{bucket}/{prefix}: {summary.uploaded} uploaded ({summary.bytes_sent / MIB:,.1f} MiB, {rate:,.1f} MiB/s),"
-        f" {summary.skipped} already there"
-    )
+    upload_and_report(folder, bucket, prefix, s3_factory)
 
 
 def _s3_client() -> Any:
