@@ -12,13 +12,17 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from cdklabs.deploy_time_build import ContainerImageBuild
 from constructs import Construct
 
+from .config import BUILD_HANDLER_CONCURRENCY
+
 IGNORED = ("__pycache__", ".pytest_cache")
+# The library's custom-resource handler, a singleton at the stack's root (see config.py).
+BUILD_HANDLER = "DeployTimeBuildCustomResourceHandler"
 
 
 def context_files(directory: Path) -> list[Path]:
@@ -59,3 +63,8 @@ class BuiltImage(Construct):
             tag=self.tag,
             platform=ecr_assets.Platform.LINUX_AMD64,
         )
+        for child in Stack.of(self).node.children:
+            if child.node.id.startswith(BUILD_HANDLER):
+                child.node.default_child.add_property_override(
+                    "ReservedConcurrentExecutions", BUILD_HANDLER_CONCURRENCY
+                )

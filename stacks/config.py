@@ -35,6 +35,10 @@ MODEL_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mod
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 REVISION = re.compile(r"^[0-9a-f]{40}$")
 PINECONE_INDEX = re.compile(r"^[a-z0-9][a-z0-9-]{0,44}$")
+# The Wikipedia image build's handler (cdklabs-deploy-time-build's custom resource) runs only
+# when CloudFormation asks, asynchronously (Lambda retries a throttled event): one concurrent
+# run is all it needs, reserved like every function of the stack (checkov CKV_AWS_115).
+BUILD_HANDLER_CONCURRENCY = 1
 
 
 class ConfigError(ValueError):
@@ -128,6 +132,12 @@ class DeploymentConfig:
         for instance_type, count in wanted:
             counts[instance_type] = counts.get(instance_type, 0) + count
         return counts
+
+    def reserved_concurrency(self) -> int:
+        """The account concurrency the stack's functions reserve: the chat function's, plus the
+        Wikipedia image build's handler when that endpoint exists (what preflight checks)."""
+        building = self.knowledge_base == "wikipedia" and not self.parked
+        return self.lambda_reserved_concurrency + (BUILD_HANDLER_CONCURRENCY if building else 0)
 
     @property
     def wikipedia_data(self) -> tuple[str, str]:

@@ -106,6 +106,17 @@ def test_no_pinecone_secret_output_or_embedding_endpoint():
     assert "WikipediaEndpointName" in template["Outputs"]
 
 
+def test_every_function_reserves_its_concurrency_the_build_handler_included():
+    """checkov's CKV_AWS_115 for each function; preflight counts the build handler too."""
+    template, _ = wikipedia_stack()
+    functions = resources(template, "AWS::Lambda::Function")
+    (handler,) = [k for k in functions if k.startswith("DeployTimeBuildCustomResourceHandler")]
+    assert functions[handler]["ReservedConcurrentExecutions"] == 1
+    assert all(f.get("ReservedConcurrentExecutions") for f in functions.values()), sorted(functions)
+    assert DeploymentConfig(**WIKI).reserved_concurrency() == DeploymentConfig().lambda_reserved_concurrency + 1
+    assert DeploymentConfig(**WIKI, parked=True).reserved_concurrency() == DeploymentConfig().reserved_concurrency()
+
+
 def test_cfn_lint_is_clean():
     _, outdir = wikipedia_stack()
     errors, report = cfn_lint_errors([outdir / "RagChat.template.json"])

@@ -106,7 +106,7 @@ def run_checks(session: Any, config: Any, region: str) -> list[Result]:
         region=region,
         account=account,
         endpoint_instances=config.endpoint_instances(),
-        reserved_concurrency=config.lambda_reserved_concurrency,
+        reserved_concurrency=config.reserved_concurrency(),
         pinecone_secret_arn=config.pinecone_secret_arn,
         bedrock_model_id=config.resolved_bedrock_model_id if config.model.backend == "bedrock" else "",
         staged_weights={
