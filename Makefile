@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_lambda.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/retrieval_quality.py
+	$(BIN)/python bench/retrieval_experiments.py
 	$(BIN)/python bench/bench_wikipedia.py
 	$(BIN)/python bench/bench_stops.py
 	$(BIN)/python bench/bench_runtimes.py

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,18 @@ DEFAULT_KNOWLEDGE_BASE = PROJECT_ROOT / "data" / "Amazon_SageMaker_FAQs.csv"
 INDEX_METHOD = "text-dense+bm25-v2"
 
 
+def min_score_from_env() -> float | None:
+    """`RAGCHAT_MIN_SCORE`, the no-answer threshold `ragchat eval` calibrates on your own
+    questions (as in the Lambda); None when unset: the default for the knowledge base."""
+    value = os.environ.get("RAGCHAT_MIN_SCORE", "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"RAGCHAT_MIN_SCORE must be a number, got {value!r}") from None
+
+
 @dataclass(frozen=True)
 class LocalSettings:
     data_dir: Path = Path(os.environ.get("RAGCHAT_DATA_DIR", PROJECT_ROOT / ".data"))
@@ -39,6 +51,8 @@ class LocalSettings:
     wikipedia_dir: Path | None = (
         Path(os.environ["RAGCHAT_WIKIPEDIA_DIR"]) if os.environ.get("RAGCHAT_WIKIPEDIA_DIR") else None
     )
+    # the no-answer threshold; None: 0.28 on a hybrid index, 0 for a Wikipedia index
+    min_score: float | None = field(default_factory=min_score_from_env)
     # one reply at a time; this many may wait for the model (beyond: 503 + Retry-After)
     queue_limit: int = 8
     # queue wait + generation, per request (past it: 504)
@@ -135,6 +149,8 @@ def build_local_engine(
     )
     if settings.wikipedia_dir:  # the no-answer threshold is calibrated on the FAQ's hybrid scores only
         engine_settings = replace(engine_settings, min_score=0.0)
+    if settings.min_score is not None:
+        engine_settings = replace(engine_settings, min_score=settings.min_score)
     profile = get_profile(settings.profile)
     if generator_factory is None:
         from .generator import LlamaCppGenerator
