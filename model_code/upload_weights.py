@@ -248,7 +248,9 @@ def main(argv: Sequence[str] | None = None, s3_factory: Callable[[], Any] | None
     parser.add_argument("--for-config", metavar="S3_PREFIX", help="stage every LLM of a configuration under it")
     parser.add_argument("--chat-model", default="gpt-neoxt-chat", help="with --for-config: ragchat:chat_model")
     parser.add_argument("--moderation", default="endpoint", help="with --for-config: ragchat:moderation")
-    parser.add_argument("--revision", help="a branch, tag or commit to pin (default: main, resolved to its commit)")
+    parser.add_argument(
+        "--revision", help="a branch, tag or commit to stage (default: the model's pinned commit, else main)"
+    )
     parser.add_argument(
         "--include", action="append", help="file patterns to copy (repeatable; default: weights+config)"
     )
