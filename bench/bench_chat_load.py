@@ -17,16 +17,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lambda"))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
-from retrieval_quality import load_question_set  # noqa: E402
 
 from ragchat.app import create_app  # noqa: E402
+from ragchat.evaluation.questions import load_questions  # noqa: E402
 from ragchat.local.factory import LocalSettings, build_local_engine  # noqa: E402
 
-QUESTIONS = [item["q"] for item in load_question_set("paraphrases_dev")]
+QUESTIONS = [q.question for q in load_questions(ROOT / "bench" / "questions" / "paraphrases_dev.jsonl")]
 
 
 def pct(samples: list[float], q: int) -> float:

@@ -105,6 +105,7 @@ def main() -> None:
         path = default_model_path()
         rate = transformers_rate(path, CORES)
         print(f"{'SmolLM2-135M-Instruct Q4_1':<28} transformers + torch (fp32), {CORES} threads: {rate:7.1f} tokens/s")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
