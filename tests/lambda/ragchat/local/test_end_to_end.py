@@ -2,11 +2,16 @@
 HTTP app, exactly as `make run` serves it."""
 
 import json
+import socket
+import time
 import uuid
+from urllib.parse import urlparse
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from conftest import serving
 from ragchat.app import create_app
 from ragchat.local.factory import LocalSettings, build_local_engine
 
@@ -95,3 +100,45 @@ def test_openai_route_reports_smollm2_usage_and_truncation(client, local_engine)
     done = client.post("/v1/chat/completions", json={**ask, "max_tokens": 200, "temperature": 0}).json()
     assert done["choices"][0]["finish_reason"] == "stop"
     assert 0 < done["usage"]["completion_tokens"] < 200
+
+
+def test_a_client_leaving_mid_stream_stops_llama_cpp_and_the_next_request_is_served(local_engine, monkeypatch):
+    """A real disconnect on a real server: llama.cpp stops within a token or two of the
+    server noticing, far short of the reply it was writing, and the next request is served."""
+    reports = []
+    model_stream = local_engine.generator.stream
+
+    def reporting_model(prompt, params):
+        reports.append(params.report)
+        return model_stream(prompt, params)
+
+    monkeypatch.setattr(local_engine.generator, "stream", reporting_model)
+    ask = {"inputs": SPOT, "parameters": {"temperature": 0, "max_new_tokens": 200}}
+    with serving(create_app(lambda: local_engine)) as url:
+        whole = httpx.post(f"{url}/chat", json=ask, timeout=120)
+        assert whole.status_code == 200, whole.text
+        uninterrupted = reports[0].completion_tokens
+        assert uninterrupted > 16, "a reply long enough to leave in the middle of"
+
+        address = urlparse(url)
+        sock = socket.create_connection((address.hostname, address.port), timeout=60)
+        body = json.dumps({**ask, "stream": True}).encode()
+        sock.sendall(
+            f"POST /chat HTTP/1.1\r\nHost: localhost:{address.port}\r\nContent-Type: application/json\r\n".encode()
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        data = b""
+        while b"event: token" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"the stream ended before its first token: {data!r}"
+            data += chunk
+        sock.close()
+        end = time.monotonic() + 60  # only stops a broken build from hanging
+        while local_engine.queue.busy or reports[1].completion_tokens is None:
+            assert time.monotonic() < end, "the model's turn was never released"
+            time.sleep(0.005)
+        assert reports[1].completion_tokens < uninterrupted, "llama.cpp went on writing for a client that left"
+
+        nxt = httpx.post(f"{url}/chat", json={"inputs": SPOT, "parameters": {"max_new_tokens": 8}}, timeout=60)
+        assert nxt.status_code == 200 and nxt.json()["outputs"].strip()
