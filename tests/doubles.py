@@ -83,8 +83,8 @@ class MemoryIndex:
     def count(self, namespace: str = "") -> int:
         return len(self.spaces.get(namespace, {}))
 
-    def list_ids(self, namespace: str = "") -> list[str]:
-        return sorted(self.spaces.get(namespace, {}))
+    def list_ids(self, namespace: str = "", prefix: str = "") -> list[str]:
+        return sorted(i for i in self.spaces.get(namespace, {}) if i.startswith(prefix))
 
 
 class RecordingGenerator:

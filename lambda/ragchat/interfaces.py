@@ -154,8 +154,9 @@ class VectorIndex(Protocol):
 
     def count(self, namespace: str = "") -> int: ...
 
-    def list_ids(self, namespace: str = "") -> Iterable[str]:
-        """Every id in the namespace (ingestion resumes and syncs from them)."""
+    def list_ids(self, namespace: str = "", prefix: str = "") -> Iterable[str]:
+        """Every id in the namespace that starts with `prefix` (ingestion resumes and syncs
+        from them; Pinecone lists ids by prefix, not by metadata)."""
         ...
 
 

@@ -180,8 +180,8 @@ class PineconeVectorIndex:
         summary = stats.namespaces.get(namespace or "__default__") or stats.namespaces.get(namespace)
         return summary.vector_count if summary else 0
 
-    def list_ids(self, namespace: str = "") -> Iterator[str]:
-        pages = self._call("list ids", lambda index: list(index.list(namespace=namespace)))
+    def list_ids(self, namespace: str = "", prefix: str = "") -> Iterator[str]:
+        pages = self._call("list ids", lambda index: list(index.list(prefix=prefix or None, namespace=namespace)))
         for page in pages:
             for item in page.vectors:
                 yield item.id

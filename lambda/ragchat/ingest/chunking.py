@@ -45,9 +45,17 @@ class ChunkSettings:
 HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 
 
-def chunk_id(source: str, position: int, text: str) -> str:
-    """Stable across runs: the same chunk of the same source gets the same id."""
-    return hashlib.sha256(f"{source}\x00{position}\x00{text}".encode()).hexdigest()[:32]
+def chunk_id(source: str, position: int, text: str, folder: str = "") -> str:
+    """Stable across runs: the same chunk of the same source gets the same id. It starts with
+    where the chunk came from ("docs/spot.md#"), the prefix by which `--sync` finds it."""
+    digest = hashlib.sha256(f"{source}\x00{position}\x00{text}".encode()).hexdigest()[:32]
+    return f"{folder}{source}#{digest}"
+
+
+def id_source(document_id: str) -> str:
+    """The folder and source a chunk id names ("docs/spot.md"); an id written by another
+    tool (the built-in FAQ's) names none and is returned whole."""
+    return document_id.rsplit("#", 1)[0]
 
 
 def _paragraphs(text: str) -> list[tuple[str, str | None]]:
@@ -119,7 +127,9 @@ def chunk_documents(
             metadata = {**item.metadata, "source": item.source, "chunk": position}
             if section:
                 metadata["section"] = section
-            documents.append(Document(chunk_id(item.source, _position_key(item, position), text), text, metadata))
+            documents.append(
+                Document(chunk_id(item.source, _position_key(item, position), text, item.folder), text, metadata)
+            )
     return documents
 
 

@@ -10,7 +10,7 @@ from ..aws.settings import DEFAULT_PINECONE_INDEX
 from ..interfaces import Embedder
 from .chunking import ChunkSettings, chunk_documents
 from .pipeline import IngestSummary, ingest
-from .sources import CsvOptions, JsonlOptions, read_sources
+from .sources import CsvOptions, JsonlOptions, id_scope, read_sources
 from .targets import TargetError, local_target, pinecone_api_key, pinecone_target
 
 DEFAULT_INDEX = DEFAULT_PINECONE_INDEX
@@ -32,7 +32,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--chunk-tokens", type=int, default=200, help="target chunk size in word pieces (max 254)")
     p.add_argument("--overlap-tokens", type=int, default=32)
-    p.add_argument("--sync", action="store_true", help="also delete vectors of chunks no longer in the sources")
+    p.add_argument(
+        "--sync",
+        action="store_true",
+        help="also delete the vectors that came from these files or folders (ids under their name) and that "
+        "they no longer produce; nothing else in the index is touched",
+    )
     p.add_argument("--dry-run", action="store_true", help="read, chunk and compare, write nothing")
     p.add_argument("--csv-columns", default="0,1", help="text columns, by 0-based index or by name with a header")
     p.add_argument("--csv-title-column", default="0", help="column used as title, or 'none'")
@@ -94,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             embedder,
             index,
             namespace=args.namespace,
+            scopes=[id_scope(path) for path in args.sources if path.exists()],
             batch_size=args.batch_size,
             sync=args.sync,
             dry_run=args.dry_run,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..interfaces import Document, Embedder, VectorIndex
 from ..knowledge import document_sparse, document_vectors
 from ..retrieval import Bm25Encoder
+from .chunking import id_source
 
 
 @dataclass
@@ -43,6 +45,7 @@ def ingest(
     *,
     namespace: str = "",
     batch_size: int = 64,
+    scopes: Sequence[str] | None = None,
     sync: bool = False,
     dry_run: bool = False,
     progress: bool = True,
@@ -50,17 +53,20 @@ def ingest(
 ) -> IngestSummary:
     from tqdm import tqdm
 
+    if sync and scopes is None:
+        raise ValueError("sync needs the id prefixes of the sources (`id_scope`): it deletes only under them")
     started = time.perf_counter()
     summary = summary or IngestSummary()
     summary.chunks = len(chunks)
-    existing = set(index.list_ids(namespace))
+    prefixes = ("",) if scopes is None else tuple(dict.fromkeys(scopes))
+    existing = {i for prefix in prefixes for i in index.list_ids(namespace, prefix)}
     wanted = {chunk.id for chunk in chunks}
     todo = [chunk for chunk in chunks if chunk.id not in existing]
     summary.skipped = len(chunks) - len(todo)
     stale = sorted(existing - wanted) if sync else []
     if dry_run:
         summary.seconds = time.perf_counter() - started
-        print(f"dry run: would upsert {len(todo)} chunks and delete {len(stale)}", file=sys.stderr)
+        print(f"dry run: would upsert {len(todo)} chunks and delete {_by_source(stale)}", file=sys.stderr)
         return summary
     encoder = Bm25Encoder.fit(chunk.text for chunk in chunks)  # BM25 statistics of this run's sources
     with tqdm(total=len(todo), desc="Embedding and upserting", unit="chunk", disable=not progress) as bar:
@@ -71,5 +77,12 @@ def ingest(
             bar.update(len(batch))
     if stale:
         summary.deleted = index.delete(stale, namespace)
+        print(f"deleted {_by_source(stale)}", file=sys.stderr)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _by_source(ids: Sequence[str]) -> str:
+    """ "2: docs/a.md (1), docs/b.md (1)": how many chunks of each source."""
+    counts = Counter(id_source(i) for i in ids)
+    return f"{len(ids)}" + (": " + ", ".join(f"{s} ({n})" for s, n in sorted(counts.items())) if ids else "")

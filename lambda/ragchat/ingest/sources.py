@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ class SourceText:
     source: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    folder: str = ""  # "docs/" when read from a folder given as `docs`: the start of its chunks' ids
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def read_sources(
             problems.append(Problem(str(path), "no such file or folder"))
             continue
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        folder = id_scope(path) if path.is_dir() else ""
         for file in files:
             name = source_name(file, path)
             suffix = file.suffix.lower()
@@ -78,8 +80,16 @@ def read_sources(
                 if not path.is_dir():
                     problems.append(Problem(str(file), f"unsupported file type {suffix or '(none)'}"))
                 continue
-            texts.extend(reader)
+            texts.extend(replace(text, folder=folder) for text in reader)
     return texts, problems
+
+
+def id_scope(given: Path) -> str:
+    """The start of the id of every chunk read from a path given to `ragchat ingest`: the
+    folder's name and "/" ("docs/spot.md#..."), or the file's name and "#" ("faq.pdf#...").
+    `--sync` lists the index's ids by this prefix (Pinecone's `list` takes a prefix), so it
+    only ever deletes what came from the paths it was given."""
+    return f"{given.resolve().name}/" if given.is_dir() else f"{given.name}#"
 
 
 def source_name(file: Path, given: Path) -> str:

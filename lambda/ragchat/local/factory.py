@@ -76,7 +76,8 @@ def ensure_knowledge_base(
     digest = file_sha256(path)
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     fresh = state.get(str(path.name)) == digest and state.get(f"{path.name}:method") == INDEX_METHOD
-    if fresh and index.count(namespace):
+    indexed = set(state.get(f"{path.name}:ids", []))
+    if fresh and indexed and indexed <= set(index.list_ids(namespace)):  # every row still there
         return False
     from tqdm import tqdm
 

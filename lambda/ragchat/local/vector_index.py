@@ -219,8 +219,8 @@ class FaissVectorIndex:
             space = self._spaces.get(namespace)
             return space.index.ntotal if space else 0
 
-    def list_ids(self, namespace: str = "") -> list[str]:
+    def list_ids(self, namespace: str = "", prefix: str = "") -> list[str]:
         with self._lock:
             self._reload_if_changed()
             space = self._spaces.get(namespace)
-            return sorted(space.ids) if space else []
+            return sorted(i for i in space.ids if i.startswith(prefix)) if space else []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -13,6 +14,7 @@ from ragchat.cli import main
 from ragchat.ingest.chunking import chunk_documents
 from ragchat.ingest.pipeline import ingest
 from ragchat.ingest.sources import read_sources
+from ragchat.interfaces import Document
 from ragchat.local.vector_index import FaissVectorIndex
 from standins.pinecone_server import PineconeStandIn
 
@@ -73,6 +75,68 @@ def test_second_run_upserts_nothing_and_sync_deletes_what_is_gone(tmp_path, docs
     texts = [m.text for m in index.query([0.0] * 383 + [1.0], 50)]
     assert any("Now much shorter." in t for t in texts)
     assert not any("scales to zero" in t for t in texts)  # notes.txt's chunk was deleted
+
+
+def test_sync_deletes_only_what_came_from_the_given_folder(tmp_path, docs_folder, capsys, embedder):
+    """The index also holds the built-in FAQ and another folder's chunks: syncing one folder
+    after a file of it was removed deletes that file's chunks and nothing else."""
+    from ragchat.local.factory import ensure_knowledge_base, local_index
+
+    data = tmp_path / "data"
+    faq = tmp_path / "faq.csv"
+    faq.write_text("What is Spot?,Spare capacity.\nWhat is Canvas?,No-code ML.\n")
+    ensure_knowledge_base(faq, embedder, local_index(data, 384), data / "state.json", progress=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "otter.md").write_text("The otter protocol keeps this folder's chunks.\n")
+    assert run_cli(data, str(other)) == 0
+    assert run_cli(data, str(docs_folder)) == 0
+    capsys.readouterr()
+    before = set(FaissVectorIndex(data / "index", 384).list_ids())
+
+    (docs_folder / "notes.txt").unlink()
+    assert run_cli(data, str(docs_folder), "--dry-run", "--sync") == 0
+    err = capsys.readouterr().err
+    assert "would upsert 0 chunks and delete 1: docs/notes.txt (1)" in err
+    assert set(FaissVectorIndex(data / "index", 384).list_ids()) == before
+
+    assert run_cli(data, str(docs_folder), "--sync") == 0
+    assert ", deleted 1, " in summary(capsys)
+    after = FaissVectorIndex(data / "index", 384)
+    assert set(after.list_ids()) == {i for i in before if not i.startswith("docs/notes.txt#")}
+    sources = {m.metadata["source"] for m in after.query([0.0] * 383 + [1.0], 100)}
+    assert sources == {"faq.csv", "otter.md", "spot.md", "pricing.html"}
+
+
+def test_a_restart_rebuilds_faq_rows_missing_from_the_index(tmp_path, embedder):
+    """Rows deleted from the index behind the state file's back (an older `--sync` deleted
+    the whole FAQ) come back at the next start, not only when the index is empty."""
+    from ragchat.local.factory import ensure_knowledge_base, local_index
+
+    faq, state = tmp_path / "faq.csv", tmp_path / "state.json"
+    faq.write_text("What is Spot?,Spare capacity.\nWhat is Canvas?,No-code ML.\n")
+    index = local_index(tmp_path, 384)
+    assert ensure_knowledge_base(faq, embedder, index, state, progress=False) is True
+    assert ensure_knowledge_base(faq, embedder, index, state, progress=False) is False
+    index.upsert([Document("docs/a.md#1", "kept", {"source": "a.md"})], [[1.0] + [0.0] * 383])
+    index.delete([i for i in index.list_ids() if "#" not in i][:1])
+    assert ensure_knowledge_base(faq, embedder, index, state, progress=False) is True
+    assert index.count() == 3
+
+
+def test_sync_of_a_single_file_deletes_only_its_own_old_chunks(tmp_path, capsys):
+    data = tmp_path / "data"
+    (tmp_path / "a.md").write_text("First version of a.\n")
+    (tmp_path / "b.md").write_text("Unrelated file b.\n")
+    assert run_cli(data, str(tmp_path / "a.md")) == 0
+    assert run_cli(data, str(tmp_path / "b.md")) == 0
+    (tmp_path / "a.md").write_text("Second version of a.\n")
+    assert run_cli(data, str(tmp_path / "a.md"), "--sync") == 0
+    out = capsys.readouterr()
+    assert ", upserted 1, " in out.out.splitlines()[-1] and ", deleted 1, " in out.out.splitlines()[-1]
+    assert "deleted 1: a.md (1)" in out.err
+    texts = sorted(m.text for m in FaissVectorIndex(data / "index", 384).query([0.0] * 383 + [1.0], 10))
+    assert texts == ["Second version of a.", "Unrelated file b."]
 
 
 class FailingIndex:
@@ -169,7 +233,11 @@ def test_pinecone_ingest_creates_the_index_waits_and_upserts(tmp_path, docs_fold
     total = sum(sizes)
     assert f"upserted {total}," in line
     vector = upserts[0].json()["vectors"][0]
-    assert len(vector["values"]) == 384 and len(vector["id"]) == 32
+    assert len(vector["values"]) == 384 and vector["id"].split("#")[0] in {
+        "docs/spot.md",
+        "docs/pricing.html",
+        "docs/notes.txt",
+    }
     sparse = vector["sparseValues"]  # BM25 weights of the chunk's words, hashed to uint32
     assert len(sparse["indices"]) == len(sparse["values"]) > 0 and all(v > 0 for v in sparse["values"])
     assert sparse["indices"] == sorted(sparse["indices"]) and max(sparse["indices"]) < 2**32
@@ -183,11 +251,18 @@ def test_pinecone_ingest_creates_the_index_waits_and_upserts(tmp_path, docs_fold
     assert pinecone.data_requests("/vectors/list")  # it asked what the index holds
     assert not [r for r in pinecone.requests if r.method == "POST" and r.path == "/indexes"]
 
+    # a record that another source wrote (the stack's FAQ, another folder) is never touched by --sync
+    pinecone.vectors()["faq-row-0"] = ([0.0] * 384, {"source": "Amazon_SageMaker_FAQs.csv", "text": "Q"})
     (docs_folder / "notes.txt").unlink()
+    assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone", "--index", "kb", "--sync", "--dry-run") == 0
+    assert "would upsert 0 chunks and delete 1: docs/notes.txt (1)" in capsys.readouterr().err
+    assert pinecone.data_requests("/vectors/delete") == []
     assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone", "--index", "kb", "--sync") == 0
     [delete] = pinecone.data_requests("/vectors/delete")
-    assert len(delete.json()["ids"]) == 1
-    assert len(pinecone.vectors()) == total - 1
+    assert [i.split("#")[0] for i in delete.json()["ids"]] == ["docs/notes.txt"]
+    assert len(pinecone.vectors()) == total and "faq-row-0" in pinecone.vectors()
+    listed = [parse_qs(urlparse(r.path).query) for r in pinecone.data_requests("/vectors/list")]
+    assert {q["prefix"][0] for q in listed} == {"docs/"}  # it lists only the ids under the given folder
 
 
 def test_a_cosine_pinecone_index_is_refused_before_writing(tmp_path, docs_folder, pinecone, capsys):
