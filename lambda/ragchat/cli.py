@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .client.http_client import ClientFailure, StreamEvent
-from .client.repl import format_sources, print_json, run_repl
+from .client.repl import cut_notice, format_sources, print_json, run_repl
 from .client.signing import SigningError
 from .engine import ChatEngine, ChatRequest, Token
 from .interfaces import GenerationParams
@@ -121,6 +121,8 @@ def ask(args: argparse.Namespace) -> int:
         return 0
     if result.get("blocked"):
         print(f"\n[blocked by moderation] {result.get('outputs', '')}", end="")
+    if notice := cut_notice(result):
+        print(f" {notice}", end="")
     print(f"\n\nsession: {result.get('session_id')}\nsources:")
     print("\n".join(format_sources(result.get("sources") or [])))
     return 0

@@ -118,6 +118,9 @@ class ChatResult:
             "moderation": self.moderation,
             "warnings": self.warnings,
             "timings_ms": self.timings_ms,
+            # "length": cut at max_new_tokens (a refusal is a whole reply: "stop")
+            "finish_reason": "stop" if self.blocked else self.finish_reason,
+            "usage": {"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens},
         }
 
 

@@ -82,11 +82,26 @@ def run_repl(
                     session_id = last.get("session_id", session_id)
                     if last.get("blocked"):
                         out.write(f"\n[blocked by moderation] {last.get('outputs', '')}")
+                    if notice := cut_notice(last):
+                        out.write(f" {notice}")
                     for warning in last.get("warnings") or []:
                         out.write(f"\n(warning: {warning})")
                     out.write(f"\n({len(last.get('sources') or [])} sources, /sources to show; session {session_id})\n")
         except ClientFailure as failure:
             out.write(f"\nerror: {failure}\n")
+
+
+def cut_notice(result: dict[str, Any]) -> str | None:
+    """What to say after a reply the model stopped at the token limit (`finish_reason`
+    "length"): without it, a reply ending mid-sentence looks like the model's own end."""
+    if result.get("finish_reason") != "length":
+        return None
+    tokens = (result.get("usage") or {}).get("completion_tokens")
+    return (
+        f"[cut at {tokens} tokens: raise max_new_tokens]"
+        if tokens
+        else "[cut at the token limit: raise max_new_tokens]"
+    )
 
 
 def print_json(result: dict[str, Any], out: TextIO | None = None) -> None:

@@ -261,6 +261,19 @@ def test_chat_streams_tokens_then_final_event(client, engine, how):
     assert len(engine.store.load(final["session_id"])) == 2
 
 
+def test_chat_says_when_the_reply_was_cut_at_the_token_limit(client):
+    """`finish_reason` as on /v1: "length" when max_new_tokens cut the reply, in the JSON
+    response and in the stream's final event."""
+    whole = post(client, "/chat", {"inputs": SPOT}).json()
+    assert whole["finish_reason"] == "stop" and whole["usage"]["completion_tokens"] == 6
+    cut = post(client, "/chat", {"inputs": SPOT, "parameters": {"max_new_tokens": 3}}).json()
+    assert cut["outputs"] == "Spot training works"
+    assert cut["finish_reason"] == "length" and cut["usage"]["completion_tokens"] == 3
+    streamed = post(client, "/chat", {"inputs": SPOT, "stream": True, "parameters": {"max_new_tokens": 3}})
+    name, data = parse_sse(streamed.text)[-1]
+    assert name == "done" and json.loads(data)["finish_reason"] == "length"
+
+
 def test_streaming_bad_input_is_still_json_4xx(client):
     r = post(client, "/chat", {"inputs": "", "stream": True})
     assert r.status_code == 422 and r.json()["error"]["field"] == "inputs"

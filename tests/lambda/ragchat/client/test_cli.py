@@ -38,6 +38,18 @@ def test_one_shot_text_streams_the_answer_then_sources(live_server, capsys):
     assert "faq.csv row 90" in out and "session:" in out
 
 
+def test_a_reply_cut_at_the_token_limit_is_marked(live_server, capsys):
+    assert main(["ask", QUESTION, "--url", live_server, "--max-new-tokens", "3"]) == 0
+    assert capsys.readouterr().out.startswith("Spot training works [cut at 3 tokens: raise max_new_tokens]\n")
+    assert main(["ask", QUESTION, "--url", live_server]) == 0
+    assert "[cut at" not in capsys.readouterr().out
+    out = io.StringIO()
+    client = ChatClient(live_server)
+    inputs = iter([QUESTION, "/quit"])
+    run_repl(lambda q, s: client.stream(q, s, max_new_tokens=2), read=lambda prompt: next(inputs), out=out)
+    assert "bot> Spot training [cut at 2 tokens: raise max_new_tokens]\n" in out.getvalue()
+
+
 def test_the_client_receives_tokens_before_the_final_event(live_server):
     client = ChatClient(live_server)
     kinds = [event.kind for event in client.stream(QUESTION)]

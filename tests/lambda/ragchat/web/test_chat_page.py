@@ -171,3 +171,30 @@ def test_the_page_says_when_the_model_is_starting_or_the_deployment_is_parked(br
     with serving(create_parked_app()) as url:
         text = ask_and_read_the_error(browser, url)
     assert "parked" in text and "-c ragchat:parked=false" in text
+
+
+def test_the_page_marks_a_reply_cut_at_the_token_limit(browser, page_engine):
+    """The final event's `finish_reason` "length" shows as a notice under the reply."""
+    from dataclasses import replace
+
+    from conftest import serving
+    from ragchat.app import create_app
+
+    class ShortReplies:
+        def __getattr__(self, name):
+            return getattr(page_engine, name)
+
+        def stream(self, request):
+            yield from page_engine.stream(replace(request, params=replace(request.params, max_new_tokens=4)))
+
+    with serving(create_app(lambda: ShortReplies())) as url:
+        page = browser.new_page()
+        try:
+            page.goto(f"{url}/")
+            page.fill("#question", QUESTION)
+            page.press("#question", "Enter")
+            page.wait_for_selector("#log li.bot .sources summary", timeout=30_000)
+            assert page.inner_text("#log li.bot .answer") == "You can use Managed"
+            assert page.inner_text("#log li.bot .cut") == "The reply was cut at 4 tokens (the max_new_tokens limit)."
+        finally:
+            page.close()
