@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator as TokenStream
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field, replace
@@ -261,9 +262,37 @@ class ChatEngine:
 
         sources = self.select_sources(request.inputs, matches, request.params)
         no_answer = retrieved and not sources
-        context = join_context(sources)
-        prompt = self.build_prompt(request.inputs, context, history, request.params, now, no_answer)
+        if no_answer and self.profile.no_answer_reply is not None:
+            # the profile's fixed reply: its model would invent an answer to the no-answer prompt
+            reply, finish, usage = self.profile.no_answer_reply, "stop", Usage(0, 0)
+            yield Token(reply)
+        else:
+            context = join_context(sources)
+            prompt = self.build_prompt(request.inputs, context, history, request.params, now, no_answer)
+            reply, finish, usage = yield from self._generate(prompt, request, deadline, buffered, timings)
 
+        output_verdict, timings["moderation_output"] = self._timed(self.moderator.check, reply)
+        moderation["output"] = output_verdict.as_dict()
+        blocked = output_verdict.flagged
+        answer = self.settings.refusal if blocked else reply
+
+        if not stateless:
+            t = time.perf_counter()
+            self.store.append(conversation, [Turn("user", request.inputs), Turn("assistant", answer)])
+            timings["store"] = _ms(t)
+        timings["total"] = _ms(started)
+        result = ChatResult(answer, session_id, sources, moderation, blocked, warnings, timings, finish, usage)
+        yield self._finished(result)
+
+    def _generate(
+        self,
+        prompt: RenderedPrompt,
+        request: ChatRequest,
+        deadline: float | None,
+        buffered: bool,
+        timings: dict[str, float],
+    ) -> TokenStream[Token, None, tuple[str, FinishReason, Usage]]:
+        """The model's reply, streamed as tokens: (reply, finish reason, usage)."""
         pieces: list[str] = []
         stop_filter = StopFilter(self.profile.stop + request.params.stop, self.profile.strip_tokens)
         report = GenerationReport()
@@ -294,19 +323,7 @@ class ChatEngine:
         timings["generation"] = _ms(t)
         finish: FinishReason = "stop" if stop_filter.stopped else report.finish_reason or "stop"
         usage = self._usage(report, prompt, reply)
-
-        output_verdict, timings["moderation_output"] = self._timed(self.moderator.check, reply)
-        moderation["output"] = output_verdict.as_dict()
-        blocked = output_verdict.flagged
-        answer = self.settings.refusal if blocked else reply
-
-        if not stateless:
-            t = time.perf_counter()
-            self.store.append(conversation, [Turn("user", request.inputs), Turn("assistant", answer)])
-            timings["store"] = _ms(t)
-        timings["total"] = _ms(started)
-        result = ChatResult(answer, session_id, sources, moderation, blocked, warnings, timings, finish, usage)
-        yield self._finished(result)
+        return reply, finish, usage
 
     def _usage(self, report: GenerationReport, prompt: RenderedPrompt, reply: str) -> Usage:
         """The generator's own token counts, or the engine's estimate where it has none."""

@@ -24,6 +24,8 @@ NO_ANSWER_INSTRUCTIONS = (
     "The knowledge base has no answer to this question. Say that the knowledge base does not cover it; "
     "do not make up an answer."
 )
+# What a profile with `no_answer_reply` answers then, without calling the model.
+NO_ANSWER_REPLY = "The knowledge base has no answer to this question, so I can't answer it."
 # A 135M model drifts from long instructions and long answers: one short rule, one or two sentences.
 SHORT_GROUNDED_INSTRUCTIONS = (
     "Answer the question in one or two sentences, using only the facts in the CONTEXT. "
@@ -60,6 +62,10 @@ class ModelProfile:
     default_max_new_tokens: int = 512
     repetition_penalty: float = 1.0
     instructions: str = INSTRUCTIONS
+    # When retrieval finds nothing above the threshold: None asks the model with the no-answer
+    # prompt (a large model follows it); a text is the reply itself, and the model is not called
+    # (a small model ignores the prompt and invents an answer).
+    no_answer_reply: str | None = None
 
     def render(
         self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool = False
@@ -132,6 +138,8 @@ SMOLLM2_LOCAL = ChatMessagesProfile(
     # Re-measured on llama.cpp (README, "context budget"): 384-768 tokens brought the relevant row
     # into more prompts but fewer replies ended by themselves, and none scored better.
     max_context_tokens=256,
+    # Asked "What is the capital of Portugal?" with the no-answer prompt, it still invents an answer.
+    no_answer_reply=NO_ANSWER_REPLY,
 )
 
 

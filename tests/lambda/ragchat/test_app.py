@@ -308,11 +308,12 @@ def test_a_request_without_max_new_tokens_gets_the_profiles_short_default():
     profile = get_profile("smollm2-local")
     engine = make_engine("smollm2-local")
     with TestClient(create_app(lambda: engine), base_url="http://localhost") as local:
-        assert local.post("/chat", json={"inputs": "Which instances?"}).status_code == 200
-        assert local.post("/chat", json={"inputs": "Which?", "stream": True}).status_code == 200
-        openai = {"messages": [{"role": "user", "content": "Which instances?"}]}
+        # questions the FAQ answers: with no source, this profile does not call the model
+        assert local.post("/chat", json={"inputs": SPOT}).status_code == 200
+        assert local.post("/chat", json={"inputs": SPOT, "stream": True}).status_code == 200
+        openai = {"messages": [{"role": "user", "content": SPOT}]}
         assert local.post("/v1/chat/completions", json=openai).status_code == 200
-        assert local.post("/chat", json={"inputs": "x", "parameters": {"max_new_tokens": 7}}).status_code == 200
+        assert local.post("/chat", json={"inputs": SPOT, "parameters": {"max_new_tokens": 7}}).status_code == 200
     limits = [p.max_new_tokens for p in engine.generator.params]
     assert limits == [profile.default_max_new_tokens] * 3 + [7]
     assert profile.default_max_new_tokens < 512 and profile.repetition_penalty > 1

@@ -11,7 +11,7 @@ from ragchat.context import MIN_CONTEXT_TOKENS
 from ragchat.engine import REFUSAL, ChatRequest, ChatResult, EngineSettings, Token
 from ragchat.errors import RetrievalUnavailable
 from ragchat.interfaces import Document, GenerationParams, Match, ModerationResult, Turn
-from ragchat.prompts import NO_ANSWER_INSTRUCTIONS
+from ragchat.prompts import NO_ANSWER_INSTRUCTIONS, NO_ANSWER_REPLY
 
 SPOT = "Which instances can I use with Managed Spot Training?"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -262,6 +262,33 @@ def test_nothing_above_the_threshold_gives_no_sources_and_a_no_answer_prompt():
     assert result.sources == [] and result.warnings == []
     prompt = engine.generator.prompts[0].text
     assert NO_ANSWER_INSTRUCTIONS in prompt and "CONTEXT" not in prompt
+
+
+def test_the_local_profile_says_the_knowledge_base_has_no_answer_without_asking_the_model():
+    """A 135M model ignores "say the knowledge base does not cover it" and invents an answer:
+    its profile answers with a fixed message instead. The turn is still moderated and stored."""
+    engine = make_engine("smollm2-local", settings=EngineSettings(min_score=0.9))
+    events = list(engine.stream(ChatRequest("What is the capital of Portugal?")))
+    *tokens, result = events
+    assert engine.generator.prompts == [], "the model was never asked"
+    assert result.outputs == NO_ANSWER_REPLY == "".join(t.text for t in tokens)
+    assert result.sources == [] and result.finish_reason == "stop" and not result.blocked
+    assert result.usage.prompt_tokens == result.usage.completion_tokens == 0
+    assert engine.moderator.checked[-1] == NO_ANSWER_REPLY and "output" in result.moderation
+    assert [t.content for t in engine.store.load(result.session_id)] == [
+        "What is the capital of Portugal?",
+        NO_ANSWER_REPLY,
+    ]
+
+
+def test_the_local_profile_still_asks_the_model_when_retrieval_is_down():
+    class DownIndex(MemoryIndex):
+        def query(self, vector, top_k, namespace="", sparse=None):
+            raise RetrievalUnavailable("index unreachable", step="retrieval")
+
+    engine = make_engine("smollm2-local", index=DownIndex())
+    result = engine.chat(ChatRequest(SPOT))
+    assert len(engine.generator.prompts) == 1 and result.outputs != NO_ANSWER_REPLY
 
 
 def test_unavailable_retrieval_is_not_a_no_answer():

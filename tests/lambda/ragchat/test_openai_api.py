@@ -165,3 +165,21 @@ def test_failure_mid_stream_is_an_error_event(client, engine):
     engine.generator.stream = broken
     events = sse_data(post(client, {"messages": QUESTION, "stream": True}).text)
     assert events[-1]["error"]["code"] == "model_error" and events[-1]["error"]["type"] == "server_error"
+
+
+def test_the_local_profile_answers_no_answer_the_same_on_the_openai_route():
+    from starlette.testclient import TestClient
+
+    from conftest import make_engine
+    from ragchat.app import create_app
+    from ragchat.engine import EngineSettings
+    from ragchat.prompts import NO_ANSWER_REPLY
+
+    engine = make_engine("smollm2-local", settings=EngineSettings(min_score=0.9))
+    with TestClient(create_app(lambda: engine), base_url="http://localhost") as client:
+        body = post(client, {"messages": [{"role": "user", "content": "What is the capital of Portugal?"}]}).json()
+        events = sse_data(post(client, {"messages": QUESTION, "stream": True}).text)
+    assert body["choices"][0]["message"]["content"] == NO_ANSWER_REPLY and body["sources"] == []
+    assert body["choices"][0]["finish_reason"] == "stop" and body["usage"]["completion_tokens"] == 0
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in events[:-1] if c["choices"]) == NO_ANSWER_REPLY
+    assert engine.generator.prompts == []
