@@ -48,6 +48,11 @@ def refuse_unsupported(body: OpenAIChatBody) -> None:
         if getattr(body, name) is not None:
             message = f"Unsupported parameter: '{name}' is not supported by this service (plain text replies only)."
             raise OpenAIError(400, message, name, "unsupported_parameter")
+    for m, message in enumerate(body.messages):
+        for n, kind in message.non_text_parts():
+            param = f"messages.{m}.content.{n}.type"
+            text = f"Unsupported content part: {param} is {kind!r}; this service reads only 'text' parts."
+            raise OpenAIError(400, text, param, "unsupported_value")
 
 
 def chat_request(body: OpenAIChatBody, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> ChatRequest:
@@ -65,8 +70,8 @@ def chat_request(body: OpenAIChatBody, default_max_tokens: int = DEFAULT_MAX_TOK
         top_p=body.top_p,
         seed=body.seed,
     )
-    history = [Turn(m.role, m.content) for m in earlier if m.role != "system"]
-    return ChatRequest(inputs=last.content, params=params, history=history)
+    history = [Turn(m.role, m.text) for m in earlier if m.role != "system"]
+    return ChatRequest(inputs=last.text, params=params, history=history)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 MAX_INPUT_CHARS = 8000
 MAX_STOP_SEQUENCES = 4  # OpenAI's documented limit
@@ -60,9 +60,52 @@ class RetrieveBody(_Strict):
     _query_not_blank = field_validator("query")(_not_blank)
 
 
+class ContentPart(BaseModel):
+    """One part of OpenAI's multi-part `content`. Text parts are read; other kinds
+    (`image_url`, `input_audio`, `file`) pass here so that the route can refuse them in
+    OpenAI's error shape, naming the part."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: str = Field(max_length=64)
+    text: str | None = None  # bounded with the message's other parts
+
+    @model_validator(mode="after")
+    def _text_has_text(self) -> ContentPart:
+        if self.type == "text" and self.text is None:
+            raise ValueError("a text part needs a `text` string")
+        return self
+
+
 class OpenAIMessage(_Strict):
     role: Literal["system", "user", "assistant"]
-    content: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
+    # a string is one text part: one shape to validate, and errors name `messages.N.content...`
+    # without the labels pydantic gives the members of a union
+    content: list[ContentPart]
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _string_is_one_text_part(cls, content: Any) -> Any:
+        return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+    @field_validator("content")
+    @classmethod
+    def _bounded_text(cls, content: list[ContentPart]) -> list[ContentPart]:
+        if len(text_of(content)) > MAX_INPUT_CHARS:
+            raise ValueError(f"String should have at most {MAX_INPUT_CHARS} characters (the text parts together)")
+        return content
+
+    @property
+    def text(self) -> str:
+        """The message as the engine reads it: its text parts joined by newlines."""
+        return text_of(self.content)
+
+    def non_text_parts(self) -> list[tuple[int, str]]:
+        """(position, type) of every part that is not text."""
+        return [(n, part.type) for n, part in enumerate(self.content) if part.type != "text"]
+
+
+def text_of(parts: list[ContentPart]) -> str:
+    return "\n".join(part.text or "" for part in parts if part.type == "text")
 
 
 class StreamOptions(_Strict):
@@ -114,6 +157,9 @@ class OpenAIChatBody(_Strict):
     @field_validator("messages")
     @classmethod
     def _ends_with_user(cls, messages: list[OpenAIMessage]) -> list[OpenAIMessage]:
-        if messages[-1].role != "user" or not messages[-1].content.strip():
+        last = messages[-1]
+        if last.non_text_parts():
+            return messages  # refused by the route, naming the part
+        if last.role != "user" or not last.text.strip():
             raise ValueError("the last message must be a non-empty user message")
         return messages

@@ -138,6 +138,54 @@ def test_unsupported_features_are_refused_in_openais_error_shape(client, engine,
     assert engine.generator.prompts == []
 
 
+def test_text_content_parts_are_read_as_one_text(client, engine):
+    """OpenAI's multi-part content: the text parts, joined, are the message."""
+    parts = [
+        {"type": "text", "text": "Which instances can I use"},
+        {"type": "text", "text": "with Managed Spot Training?"},
+    ]
+    earlier = [{"type": "text", "text": "What is SageMaker?"}]
+    messages = [{"role": "user", "content": earlier}, {"role": "assistant", "content": "A managed ML service."}]
+    r = post(client, {"messages": [*messages, {"role": "user", "content": parts}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["sources"][0]["metadata"]["row"] == 90
+    prompt = engine.generator.prompts[0].text
+    assert "<human>: What is SageMaker?\n<bot>: A managed ML service." in prompt
+    assert prompt.rstrip().endswith("<human>: Which instances can I use\nwith Managed Spot Training?\n<bot>:")
+
+
+@pytest.mark.parametrize(
+    ("content", "param"),
+    [
+        ([{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "data:,"}}],
+         "messages.0.content.1.type"),
+        ([{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}], "messages.0.content.0.type"),
+    ],
+)  # fmt: skip
+def test_non_text_content_parts_are_refused_naming_the_part(client, engine, content, param):
+    r = post(client, {"messages": [{"role": "user", "content": content}]})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, "unsupported_value")
+    assert "text" in error["message"] and param in error["message"]
+    assert engine.generator.prompts == []
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ([{"type": "text"}], "messages.0.content.0"),
+        ([{"type": "text", "text": "x" * 5000}, {"type": "text", "text": "y" * 5000}], "messages.0.content"),
+        ("x" * 8001, "messages.0.content"),
+        ([], "messages"),
+    ],
+    ids=["text-part-without-text", "parts-over-8000-characters", "string-over-8000-characters", "no-parts"],
+)
+def test_bad_content_parts_are_422_naming_the_field(client, content, field):
+    r = post(client, {"messages": [{"role": "user", "content": content}]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [

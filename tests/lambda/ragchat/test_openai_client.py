@@ -105,3 +105,15 @@ def test_litellm_reports_token_usage(live_server, engine, monkeypatch, streaming
     prompt_tokens, completion_tokens = served_usage(engine)
     assert response.usage.prompt_tokens == prompt_tokens > 0
     assert response.usage.completion_tokens == completion_tokens > 0
+
+
+def test_openai_client_content_parts(live_server, engine):
+    """The client's typed content parts: text is read, an image is refused as BadRequestError."""
+    client = openai.OpenAI(base_url=f"{live_server}/v1", api_key="unused-locally", max_retries=0)
+    text = [{"type": "text", "text": SPOT}]
+    completion = client.chat.completions.create(model="local", messages=[{"role": "user", "content": text}])
+    assert completion.choices[0].message.content == "Spot training works on all instances."
+    image = {"type": "image_url", "image_url": {"url": "https://example.invalid/cat.png"}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="local", messages=[{"role": "user", "content": [*text, image]}])
+    assert refused.value.param == "messages.0.content.1.type"
