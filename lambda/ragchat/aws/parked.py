@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..app import CHAT_PAGE, PAGE_HEADERS, ApiError
+from ..app import ApiError, chat_page
 
 PARKED_MESSAGE = (
     "The chat service is parked: its model endpoints were removed so that nothing bills by the hour. "
@@ -20,10 +20,10 @@ PARKED_MESSAGE = (
 
 
 def create_parked_app() -> Starlette:
-    page_html = CHAT_PAGE.read_text(encoding="utf-8")
+    page_html, page_headers = chat_page()
 
     async def page(request: Request) -> Response:
-        return HTMLResponse(page_html, headers=PAGE_HEADERS)
+        return HTMLResponse(page_html, headers=page_headers)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "parked"})
