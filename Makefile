@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
+# checkov in a venv of its own: it pins a boto3 that conflicts with ours (tests/stacks/test_checkov.py runs it)
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: run test install lint format bench clean browser
@@ -15,12 +18,12 @@ HOST ?= 127.0.0.1
 run: $(RUN_STAMP)
 	$(BIN)/ragchat serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) node_modules/.installed browser
+test: $(STAMP) $(CHECKOV_STAMP) node_modules/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-install: $(STAMP) node_modules/.installed
+install: $(STAMP) $(CHECKOV_STAMP) node_modules/.installed
 
 # The web page's test runs in Debian's chromium; install it when it is missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -56,6 +59,11 @@ $(STAMP): requirements.txt requirements-local.txt requirements-dev.txt requireme
 	$(PIP) --no-deps --no-build-isolation -e .
 	@touch $(STAMP) $(RUN_STAMP)
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -77,4 +85,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/answer_quality.py
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .data .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out .data .pytest_cache .ruff_cache test-artifacts

@@ -39,7 +39,7 @@ from .jumpstart import model_package_arn
 from .monitoring import MonitoredEndpoint, Monitoring
 from .regions import require_function_urls
 from .scale_to_zero import ScaleToZero
-from .weights import MODEL_DIR, lmi_environment, read_properties
+from .weights import MODEL_DIR, hub_mode_reason, lmi_environment, read_properties
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_CODE = ROOT / "model_code"
@@ -131,7 +131,11 @@ class RagChatStack(Stack):
         if config.moderation == "endpoint":
             self.start_seconds["moderation"] = MODERATION_START_SECONDS
             source = self._lmi_source(
-                "ModerationConfig", "moderation_llm", config.moderation_model_s3_uri, config.moderation_model_revision
+                "ModerationConfig",
+                "moderation_llm",
+                "moderation_model_s3_uri",
+                config.moderation_model_s3_uri,
+                config.moderation_model_revision,
             )
             endpoints["moderation"] = SageMakerEndpoint(
                 self,
@@ -230,19 +234,28 @@ class RagChatStack(Stack):
                 target[serving.revision_key] = config.chat_model_revision
             if serving.model_archive:
                 source = {"model_archive": self._model_archive("ChatConfig", serving.model_archive, overrides or None)}
+            settings = dict(environment)
+            if serving.model_archive:
+                settings |= read_properties(MODEL_CODE / serving.model_archive / "serving.properties")
+            hub_id = settings.get(serving.weights_key or "", config.chat_model)
+            source["network_reason"] = hub_mode_reason(hub_id, "chat_model_s3_uri")
         spec = EndpointSpec(image=serving.image, environment=environment, scale_to_zero=zero, **source, **common)
         return SageMakerEndpoint(self, "ChatLlm", spec)
 
-    def _lmi_source(self, construct_id: str, folder: str, weights_uri: str, revision: str) -> dict:
+    def _lmi_source(self, construct_id: str, folder: str, setting: str, weights_uri: str, revision: str) -> dict:
         """Where an LMI model's configuration and weights come from: staged weights in S3,
         copied by SageMaker, with the configuration as environment variables and network
         isolation; else the model archive (serving.properties), the container downloading
         the weights from the hub at the pinned revision if one is set."""
+        properties = read_properties(MODEL_CODE / folder / "serving.properties")
         if weights_uri:
-            environment = lmi_environment(read_properties(MODEL_CODE / folder / "serving.properties"))
+            environment = lmi_environment(properties)
             return {"environment": environment, "staged_weights_uri": weights_uri, "network_isolation": True}
         overrides = {"option.revision": revision} if revision else None
-        return {"model_archive": self._model_archive(construct_id, folder, overrides)}
+        return {
+            "model_archive": self._model_archive(construct_id, folder, overrides),
+            "network_reason": hub_mode_reason(properties["option.model_id"], setting),
+        }
 
     def _wikipedia_endpoint(self) -> SageMakerEndpoint:
         """OpenChatKit's Wikipedia retrieval on the image this stack builds into its own

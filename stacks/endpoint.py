@@ -24,6 +24,7 @@ from .scale_to_zero import InferenceComponent, ScaleToZero, inference_component_
 from .weights import staged_weights, weights_pattern
 
 VARIANT = "AllTraffic"
+NETWORK_ISOLATION_CHECK = "CKV_AWS_370"  # checkov: "Ensure Amazon SageMaker model uses network isolation"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class EndpointSpec:
     download_timeout_seconds: int = 600
     invocations_per_instance_target: int = 20
     network_isolation: bool = False  # true when the container needs nothing from the internet
+    # Why a container needs the network, and how to turn isolation on: required when neither
+    # isolation nor a model package isolates it; the template carries it as checkov's skip.
+    network_reason: str | None = None
     staged_weights_uri: str | None = None  # s3://bucket/prefix/ SageMaker copies to /opt/ml/model
     scale_to_zero: ScaleToZero | None = None  # served as an inference component that can reach 0 instances
 
@@ -50,6 +54,13 @@ class EndpointSpec:
             raise ValueError("an endpoint runs either a container image or a model package")
         if self.model_package_arn is not None and (self.model_archive is not None or self.environment):
             raise ValueError("a model package brings its own model data and configuration")
+        if self.isolated == (self.network_reason is not None):
+            raise ValueError("a model runs with network isolation, or its network_reason says why it cannot")
+
+    @property
+    def isolated(self) -> bool:
+        """Model packages run with network isolation (JumpStart deploys them so too)."""
+        return self.network_isolation or self.model_package_arn is not None
 
 
 class SageMakerEndpoint(Construct):
@@ -78,7 +89,6 @@ class SageMakerEndpoint(Construct):
             )
         )
         if spec.model_package_arn is not None:
-            # Model packages run with network isolation (JumpStart deploys them so too).
             container: dict = {"model_package_name": spec.model_package_arn}
         else:
             container = {"image": image_uri(self, spec.image), "environment": spec.environment or None}
@@ -109,9 +119,13 @@ class SageMakerEndpoint(Construct):
             self,
             "Model",
             execution_role_arn=self.role.role_arn,
-            enable_network_isolation=spec.network_isolation or spec.model_package_arn is not None or None,
+            enable_network_isolation=spec.isolated or None,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(**container),
         )
+        if spec.network_reason is not None:
+            # checkov's CloudFormation suppression: the finding is reported as skipped, with the reason
+            skip = {"id": NETWORK_ISOLATION_CHECK, "comment": spec.network_reason}
+            self.model.add_metadata("checkov", {"skip": [skip]})
         # CreateModel checks the role can pull the image: the grants must exist first.
         self.model.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
         if spec.scale_to_zero is not None:

@@ -60,3 +60,13 @@ def weights_pattern(uri: str) -> tuple[str, str]:
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     prefix = prefix.rstrip("/")
     return bucket, f"{prefix}/*" if prefix else "*"
+
+
+def hub_mode_reason(model: str, setting: str) -> str:
+    """Why a hub-mode model runs without network isolation, and the fix: the template's
+    checkov skip of CKV_AWS_370 carries this text."""
+    return (
+        f"Hub mode: the container downloads {model} from the Hugging Face hub when it starts, so it needs "
+        "the network. Stage the weights with model_code/upload_weights.py and deploy with "
+        f"-c ragchat:{setting}=s3://...: the model then runs with network isolation."
+    )

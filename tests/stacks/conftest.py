@@ -1,8 +1,8 @@
 import pytest
 
-from cdk_helpers import synth
+from cdk_helpers import synth_once
 
 
 @pytest.fixture(scope="session")
 def default_template() -> dict:
-    return synth()[0]
+    return synth_once()[0]

@@ -6,7 +6,7 @@ import json
 import aws_cdk as cdk
 import pytest
 
-from cdk_helpers import resources, synth
+from cdk_helpers import resources, synth, synth_once
 from stacks.bedrock import foundation_model_id, invoke_resources, is_inference_profile
 from stacks.chat_stack import RagChatStack
 from stacks.config import ConfigError, DeploymentConfig
@@ -74,7 +74,7 @@ def test_a_global_profile_synthesizes_without_a_region_rule_or_a_chat_endpoint()
 
 
 def test_a_geographic_profile_is_refused_outside_its_regions():
-    template, _ = synth(chat_model="bedrock")
+    template, _ = synth_once(chat_model="bedrock")
     rule = template["Rules"]["BedrockProfileRegion"]["Assertions"][0]
     allowed = [c["Fn::Equals"][1] for c in rule["Assert"]["Fn::Or"]]
     assert allowed == ["us-east-1", "us-east-2", "us-west-2"]

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from cdk_helpers import cfn_lint_errors, resources, synth
+from cdk_helpers import cfn_lint_errors, resources, synth, synth_once
 
 
 @pytest.fixture(scope="module")
 def parked():
-    return synth(parked=True)
+    return synth_once(parked=True)
 
 
 def test_parked_has_no_endpoint_but_keeps_the_data_and_the_url(parked, default_template):

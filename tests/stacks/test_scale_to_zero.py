@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from cdk_helpers import cfn_lint_errors, resources, synth
+from cdk_helpers import cfn_lint_errors, resources, synth, synth_once
 
 
 @pytest.fixture(scope="module")
 def zero():
-    return synth(scale_to_zero=True, scale_to_zero_idle_minutes=45)
+    return synth_once(scale_to_zero=True, scale_to_zero_idle_minutes=45)
 
 
 def by_prefix(template: dict, kind: str, prefix: str) -> dict:

@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from cdk_helpers import ROOT, cfn_lint_errors, resources, synth
+from cdk_helpers import ROOT, STAGED_WEIGHTS, cfn_lint_errors, resources, synth, synth_once
 from stacks.weights import lmi_environment, read_properties
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -17,7 +17,7 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 
 @pytest.fixture(scope="module")
 def staged():
-    return synth(chat_model_s3_uri="s3://my-bucket/staged/neoxt", moderation_model_s3_uri="s3://my-bucket/staged/jt/")
+    return synth_once(**STAGED_WEIGHTS)
 
 
 def model_of(template: dict, construct: str) -> dict:

@@ -5,23 +5,21 @@ data, grants exactly those, and has no Pinecone secret, output or embedding endp
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 
 import pytest
 
-from cdk_helpers import ROOT, cfn_lint_errors, resources, synth
+from cdk_helpers import ROOT, WIKIPEDIA, cfn_lint_errors, resources, synth_once
 from stacks.built_image import context_tag
 from stacks.config import ConfigError, DeploymentConfig
 
-WIKI = {"knowledge_base": "wikipedia", "wikipedia_s3_uri": "s3://my-bucket/wikipedia/"}
+WIKI = WIKIPEDIA
 IMAGE_DIR = ROOT / "model_code" / "wikipedia_retrieval"
 
 
-@functools.cache
 def wikipedia_stack():
-    return synth(**WIKI)  # cdk-nag: raises on any unacknowledged finding
+    return synth_once(**WIKI)  # cdk-nag: raises on any unacknowledged finding
 
 
 def one(template: dict, kind: str, prefix: str = "") -> tuple[str, dict]:
