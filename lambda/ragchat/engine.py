@@ -117,6 +117,9 @@ class ChatResult:
             "session_id": self.session_id,
             "sources": [m.as_source() for m in self.sources],
             "moderation": self.moderation,
+            # true when moderation refused the question or withdrew the reply (`outputs` is then the
+            # refusal; a streamed reply's tokens were already sent, so clients say it was withdrawn)
+            "blocked": self.blocked,
             "warnings": self.warnings,
             "timings_ms": self.timings_ms,
             # "length": cut at max_new_tokens (a refusal is a whole reply: "stop")

@@ -50,6 +50,17 @@ def test_a_reply_cut_at_the_token_limit_is_marked(live_server, capsys):
     assert "bot> Spot training [cut at 2 tokens: raise max_new_tokens]\n" in out.getvalue()
 
 
+def test_a_reply_withdrawn_by_output_moderation_is_marked(live_server, engine, capsys):
+    """The streamed tokens were already shown when output moderation withdrew the reply:
+    the CLI must say so, from the final event's `blocked`."""
+    engine.generator.reply = "Here is the FORBIDDEN recipe."
+    assert main(["ask", QUESTION, "--url", live_server, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["blocked"] is True and result["outputs"] == engine.settings.refusal
+    assert main(["ask", QUESTION, "--url", live_server]) == 0
+    assert f"\n[blocked by moderation] {engine.settings.refusal}" in capsys.readouterr().out
+
+
 def test_the_client_receives_tokens_before_the_final_event(live_server):
     client = ChatClient(live_server)
     kinds = [event.kind for event in client.stream(QUESTION)]
