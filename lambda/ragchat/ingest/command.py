@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     texts, problems = read_sources(args.sources, csv_options, JsonlOptions(args.text_field, fields))
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
-    if not texts:
+    emptied = args.sync and any(path.is_dir() for path in args.sources)  # its files were all removed
+    if not texts and not emptied:
         print("error: nothing valid to ingest in the given sources", file=sys.stderr)
         return 1
     chunks = chunk_documents(texts, MiniLMTokens(), settings)

@@ -108,6 +108,19 @@ def test_sync_deletes_only_what_came_from_the_given_folder(tmp_path, docs_folder
     assert sources == {"faq.csv", "otter.md", "spot.md", "pricing.html"}
 
 
+def test_sync_of_an_emptied_folder_deletes_all_its_chunks_and_nothing_else(tmp_path, docs_folder, capsys):
+    data = tmp_path / "data"
+    (tmp_path / "keep.md").write_text("A file given on its own stays.\n")
+    assert run_cli(data, str(tmp_path / "keep.md")) == 0
+    assert run_cli(data, str(docs_folder)) == 0
+    for file in docs_folder.iterdir():
+        file.unlink()
+    assert run_cli(data, str(docs_folder)) == 1, "without --sync an empty folder is still an error"
+    assert run_cli(data, str(docs_folder), "--sync") == 0
+    assert ", deleted 0," not in summary(capsys)
+    assert [i.split("#")[0] for i in FaissVectorIndex(data / "index", 384).list_ids()] == ["keep.md"]
+
+
 def test_a_restart_rebuilds_faq_rows_missing_from_the_index(tmp_path, embedder):
     """Rows deleted from the index behind the state file's back (an older `--sync` deleted
     the whole FAQ) come back at the next start, not only when the index is empty."""
