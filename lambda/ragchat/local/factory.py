@@ -59,7 +59,7 @@ class LocalSettings:
     deadline_seconds: float = 120.0
     # the chat model: a GGUF file with a chat template (None: $RAGCHAT_MODEL, else SmolLM2-135M)
     model: Path | None = None
-    # llama.cpp threads (None: $RAGCHAT_THREADS, else every core)
+    # llama.cpp threads (None: $RAGCHAT_THREADS, else every core for prefill and one for a small model's tokens)
     threads: int | None = None
 
 

@@ -30,16 +30,30 @@ def default_model_path() -> Path:
     return Path(configured) if configured else package_dir(GGUF_PACKAGE) / GGUF_FILE
 
 
+# Below this size a token's work is too small to split: two threads that meet (passively) at every
+# step generated SmolLM2-135M at 38 tokens/s where one thread made 117 (bench/bench_runtimes.py, idle
+# 2-core machine). The prompt's prefill is one large batch and still gains from every core.
+SMALL_MODEL_PARAMS = 500_000_000
+
+
+def configured_threads() -> int | None:
+    """$RAGCHAT_THREADS, if set."""
+    configured = os.environ.get("RAGCHAT_THREADS")
+    return max(1, int(configured)) if configured else None
+
+
 def default_threads() -> int:
     """$RAGCHAT_THREADS, else every core this process may use.
 
     Two processes sharing the cores (two servers, a server and a benchmark) do not collapse
     each other because llama.cpp's threads wait passively (OMP_WAIT_POLICY, set below):
     bench/bench_runtimes.py measures one and two processes."""
-    configured = os.environ.get("RAGCHAT_THREADS")
-    if configured:
-        return max(1, int(configured))
-    return max(1, len(os.sched_getaffinity(0)))
+    return configured_threads() or max(1, len(os.sched_getaffinity(0)))
+
+
+def generation_threads(threads: int, n_params: int, *, chosen: bool) -> int:
+    """Threads for generating tokens: what the user chose, else one for a small model, else `threads`."""
+    return threads if chosen or n_params >= SMALL_MODEL_PARAMS else 1
 
 
 class LlamaCppGenerator:
@@ -57,7 +71,8 @@ class LlamaCppGenerator:
         self.model_path = Path(model_path or default_model_path())
         if not self.model_path.is_file():
             raise FileNotFoundError(f"no GGUF model at {self.model_path} (set --model or RAGCHAT_MODEL)")
-        self.threads = threads or default_threads()
+        chosen = threads or configured_threads()
+        self.threads = chosen or default_threads()
         self.llm = Llama(
             model_path=str(self.model_path),
             n_ctx=context_window,
@@ -65,6 +80,9 @@ class LlamaCppGenerator:
             n_threads_batch=self.threads,
             verbose=False,
         )
+        # the prompt's prefill on `threads`; the token loop on the threads that suit the model's size
+        self.generation_threads = generation_threads(self.threads, self.llm._model.n_params(), chosen=bool(chosen))
+        self.llm._ctx.set_n_threads(self.generation_threads, self.threads)
         template = self.llm.metadata.get("tokenizer.chat_template")
         self._chat_template = (
             Jinja2ChatFormatter(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ragchat.interfaces import GenerationParams, GenerationReport, RenderedPrompt
-from ragchat.local.generator import LlamaCppGenerator, default_threads
+from ragchat.local.generator import SMALL_MODEL_PARAMS, LlamaCppGenerator, default_threads, generation_threads
 
 pytestmark = pytest.mark.models
 QUESTION = RenderedPrompt(messages=({"role": "user", "content": "Name three colours."},))
@@ -90,3 +90,28 @@ def test_threads_follow_the_setting(monkeypatch):
 def test_a_missing_model_file_names_the_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match="--model"):
         LlamaCppGenerator(tmp_path / "none.gguf")
+
+
+def threads_in_use(model: LlamaCppGenerator) -> tuple[int, int]:
+    """(generation, prefill) threads as llama.cpp's context holds them."""
+    import llama_cpp
+
+    ctx = model.llm._ctx.ctx
+    return llama_cpp.llama_n_threads(ctx), llama_cpp.llama_n_threads_batch(ctx)
+
+
+def test_a_small_model_generates_on_one_thread_and_prefills_on_every_core(monkeypatch):
+    monkeypatch.delenv("RAGCHAT_THREADS", raising=False)
+    assert threads_in_use(LlamaCppGenerator(context_window=256)) == (1, default_threads())
+
+
+def test_chosen_threads_are_used_for_generation_too(monkeypatch):
+    assert threads_in_use(LlamaCppGenerator(threads=2, context_window=256)) == (2, 2)
+    monkeypatch.setenv("RAGCHAT_THREADS", "3")
+    assert threads_in_use(LlamaCppGenerator(context_window=256)) == (3, 3)
+
+
+def test_only_models_below_the_size_bar_get_one_generation_thread():
+    assert generation_threads(4, SMALL_MODEL_PARAMS - 1, chosen=False) == 1
+    assert generation_threads(4, SMALL_MODEL_PARAMS, chosen=False) == 4
+    assert generation_threads(4, 1, chosen=True) == 4
