@@ -45,17 +45,46 @@ class ChunkSettings:
 HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 
 
+MAX_ID_CHARS = 512  # Pinecone's limit on a record id (which must also be ASCII without NUL)
+DIGEST_CHARS = 32
+
+
+def escape_id_part(name: str) -> str:
+    """A file or folder name as it appears in a chunk id: printable ASCII stays, and "%", "#"
+    and every other character become %XX of their UTF-8 bytes. So the one "#" of an id is the
+    one before its digest, and no name is a prefix of another's ids ("notes.md#" never
+    matches folder "notes.md#archive/"). Raises UnicodeEncodeError for a name that is not
+    UTF-8 (lone surrogates from the file system)."""
+    return "".join(c if " " <= c <= "~" and c not in "%#" else "".join(f"%{b:02X}" for b in c.encode()) for c in name)
+
+
+def id_prefix(source: str, folder: str = "") -> str:
+    """Everything of a chunk's id before its digest: "docs/spot.md#"."""
+    return f"{folder}{escape_id_part(source)}#"
+
+
 def chunk_id(source: str, position: int, text: str, folder: str = "") -> str:
     """Stable across runs: the same chunk of the same source gets the same id. It starts with
     where the chunk came from ("docs/spot.md#"), the prefix by which `--sync` finds it."""
-    digest = hashlib.sha256(f"{source}\x00{position}\x00{text}".encode()).hexdigest()[:32]
-    return f"{folder}{source}#{digest}"
+    digest = hashlib.sha256(f"{source}\x00{position}\x00{text}".encode()).hexdigest()[:DIGEST_CHARS]
+    return f"{id_prefix(source, folder)}{digest}"
 
 
 def id_source(document_id: str) -> str:
-    """The folder and source a chunk id names ("docs/spot.md"); an id written by another
-    tool (the built-in FAQ's) names none and is returned whole."""
+    """The folder and source a chunk id names ("docs/spot.md", escaped as in the id); an id
+    written by another tool (the built-in FAQ's) names none and is returned whole."""
     return document_id.rsplit("#", 1)[0]
+
+
+def in_scope(document_id: str, scope: str) -> bool:
+    """Whether this tool wrote the id for the path whose `id_scope` is `scope`: the id starts
+    with it, holds exactly one "#" and ends with a digest. Ids from other tools, and those an
+    older version wrote for names holding "#", are never claimed (so never deleted)."""
+    return (
+        document_id.startswith(scope)
+        and document_id.count("#") == 1
+        and re.fullmatch(f"[0-9a-f]{{{DIGEST_CHARS}}}", document_id.rsplit("#", 1)[1]) is not None
+    )
 
 
 def _paragraphs(text: str) -> list[tuple[str, str | None]]:

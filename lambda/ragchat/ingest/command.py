@@ -63,6 +63,17 @@ def _embedder(args: argparse.Namespace) -> Embedder:
     return local_embedder()
 
 
+def _scopes(paths: list[Path]) -> list[str]:
+    """The id scopes of the given paths that exist and have a UTF-8 name (the others are problems)."""
+    scopes = []
+    for path in filter(Path.exists, paths):
+        try:
+            scopes.append(id_scope(path))
+        except UnicodeEncodeError:
+            continue
+    return scopes
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import ChatServiceError
     from .tokens import MiniLMTokens
@@ -78,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     texts, problems = read_sources(args.sources, csv_options, JsonlOptions(args.text_field, fields))
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
-    emptied = args.sync and any(path.is_dir() for path in args.sources)  # its files were all removed
+    # a folder whose files were all removed: --sync deletes its chunks; files that failed are no such case
+    emptied = args.sync and not problems and any(path.is_dir() for path in args.sources)
     if not texts and not emptied:
         print("error: nothing valid to ingest in the given sources", file=sys.stderr)
         return 1
@@ -100,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
             embedder,
             index,
             namespace=args.namespace,
-            scopes=[id_scope(path) for path in args.sources if path.exists()],
+            scopes=_scopes(args.sources),
+            keep=[problem.id_prefix for problem in problems if problem.id_prefix],
             batch_size=args.batch_size,
             sync=args.sync,
             dry_run=args.dry_run,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ..interfaces import Document, Embedder, VectorIndex
 from ..knowledge import document_sparse, document_vectors
 from ..retrieval import Bm25Encoder
-from .chunking import id_source
+from .chunking import id_source, in_scope
 
 
 @dataclass
@@ -26,6 +26,7 @@ class IngestSummary:
     upserted: int = 0
     skipped: int = 0  # already in the index
     deleted: int = 0
+    kept: int = 0  # chunks --sync left because their file was reported as a problem
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -33,7 +34,8 @@ class IngestSummary:
         rate = self.upserted / self.seconds if self.seconds else 0.0
         return (
             f"documents {self.documents}, chunks {self.chunks}, upserted {self.upserted}, "
-            f"skipped {self.skipped} (already indexed), deleted {self.deleted}, problems {len(self.problems)}, "
+            f"skipped {self.skipped} (already indexed), deleted {self.deleted}, "
+            f"kept {self.kept} (files with problems), problems {len(self.problems)}, "
             f"{self.seconds:.1f} s ({rate:.0f} chunks/s)"
         )
 
@@ -46,6 +48,7 @@ def ingest(
     namespace: str = "",
     batch_size: int = 64,
     scopes: Sequence[str] | None = None,
+    keep: Sequence[str] = (),
     sync: bool = False,
     dry_run: bool = False,
     progress: bool = True,
@@ -55,6 +58,7 @@ def ingest(
 
     if sync and scopes is None:
         raise ValueError("sync needs the id prefixes of the sources (`id_scope`): it deletes only under them")
+    # `keep`: the id prefixes of files reported as problems; --sync never deletes their chunks
     started = time.perf_counter()
     summary = summary or IngestSummary()
     summary.chunks = len(chunks)
@@ -63,7 +67,13 @@ def ingest(
     wanted = {chunk.id for chunk in chunks}
     todo = [chunk for chunk in chunks if chunk.id not in existing]
     summary.skipped = len(chunks) - len(todo)
-    stale = sorted(existing - wanted) if sync else []
+    ours = sorted(i for i in existing - wanted if any(in_scope(i, prefix) for prefix in prefixes)) if sync else []
+    kept_prefixes = set(keep)
+    kept = [i for i in ours if f"{id_source(i)}#" in kept_prefixes]
+    stale = [i for i in ours if f"{id_source(i)}#" not in kept_prefixes]
+    summary.kept = len(kept)
+    if kept:
+        print(f"kept {_by_source(kept)}: their files were reported as problems; fix them and re-run", file=sys.stderr)
     if dry_run:
         summary.seconds = time.perf_counter() - started
         print(f"dry run: would upsert {len(todo)} chunks and delete {_by_source(stale)}", file=sys.stderr)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
+READABLE_SUFFIXES = TEXT_SUFFIXES | {".csv", ".jsonl", ".ndjson", ".pdf"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class SourceText:
 class Problem:
     where: str  # "file" or "file:line"
     message: str
+    id_prefix: str = ""  # the id prefix of the file's chunks ("docs/b.md#"): `--sync` keeps them
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
@@ -61,13 +63,20 @@ def read_sources(
     problems: list[Problem] = []
     for path in paths:
         if not path.exists():
-            problems.append(Problem(str(path), "no such file or folder"))
+            problems.append(Problem(printable(path), "no such file or folder"))
             continue
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        folder = id_scope(path) if path.is_dir() else ""
+        try:
+            folder = id_scope(path) if path.is_dir() else ""
+        except UnicodeEncodeError:
+            problems.append(Problem(printable(path), "the folder name is not UTF-8: rename the folder"))
+            continue
         for file in files:
             name = source_name(file, path)
             suffix = file.suffix.lower()
+            if suffix in READABLE_SUFFIXES and (problem := _id_problem(file, name, folder)):
+                problems.append(problem)
+                continue
             if suffix == ".csv":
                 reader = _read_csv(file, name, csv_options, problems)
             elif suffix in (".jsonl", ".ndjson"):
@@ -80,16 +89,46 @@ def read_sources(
                 if not path.is_dir():
                     problems.append(Problem(str(file), f"unsupported file type {suffix or '(none)'}"))
                 continue
+            before = len(problems)
             texts.extend(replace(text, folder=folder) for text in reader)
+            problems[before:] = [replace(p, id_prefix=id_prefix(name, folder)) for p in problems[before:]]
     return texts, problems
 
 
 def id_scope(given: Path) -> str:
     """The start of the id of every chunk read from a path given to `ragchat ingest`: the
-    folder's name and "/" ("docs/spot.md#..."), or the file's name and "#" ("faq.pdf#...").
-    `--sync` lists the index's ids by this prefix (Pinecone's `list` takes a prefix), so it
-    only ever deletes what came from the paths it was given."""
-    return f"{given.resolve().name}/" if given.is_dir() else f"{given.name}#"
+    folder's name and "/" ("docs/spot.md#..."), or the file's name and "#" ("faq.pdf#..."),
+    names escaped (`escape_id_part`). `--sync` lists the index's ids by this prefix
+    (Pinecone's `list` takes a prefix), so it only ever deletes what came from the paths it
+    was given. Raises UnicodeEncodeError for a name that is not UTF-8."""
+    from .chunking import escape_id_part
+
+    return f"{escape_id_part(given.resolve().name)}/" if given.is_dir() else f"{escape_id_part(given.name)}#"
+
+
+def id_prefix(source: str, folder: str) -> str:
+    from .chunking import id_prefix as prefix
+
+    return prefix(source, folder)
+
+
+def printable(path: Path) -> str:
+    """A path for messages: bytes that are not UTF-8 shown as \\xff rather than failing."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _id_problem(file: Path, name: str, folder: str) -> Problem | None:
+    """Why the file's chunks could get no valid id (a Pinecone id is ASCII, at most 512
+    characters), or None."""
+    from .chunking import DIGEST_CHARS, MAX_ID_CHARS
+
+    try:
+        prefix = id_prefix(name, folder)
+    except UnicodeEncodeError:
+        return Problem(printable(file), "the file name is not UTF-8: rename the file")
+    if len(prefix) + DIGEST_CHARS > MAX_ID_CHARS:
+        return Problem(str(file), f"the folder and file name make an id longer than {MAX_ID_CHARS} characters")
+    return None
 
 
 def source_name(file: Path, given: Path) -> str:

@@ -321,3 +321,96 @@ def test_a_pdf_is_ingested_page_by_page_and_retrieved_with_its_page(tmp_path, ma
     (top, *_) = engine.retrieve("what is the okapi-lemur method?")
     assert top.metadata["file"] == "guide.pdf" and top.metadata["page"] == 2
     assert "okapi-lemur" in top.text
+
+
+def index_sources(data: Path) -> list[str]:
+    """The source of every chunk in the local index, sorted."""
+    index = FaissVectorIndex(data / "index", 384)
+    return sorted(m.metadata["source"] for m in index.query([0.0] * 383 + [1.0], 50))
+
+
+def test_sync_of_a_file_never_deletes_a_source_whose_name_continues_with_a_hash(tmp_path, capsys):
+    """`notes.md` must not claim the chunks of folder `notes.md#archive` nor of file `notes.md#x.md`."""
+    data = tmp_path / "data"
+    (tmp_path / "notes.md").write_text("The notes file.\n")
+    (tmp_path / "notes.md#x.md").write_text("A file whose name continues after a hash.\n")
+    (tmp_path / "notes.md#archive").mkdir()
+    (tmp_path / "notes.md#archive" / "a.md").write_text("An archived note in a folder named with a hash.\n")
+    for given in ("notes.md", "notes.md#x.md", "notes.md#archive"):
+        assert run_cli(data, str(tmp_path / given)) == 0
+    (tmp_path / "notes.md").write_text("The notes file, edited.\n")
+    assert run_cli(data, str(tmp_path / "notes.md"), "--sync") == 0
+    assert ", deleted 1, " in summary(capsys)
+    assert index_sources(data) == ["a.md", "notes.md", "notes.md#x.md"]
+    ids = FaissVectorIndex(data / "index", 384).list_ids()
+    assert all(i.count("#") == 1 and i.isascii() for i in ids), ids
+    assert any(i.startswith("notes.md%23archive/a.md#") for i in ids), ids
+
+
+def test_sync_leaves_alone_ids_written_with_a_hash_by_an_older_version(tmp_path, embedder, capsys):
+    """Indexes written before ids escaped '#' hold `notes.md#archive/a.md#<digest>`: syncing `notes.md` keeps it."""
+    data = tmp_path / "data"
+    old = Document("notes.md#archive/a.md#" + "0" * 32, "An old archived note.", {"source": "a.md"})
+    FaissVectorIndex(data / "index", 384).upsert([old], embedder.embed([old.text]))
+    (tmp_path / "notes.md").write_text("The notes file.\n")
+    assert run_cli(data, str(tmp_path / "notes.md"), "--sync") == 0
+    assert ", deleted 0, " in summary(capsys)
+    assert old.id in FaissVectorIndex(data / "index", 384).list_ids()
+
+
+def test_a_name_too_long_for_a_pinecone_id_is_a_problem_not_a_crash(tmp_path, capsys):
+    folder = tmp_path / "kb"
+    (folder / ("d" * 240)).mkdir(parents=True)
+    (folder / ("d" * 240) / ("f" * 240 + ".md")).write_text("Too deep for a 512-character id.\n")
+    (folder / "ok.md").write_text("A file with a short name.\n")
+    assert run_cli(tmp_path / "data", str(folder)) == 0
+    out = capsys.readouterr()
+    assert "problems 1," in out.out.splitlines()[-1] and "id longer than 512" in out.err
+    assert index_sources(tmp_path / "data") == ["ok.md"]
+
+
+def test_a_file_name_that_is_not_utf8_is_a_problem_and_the_rest_is_ingested(tmp_path, capsys):
+    import os
+
+    folder = tmp_path / "kbx"
+    folder.mkdir()
+    (folder / "good.md").write_text("A readable note.\n")
+    try:
+        with open(os.fsencode(folder) + b"/bad\xffname.md", "w") as handle:
+            handle.write("A note whose name is not UTF-8.\n")
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    assert run_cli(tmp_path / "data", str(folder)) == 0
+    out = capsys.readouterr()
+    assert "problems 1," in out.out.splitlines()[-1]
+    assert "bad\\xffname.md: the file name is not UTF-8" in out.err
+    assert index_sources(tmp_path / "data") == ["good.md"]
+
+
+def test_sync_keeps_the_chunks_of_a_file_that_exists_but_cannot_be_read(tmp_path, capsys):
+    data, folder = tmp_path / "data", tmp_path / "kb"
+    folder.mkdir()
+    (folder / "a.md").write_text("File a is fine.\n")
+    (folder / "b.md").write_text("File b will turn unreadable.\n")
+    (folder / "c.md").write_text("File c will be removed.\n")
+    assert run_cli(data, str(folder)) == 0
+    (folder / "b.md").write_bytes(b"not UTF-8 \xff\xfe\n")
+    (folder / "c.md").unlink()
+    assert run_cli(data, str(folder), "--sync") == 0
+    out = capsys.readouterr()
+    assert ", deleted 1, kept 1 (files with problems), problems 1," in out.out.splitlines()[-1]
+    assert "kept 1: kb/b.md (1): their files were reported as problems" in out.err
+    assert index_sources(data) == ["a.md", "b.md"]
+
+
+def test_sync_of_a_folder_whose_files_all_fail_deletes_nothing_and_fails(tmp_path, capsys):
+    data, folder = tmp_path / "data", tmp_path / "kb"
+    folder.mkdir()
+    (folder / "a.md").write_text("File a.\n")
+    (folder / "b.md").write_text("File b.\n")
+    assert run_cli(data, str(folder)) == 0
+    for name in ("a.md", "b.md"):
+        (folder / name).write_bytes(b"\xff\xfe broken\n")
+    assert run_cli(data, str(folder), "--sync") == 1
+    assert "nothing valid to ingest" in capsys.readouterr().err
+    assert index_sources(data) == ["a.md", "b.md"]
