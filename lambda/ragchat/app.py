@@ -80,6 +80,9 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}", "body") from None
 
 
+MAX_ERRORS_LISTED = 20  # a 422 lists the first 20 errors and counts them all: its body stays small
+
+
 async def parse_body(request: Request, model: type[BaseModel]) -> Any:
     """The body as `model`; the content type was checked by `CrossSiteGuard`."""
     data = parse_json(await read_body(request))
@@ -88,8 +91,12 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [{"field": _field_name(e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        raise ApiError(422, "validation_error", errors[0]["message"], errors[0]["field"], errors=errors) from None
+        listed = exc.errors(include_url=False, include_context=False, include_input=False)[:MAX_ERRORS_LISTED]
+        errors = [{"field": _field_name(e["loc"]), "message": e["msg"]} for e in listed]
+        first = errors[0]
+        raise ApiError(
+            422, "validation_error", first["message"], first["field"], errors=errors, error_count=exc.error_count()
+        ) from None
 
 
 def openai_shape(request: Request) -> bool:

@@ -60,6 +60,9 @@ class RetrieveBody(_Strict):
     _query_not_blank = field_validator("query")(_not_blank)
 
 
+MAX_CONTENT_PARTS = 256  # bounds the parts (and a 422's list of their errors) a 256 KiB body can hold
+
+
 class ContentPart(BaseModel):
     """One part of OpenAI's multi-part `content`. Text parts are read; other kinds
     (`image_url`, `input_audio`, `file`) pass here so that the route can refuse them in
@@ -80,7 +83,7 @@ class OpenAIMessage(_Strict):
     role: Literal["system", "user", "assistant"]
     # a string is one text part: one shape to validate, and errors name `messages.N.content...`
     # without the labels pydantic gives the members of a union
-    content: list[ContentPart]
+    content: list[ContentPart] = Field(max_length=MAX_CONTENT_PARTS)
 
     @field_validator("content", mode="before")
     @classmethod

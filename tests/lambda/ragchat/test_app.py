@@ -337,3 +337,18 @@ def test_the_page_policy_allows_only_its_own_inline_script_and_style(client):
         digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
         assert policy[directive] == f"'sha256-{digest}'"
     assert policy["default-src"] == "'none'" and policy["connect-src"] == "'self'"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/retrieve", {"query": SPOT, "history": [{"role": "nobody", "content": "x"}] * 200}, "history.0.role"),
+        ("/v1/chat/completions", {"messages": [{"role": "nobody", "content": "x"}] * 200}, "messages.0.role"),
+    ],
+    ids=["retrieve", "openai"],
+)
+def test_a_validation_error_lists_the_first_20_errors_and_counts_all(client, path, body, field):
+    r = post(client, path, body)
+    error = r.json()["error"]
+    assert r.status_code == 422 and len(error["errors"]) == 20 and error["error_count"] == 200, r.text[:300]
+    assert error["errors"][0]["field"] == field

@@ -231,3 +231,16 @@ def test_the_local_profile_answers_no_answer_the_same_on_the_openai_route():
     assert body["choices"][0]["finish_reason"] == "stop" and body["usage"]["completion_tokens"] == 0
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in events[:-1] if c["choices"]) == NO_ANSWER_REPLY
     assert engine.generator.prompts == []
+
+
+def test_content_parts_are_bounded_and_the_error_stays_small(client):
+    """14,000 empty parts fit in 224 KB: refused as one error on the list, not 14,000 errors (1.3 MB)."""
+    body = {"messages": [{"role": "user", "content": [{"type": "text"}] * 14_000}]}
+    r = post(client, body)
+    assert r.status_code == 422 and r.json()["error"]["param"] == "messages.0.content", r.text[:300]
+    assert "at most 256 items" in r.json()["error"]["message"] and len(r.content) < 4096
+
+
+def test_a_message_of_256_parts_is_served(client):
+    r = post(client, {"messages": [{"role": "user", "content": [{"type": "text", "text": "spot"}] * 256}]})
+    assert r.status_code == 200, r.text[:300]
