@@ -414,3 +414,20 @@ def test_sync_of_a_folder_whose_files_all_fail_deletes_nothing_and_fails(tmp_pat
     assert run_cli(data, str(folder), "--sync") == 1
     assert "nothing valid to ingest" in capsys.readouterr().err
     assert index_sources(data) == ["a.md", "b.md"]
+
+
+def test_pinecone_sync_of_a_file_keeps_the_chunks_of_names_continuing_with_a_hash(tmp_path, pinecone, capsys):
+    (tmp_path / "notes.md").write_text("The notes file.\n")
+    (tmp_path / "notes.md#archive").mkdir()
+    (tmp_path / "notes.md#archive" / "café.md").write_text("An archived note in a folder named with a hash.\n")
+    pc = ("--target", "pinecone", "--index", "kb")
+    assert run_cli(tmp_path, str(tmp_path / "notes.md"), *pc) == 0
+    assert run_cli(tmp_path, str(tmp_path / "notes.md#archive"), *pc) == 0
+    ids = sorted(pinecone.vectors())
+    assert [i.split("#")[0] for i in ids] == ["notes.md", "notes.md%23archive/caf%C3%A9.md"]
+    assert all(i.isascii() and len(i) <= 512 for i in ids)  # Pinecone's record id: ASCII, at most 512
+    (tmp_path / "notes.md").write_text("The notes file, edited.\n")
+    assert run_cli(tmp_path, str(tmp_path / "notes.md"), *pc, "--sync") == 0
+    [delete] = pinecone.data_requests("/vectors/delete")
+    assert delete.json()["ids"] == [ids[0]]
+    assert ids[1] in pinecone.vectors()
