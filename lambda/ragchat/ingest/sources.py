@@ -126,8 +126,9 @@ def _id_problem(file: Path, name: str, folder: str) -> Problem | None:
         prefix = id_prefix(name, folder)
     except UnicodeEncodeError:
         return Problem(printable(file), "the file name is not UTF-8: rename the file")
-    if len(prefix) + DIGEST_CHARS > MAX_ID_CHARS:
-        return Problem(str(file), f"the folder and file name make an id longer than {MAX_ID_CHARS} characters")
+    if len(prefix) + DIGEST_CHARS > MAX_ID_CHARS:  # chunks an older version wrote under it are kept
+        message = f"the folder and file name make an id longer than {MAX_ID_CHARS} characters"
+        return Problem(str(file), message, id_prefix=prefix)
     return None
 
 

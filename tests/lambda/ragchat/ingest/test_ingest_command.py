@@ -358,7 +358,7 @@ def test_sync_leaves_alone_ids_written_with_a_hash_by_an_older_version(tmp_path,
     assert old.id in FaissVectorIndex(data / "index", 384).list_ids()
 
 
-def test_a_name_too_long_for_a_pinecone_id_is_a_problem_not_a_crash(tmp_path, capsys):
+def test_a_name_too_long_for_a_pinecone_id_is_a_problem_not_a_crash(tmp_path, capsys, embedder):
     folder = tmp_path / "kb"
     (folder / ("d" * 240)).mkdir(parents=True)
     (folder / ("d" * 240) / ("f" * 240 + ".md")).write_text("Too deep for a 512-character id.\n")
@@ -367,6 +367,12 @@ def test_a_name_too_long_for_a_pinecone_id_is_a_problem_not_a_crash(tmp_path, ca
     out = capsys.readouterr()
     assert "problems 1," in out.out.splitlines()[-1] and "id longer than 512" in out.err
     assert index_sources(tmp_path / "data") == ["ok.md"]
+    # a chunk an older version wrote under that name (the local index took long ids) is kept by --sync
+    old = Document(f"kb/{'d' * 240}/{'f' * 240}.md#{'0' * 32}", "Too deep, ingested long ago.", {"source": "old"})
+    FaissVectorIndex(tmp_path / "data" / "index", 384).upsert([old], embedder.embed([old.text]))
+    assert run_cli(tmp_path / "data", str(folder), "--sync") == 0
+    assert ", deleted 0, kept 1 (files with problems), " in summary(capsys)
+    assert index_sources(tmp_path / "data") == ["ok.md", "old"]
 
 
 def test_a_file_name_that_is_not_utf8_is_a_problem_and_the_rest_is_ingested(tmp_path, capsys):
