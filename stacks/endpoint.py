@@ -200,8 +200,14 @@ class SageMakerEndpoint(Construct):
 
     def _grant_weights_read(self, uri: str) -> None:
         """SageMaker reads the staged weights with this role: that prefix, nothing else."""
+        self._grant_objects_read(*weights_pattern(uri))
+
+    def _grant_prefix_read(self, bucket: str, prefix: str) -> None:
+        self._grant_objects_read(bucket, f"{prefix}*")
+
+    def _grant_objects_read(self, bucket: str, keys: str) -> None:
+        """GetObject on the keys matching `keys` and ListBucket limited to them."""
         partition = Stack.of(self).partition
-        bucket, keys = weights_pattern(uri)
         self.role.add_to_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{partition}:s3:::{bucket}/{keys}"])
         )
@@ -210,19 +216,6 @@ class SageMakerEndpoint(Construct):
                 actions=["s3:ListBucket"],
                 resources=[f"arn:{partition}:s3:::{bucket}"],
                 conditions={"StringLike": {"s3:prefix": [keys]}},
-            )
-        )
-
-    def _grant_prefix_read(self, bucket: str, prefix: str) -> None:
-        partition = Stack.of(self).partition
-        self.role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{partition}:s3:::{bucket}/{prefix}*"])
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[f"arn:{partition}:s3:::{bucket}"],
-                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
             )
         )
 

@@ -24,6 +24,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+Step = autoscaling.CfnScalingPolicy.StepAdjustmentProperty
+
 NAMESPACE = "AWS/SageMaker"
 
 
@@ -108,23 +110,10 @@ class InferenceComponent(Construct):
             min_capacity=0,
             max_capacity=1,
         )
-        scale_out = autoscaling.CfnScalingPolicy(
-            self,
-            "ScaleOutFromZero",
-            policy_name="scale-out-from-zero",
-            policy_type="StepScaling",
-            scaling_target_id=target.ref,
-            step_scaling_policy_configuration=autoscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty(
-                adjustment_type="ChangeInCapacity",
-                metric_aggregation_type="Maximum",
-                cooldown=60,
-                step_adjustments=[
-                    autoscaling.CfnScalingPolicy.StepAdjustmentProperty(
-                        metric_interval_lower_bound=0, scaling_adjustment=1
-                    )
-                ],
-            ),
-        )
+        scale_out = step_policy(
+            self, "ScaleOutFromZero", "scale-out-from-zero", target, "ChangeInCapacity", cooldown=60,
+            step=Step(metric_interval_lower_bound=0, scaling_adjustment=1),
+        )  # fmt: skip
         dimensions = [cloudwatch.CfnAlarm.DimensionProperty(name="InferenceComponentName", value=self.name)]
         cloudwatch.CfnAlarm(
             self,
@@ -142,23 +131,10 @@ class InferenceComponent(Construct):
             alarm_actions=[scale_out.ref],
         )
 
-        scale_in = autoscaling.CfnScalingPolicy(
-            self,
-            "ScaleInToZero",
-            policy_name="scale-in-to-zero",
-            policy_type="StepScaling",
-            scaling_target_id=target.ref,
-            step_scaling_policy_configuration=autoscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty(
-                adjustment_type="ExactCapacity",
-                metric_aggregation_type="Maximum",
-                cooldown=300,
-                step_adjustments=[
-                    autoscaling.CfnScalingPolicy.StepAdjustmentProperty(
-                        metric_interval_upper_bound=0, scaling_adjustment=0
-                    )
-                ],
-            ),
-        )
+        scale_in = step_policy(
+            self, "ScaleInToZero", "scale-in-to-zero", target, "ExactCapacity", cooldown=300,
+            step=Step(metric_interval_upper_bound=0, scaling_adjustment=0),
+        )  # fmt: skip
 
         def stat(metric_id: str, metric_name: str) -> cloudwatch.CfnAlarm.MetricDataQueryProperty:
             return cloudwatch.CfnAlarm.MetricDataQueryProperty(
@@ -194,3 +170,29 @@ class InferenceComponent(Construct):
             treat_missing_data="breaching",  # no data at all: nobody asked
             alarm_actions=[scale_in.ref],
         )
+
+
+def step_policy(
+    scope: Construct,
+    policy_id: str,
+    policy_name: str,
+    target: autoscaling.CfnScalableTarget,
+    adjustment_type: str,
+    *,
+    cooldown: int,
+    step: Step,
+) -> autoscaling.CfnScalingPolicy:
+    """A one-step policy on the copy count, run by an alarm (the scale-out-from-zero pattern)."""
+    return autoscaling.CfnScalingPolicy(
+        scope,
+        policy_id,
+        policy_name=policy_name,
+        policy_type="StepScaling",
+        scaling_target_id=target.ref,
+        step_scaling_policy_configuration=autoscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty(
+            adjustment_type=adjustment_type,
+            metric_aggregation_type="Maximum",
+            cooldown=cooldown,
+            step_adjustments=[step],
+        ),
+    )
