@@ -8,12 +8,9 @@ timeouts below only stop a broken build from hanging, they are not what is asser
 
 from __future__ import annotations
 
-import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -22,8 +19,7 @@ from conftest import make_engine, serving
 from doubles import TickingGenerator
 from ragchat.app import create_app
 from ragchat.engine import ChatEngine, EngineSettings
-
-WAIT = 15.0  # seconds before a test that hangs fails
+from raw_http import WAIT, read_all, read_until, send_chat
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -47,36 +43,6 @@ def server(**overrides) -> Iterator[tuple[str, ChatEngine, TickingGenerator]]:
             yield url, engine, model
         finally:
             engine.shutdown()  # cancels whatever a test left running, so the server can stop
-
-
-def send_chat(url: str, question: str, stream: bool) -> socket.socket:
-    """A raw HTTP/1.1 request, so the test controls exactly when the connection closes."""
-    address = urlparse(url)
-    sock = socket.create_connection((address.hostname, address.port), timeout=WAIT)
-    body = json.dumps({"inputs": question, "stream": stream}).encode()
-    head = (
-        f"POST /chat HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode()
-    sock.sendall(head + body)
-    return sock
-
-
-def read_until(sock: socket.socket, marker: bytes) -> bytes:
-    data = b""
-    while marker not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed before {marker!r}: {data[-300:]!r}")
-        data += chunk
-    return data
-
-
-def read_all(sock: socket.socket) -> bytes:
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
 
 
 def served_after(url: str, model: TickingGenerator, question: str = "next one") -> dict:

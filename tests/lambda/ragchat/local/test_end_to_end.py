@@ -2,10 +2,8 @@
 HTTP app, exactly as `make run` serves it."""
 
 import json
-import socket
 import time
 import uuid
-from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -14,6 +12,7 @@ from starlette.testclient import TestClient
 from conftest import serving
 from ragchat.app import create_app
 from ragchat.local.factory import LocalSettings, build_local_engine
+from raw_http import read_until, send_chat
 
 pytestmark = pytest.mark.models
 SPOT = "Which instances can I use with Managed Spot Training in SageMaker?"
@@ -120,19 +119,8 @@ def test_a_client_leaving_mid_stream_stops_llama_cpp_and_the_next_request_is_ser
         uninterrupted = reports[0].completion_tokens
         assert uninterrupted > 16, "a reply long enough to leave in the middle of"
 
-        address = urlparse(url)
-        sock = socket.create_connection((address.hostname, address.port), timeout=60)
-        body = json.dumps({**ask, "stream": True}).encode()
-        sock.sendall(
-            f"POST /chat HTTP/1.1\r\nHost: localhost:{address.port}\r\nContent-Type: application/json\r\n".encode()
-            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + body
-        )
-        data = b""
-        while b"event: token" not in data:
-            chunk = sock.recv(65536)
-            assert chunk, f"the stream ended before its first token: {data!r}"
-            data += chunk
+        sock = send_chat(url, SPOT, stream=True, parameters=ask["parameters"], timeout=60)
+        read_until(sock, b"event: token")
         sock.close()
         end = time.monotonic() + 60  # only stops a broken build from hanging
         while local_engine.queue.busy or reports[1].completion_tokens is None:

@@ -3,7 +3,6 @@ busy port is reported before any model loads, and `serve --help` documents each 
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from conftest import PROJECT_ROOT, free_port
 from ragchat.cli import main
+from raw_http import read_all, read_until, write_chat
 
 ENDLESS_SERVER = Path(__file__).with_name("endless_server.py")
 WAIT = 20.0  # a hang fails the test after this; it is not what is measured
@@ -43,20 +43,10 @@ def test_sigterm_mid_stream_ends_the_stream_and_the_process():
     )
     try:
         sock = connect(port, proc)
-        body = json.dumps({"inputs": "talk forever", "stream": True}).encode()
-        sock.sendall(
-            f"POST /chat HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n".encode()
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        data = b""
-        while b"event: token" not in data:
-            chunk = sock.recv(65536)
-            assert chunk, f"the stream ended before its first token: {data!r}"
-            data += chunk
+        write_chat(sock, f"127.0.0.1:{port}", {"inputs": "talk forever", "stream": True})
+        data = read_until(sock, b"event: token")
         proc.send_signal(signal.SIGTERM)
-        while chunk := sock.recv(65536):  # the server ends the stream, then the connection
-            data += chunk
+        data += read_all(sock)  # the server ends the stream, then the connection
         assert proc.wait(timeout=WAIT) in (0, -signal.SIGTERM)
         assert b"event: error" in data and b"cancelled" in data
         assert "closed" in proc.stdout.read(), "the model's stream was not closed"
