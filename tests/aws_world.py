@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,3 +112,14 @@ class AwsWorld:
         """The environment the stack gives the function (the same settings contract),
         pointed at the stand-ins."""
         return {**self.env, **self.settings.to_env()}
+
+
+@contextmanager
+def aws_app_client(settings: AwsSettings) -> Iterator[Any]:
+    """The Lambda's app on these settings, reached as the Web Adapter does (startup and shutdown run)."""
+    from starlette.testclient import TestClient
+
+    from ragchat.aws.server import create_aws_app
+
+    with TestClient(create_aws_app(settings), raise_server_exceptions=False, base_url="http://localhost") as client:
+        yield client

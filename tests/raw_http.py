@@ -1,5 +1,6 @@
 """A `/chat` request over a raw HTTP/1.1 socket, so a test controls exactly when the client
-goes away (a real disconnect, not a mocked one), and readers for what comes back."""
+goes away (a real disconnect, not a mocked one), and readers for what comes back (raw bytes,
+or a streamed reply's server-sent events)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,12 @@ def read_all(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         data += chunk
     return data
+
+
+def sse_events(text: str) -> list[tuple[str, dict]]:
+    """A streamed reply's (event, JSON data) pairs, in order."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from aws_world import BLOCKED_WORDS, PINECONE_KEY, AwsWorld, create_deployment, deploy_stand_ins
+from aws_world import BLOCKED_WORDS, PINECONE_KEY, AwsWorld, aws_app_client, create_deployment, deploy_stand_ins
 from standins.bedrock_runtime import BedrockRuntimeStandIn
 from standins.comprehend import ComprehendStandIn
 from standins.pinecone_server import PineconeStandIn
@@ -88,11 +88,5 @@ def aws_world(aws_env, sagemaker_server, pinecone_server, comprehend_server, bed
 
 @pytest.fixture
 def aws_client(aws_world: AwsWorld):
-    from starlette.testclient import TestClient
-
-    from ragchat.aws.server import create_aws_app
-
-    with TestClient(
-        create_aws_app(aws_world.settings), raise_server_exceptions=False, base_url="http://localhost"
-    ) as client:
+    with aws_app_client(aws_world.settings) as client:
         yield client

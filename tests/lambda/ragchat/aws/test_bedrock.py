@@ -3,14 +3,14 @@ the turn's prompt as Converse messages, history, streaming, and failures as HTTP
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import pytest
 
-from aws_world import BEDROCK_MODEL, CHAT, REPLY
+from aws_world import BEDROCK_MODEL, CHAT, REPLY, aws_app_client
 from ragchat.aws.settings import AwsSettings, ConfigurationError
 from ragchat.prompts import INSTRUCTIONS
+from raw_http import sse_events
 from standins.bedrock_runtime import ConverseModel
 
 QUESTION = "Which instances can I use with Managed Spot Training?"
@@ -28,22 +28,8 @@ def bedrock(aws_world):
 
 @pytest.fixture
 def client(bedrock):
-    from starlette.testclient import TestClient
-
-    from ragchat.aws.server import create_aws_app
-
-    with TestClient(
-        create_aws_app(bedrock.settings), raise_server_exceptions=False, base_url="http://localhost"
-    ) as test_client:
+    with aws_app_client(bedrock.settings) as test_client:
         yield test_client
-
-
-def sse_events(text: str) -> list[tuple[str, dict]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.split("\n"))
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 # -- a turn through the Lambda's app ----------------------------------------------------------

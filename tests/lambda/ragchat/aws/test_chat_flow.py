@@ -9,16 +9,9 @@ from dataclasses import replace
 import pytest
 
 from aws_world import CHAT, EMBEDDING, MODERATION, REPLY
+from raw_http import sse_events
 
 QUESTION = "Which instances can I use with Managed Spot Training?"
-
-
-def sse_events(text: str) -> list[tuple[str, dict]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.split("\n"))
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 def test_buffered_turn_calls_each_service_as_documented(aws_client, aws_world):

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from aws_world import CHAT, EMBEDDING, MODERATION, REPLY
+from aws_world import CHAT, EMBEDDING, MODERATION, REPLY, aws_app_client
 from standins.sagemaker_runtime import LmiContainer
 
 QUESTION = "Which instances can I use with Managed Spot Training?"
@@ -93,13 +93,9 @@ def test_a_moderation_generation_reported_as_failed_blocks_with_502_and_stores_n
 
 
 def test_timeout_is_504(aws_world):
-    from starlette.testclient import TestClient
-
-    from ragchat.aws.server import create_aws_app
-
     settings = dataclasses.replace(aws_world.settings, generation_timeout_seconds=0.6)  # read timeout 0.3 s
     aws_world.sagemaker.delays[CHAT] = 1.0
-    with TestClient(create_aws_app(settings), raise_server_exceptions=False, base_url="http://localhost") as client:
+    with aws_app_client(settings) as client:
         response = client.post("/chat", json={"inputs": QUESTION})
     assert response.status_code == 504
     assert len(aws_world.sagemaker.calls(CHAT)) == 1, "a generation that may have started is never sent again"
@@ -237,18 +233,12 @@ def test_a_cosine_index_from_before_hybrid_search_answers_without_context_until_
     context and says so; with RAGCHAT_LEXICAL_WEIGHT=0 it ranks dense-only meanwhile."""
     from dataclasses import replace
 
-    from starlette.testclient import TestClient
-
-    from ragchat.aws.server import create_aws_app
-
     aws_world.pinecone.add_index(aws_world.settings.pinecone_index, metric="cosine")
-    with TestClient(
-        create_aws_app(aws_world.settings), raise_server_exceptions=False, base_url="http://localhost"
-    ) as client:
+    with aws_app_client(aws_world.settings) as client:
         body = client.post("/chat", json={"inputs": QUESTION}).json()
     assert body["sources"] == [] and "retrieval unavailable" in body["warnings"][0]
     dense_only = replace(aws_world.settings, lexical_weight=0.0)
-    with TestClient(create_aws_app(dense_only), raise_server_exceptions=False, base_url="http://localhost") as client:
+    with aws_app_client(dense_only) as client:
         body = client.post("/chat", json={"inputs": QUESTION}).json()
     assert body["warnings"] == [] and body["sources"][0]["id"] == "row-90"
     assert "sparseVector" not in aws_world.pinecone.data_requests("/query")[-1].json()
