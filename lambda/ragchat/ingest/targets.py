@@ -81,7 +81,6 @@ def pinecone_target(
     index = pinecone_vector_index(name, lambda refresh=False: api_key)
     client = index.client(api_key)
     if name in {model.name for model in client.indexes.list()}:
-        existing = _dense_dimension(client.indexes.describe(name))
         model = client.indexes.describe(name)
         existing = _dense_dimension(model)
         if existing != dimension:
