@@ -28,7 +28,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lambda"))
 
-from ragchat.context import select_context  # noqa: E402
 from ragchat.engine import EngineSettings  # noqa: E402
 from ragchat.evaluation.questions import EvalQuestion, load_questions  # noqa: E402
 from ragchat.evaluation.report import Outcome, scores  # noqa: E402
@@ -51,6 +50,22 @@ def original_context_rule(matches: list[Match], budget: int = ORIGINAL_BUDGET) -
             break
         chosen.append(m)
         used += cost
+    return chosen
+
+
+def previous_context_rule(matches: list[Match], budget: int = ORIGINAL_BUDGET) -> list[Match]:
+    """The previous product's: whole texts in rank order, a text that does not fit skipped
+    (a later, shorter one may fit), the top hit trimmed rather than dropped."""
+    chosen: list[Match] = []
+    used = 0
+    for m in matches:
+        text = m.text.strip()
+        if used + len(text) + 2 <= budget:
+            chosen.append(m)
+            used += len(text) + 2
+        elif not chosen:
+            chosen.append(m)  # trimmed to the budget
+            used = budget
     return chosen
 
 
@@ -166,7 +181,7 @@ def main() -> None:
             ]
             print(row("the original (answers only, 1000-char stop rule)", scores(original), True))
             previous = [
-                Outcome(q, r, select_context(r, ORIGINAL_BUDGET))
+                Outcome(q, r, previous_context_rule(r))
                 for q, qv in zip(questions, plain, strict=True)
                 for r in [methods.ranked(methods.v_boosted @ qv, EngineSettings.retrieval_top_k)]
             ]

@@ -196,10 +196,14 @@ class ChatEngine:
             return self.settings.context_budget_tokens
         return context_budget(self.profile, question, params.max_new_tokens, self.generator.count_tokens)
 
-    def select_sources(self, question: str, matches: Sequence[Match], params: GenerationParams) -> list[Match]:
-        """The matches placed in the prompt: as many as the context budget holds."""
+    def select_sources(
+        self, question: str, matches: Sequence[Match], params: GenerationParams, history: Sequence[Turn] = ()
+    ) -> list[Match]:
+        """The matches placed in the prompt: as many as the context budget holds, long ones
+        condensed to the sentences that share the words looked up."""
         budget = self.context_budget(question, params)
-        return select_context(matches, budget, self.generator.count_tokens, separator_cost=1)
+        query = self.query_text(question, history)
+        return select_context(matches, budget, self.generator.count_tokens, separator_cost=1, query=query)
 
     def lookup(
         self,
@@ -212,7 +216,7 @@ class ChatEngine:
         matches before the no-answer threshold, and the sources the prompt would get."""
         ranked = self.ranked(question, history, top_k)
         passed = above_threshold(ranked, self.settings.min_score)
-        return ranked, self.select_sources(question, passed, params or GenerationParams())
+        return ranked, self.select_sources(question, passed, params or GenerationParams(), history)
 
     # -- one turn ----------------------------------------------------------------------
     def chat(self, request: ChatRequest) -> ChatResult:
@@ -263,7 +267,7 @@ class ChatEngine:
             yield self._finished(ChatResult(self.settings.refusal, session_id, [], moderation, True, warnings, timings))
             return
 
-        sources = self.select_sources(request.inputs, matches, request.params)
+        sources = self.select_sources(request.inputs, matches, request.params, history)
         no_answer = retrieved and not sources
         if no_answer and self.profile.no_answer_reply is not None:
             # the profile's fixed reply: its model would invent an answer to the no-answer prompt

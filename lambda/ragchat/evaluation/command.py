@@ -89,10 +89,11 @@ def pinecone_lookup(args: argparse.Namespace) -> Lookup:
         return math.ceil(len(text) / CHARS_PER_TOKEN)
 
     def lookup(q: EvalQuestion) -> tuple[list[Match], list[Match]]:
-        ranked = retriever.search(retrieval_query(q.question, q.prior_turns, FOLLOWUP_TURNS), args.top_k)
+        query = retrieval_query(q.question, q.prior_turns, FOLLOWUP_TURNS)
+        ranked = retriever.search(query, args.top_k)
         passed = above_threshold(ranked, args.min_score)
         budget = context_budget(profile, q.question, max_new_tokens, count)
-        return ranked, select_context(passed, budget, count, separator_cost=1)
+        return ranked, select_context(passed, budget, count, separator_cost=1, query=query)
 
     return lookup
 

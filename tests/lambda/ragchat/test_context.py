@@ -1,4 +1,6 @@
-from ragchat.context import join_context, select_context, trim_to
+import random
+
+from ragchat.context import condense, join_context, select_context, sentences, trim_to
 from ragchat.interfaces import Match
 
 
@@ -27,9 +29,72 @@ def test_long_top_hit_is_trimmed_not_dropped():
     assert sum(len(c.text) + 2 for c in chosen) <= 1000
 
 
-def test_text_that_does_not_fit_is_skipped_and_later_ones_still_considered():
-    chosen = select_context([m("a", "a" * 600), m("b", "b" * 600), m("c", "c" * 100)], budget=1000)
+def test_a_text_that_does_not_fit_is_cut_to_what_is_left_or_skipped_when_that_is_too_little():
+    # source_share 1: the old whole-budget rule. "b" is cut to the 396 characters left
+    chosen = select_context([m("a", "a" * 600), m("b", "b" * 600), m("c", "c" * 100)], budget=1000, source_share=1)
+    assert [c.id for c in chosen] == ["a", "b"]
+    assert len(chosen[1].text) == 396
+    # with fewer than MIN_PASSAGE_TOKENS left, a later text is skipped, and a shorter one still fits
+    chosen = select_context([m("a", "a" * 980), m("b", "b" * 100), m("c", "c" * 10)], budget=1000, source_share=1)
     assert [c.id for c in chosen] == ["a", "c"]
+
+
+FAQ_ROW = (
+    "How does Managed Spot Training work?\n"
+    "Managed Spot Training uses spare EC2 capacity. "
+    "It checkpoints your job so that an interruption does not lose work. "
+    "You can save up to 90% compared with on-demand instances. "
+    "Spot capacity is available in every Region where SageMaker is."
+)
+
+
+def test_sentences_split_lines_and_sentence_ends():
+    assert sentences(FAQ_ROW)[:3] == [
+        (0, "How does Managed Spot Training work?"),
+        (1, "Managed Spot Training uses spare EC2 capacity."),
+        (1, "It checkpoints your job so that an interruption does not lose work."),
+    ]
+    assert sentences("e.g. this one. And 2 more.\n\n  ") == [(0, "e.g. this one."), (0, "And 2 more.")]
+
+
+def test_condense_keeps_the_title_and_the_sentences_sharing_the_query_words_in_order():
+    short = condense(FAQ_ROW, "does spot save money compared with on-demand", 24, len_in_words)
+    assert short == "How does Managed Spot Training work?\nYou can save up to 90% compared with on-demand instances."
+    # more room: the next best sentences join, in the text's own order
+    longer = condense(FAQ_ROW, "does spot save money compared with on-demand capacity", 45, len_in_words)
+    assert longer.startswith("How does Managed Spot Training work?\nManaged Spot Training uses spare EC2 capacity. ")
+    assert "save up to 90%" in longer
+    assert len_in_words(longer) <= 45
+
+
+def test_condense_gives_up_below_a_useful_passage():
+    assert condense(FAQ_ROW, "spot", 10, len_in_words) == ""
+
+
+def test_a_tight_budget_holds_several_condensed_sources_instead_of_one_whole():
+    rows = [m(f"r{i}", FAQ_ROW.replace("Spot", f"Spot{i}")) for i in range(3)]
+    budget = len(FAQ_ROW) + 100  # in characters: one row whole, not two
+    chosen = select_context(rows, budget, query="save money")
+    assert [c.id for c in chosen] == ["r0", "r1", "r2"]
+    assert all(c.text.endswith("You can save up to 90% compared with on-demand instances.") for c in chosen)
+    # one source may take the whole budget: the top row goes in whole and crowds out the third
+    whole_first = select_context(rows, budget, query="save money", source_share=1)
+    assert [c.id for c in whole_first] == ["r0", "r1"] and whole_first[0].text == rows[0].text
+
+
+def test_the_sources_never_cost_more_than_the_budget():
+    rng = random.Random(7)
+    words = ["spot", "training", "save", "money", "model", "endpoint.", "data.", "Why?", "the", "cost!"]
+    for _ in range(300):
+        texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 120))) for _ in range(rng.randint(1, 6))]
+        budget = rng.randint(64, 200)
+        chosen = select_context([m(str(i), t) for i, t in enumerate(texts)], budget, len_in_words, 1, "save money")
+        assert sum(len_in_words(c.text) + 1 for c in chosen) <= budget
+        assert chosen or not any(t.strip() for t in texts)  # something retrieved: never an empty context
+
+
+def len_in_words(text: str) -> int:
+    return len(text.split())
 
 
 def test_empty_texts_are_ignored_and_nothing_retrieved_gives_nothing():

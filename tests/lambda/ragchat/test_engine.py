@@ -317,3 +317,18 @@ def test_lookup_shows_the_ranking_before_the_threshold_and_the_prompts_sources()
     assert ranked and sources == []  # the best match scores under 0.9
     ranked, sources = make_engine().lookup(SPOT)
     assert ranked[0].metadata["row"] == 90 and sources[0].id == ranked[0].id
+
+
+def test_a_tight_budget_condenses_a_long_source_to_the_sentences_the_question_needs():
+    """The prompt gets the row's question and the sentence that answers, not its first
+    sentences cut off at the budget (with `count_tokens` counting words here)."""
+    filler = " ".join(f"Sentence {i} says nothing useful about pricing." for i in range(12))
+    row = Document("long", f"How does Managed Spot Training work?\n{filler} Spot training saves up to 90%.", {"row": 1})
+    index = MemoryIndex()
+    engine = make_engine(index=index, settings=EngineSettings(context_budget_tokens=30, min_score=0.0))
+    index.upsert([row], engine.embedder.embed([row.text]))
+    result = engine.chat(ChatRequest("how much does spot training save?"))
+    assert [s.id for s in result.sources] == ["long"]
+    assert result.sources[0].text.startswith("How does Managed Spot Training work?\n")
+    assert "Spot training saves up to 90%." in result.sources[0].text
+    assert result.sources[0].text in engine.generator.prompts[0].text

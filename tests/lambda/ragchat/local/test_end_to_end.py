@@ -16,6 +16,8 @@ from raw_http import read_until, send_chat
 
 pytestmark = pytest.mark.models
 SPOT = "Which instances can I use with Managed Spot Training in SageMaker?"
+# SmolLM2's greedy reply to this one ends by itself (19 tokens, the FAQ row's answer).
+SPOT_REGIONS = "Which AWS Regions are supported with Managed Spot Training?"
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,8 @@ def test_openai_route_reports_smollm2_usage_and_truncation(client, local_engine)
     assert first["usage"]["prompt_tokens"] > local_engine.generator.count_tokens(SPOT)  # template + context
     assert again["choices"][0]["message"]["content"] == first["choices"][0]["message"]["content"]
 
-    done = client.post("/v1/chat/completions", json={**ask, "max_tokens": 200, "temperature": 0}).json()
+    ended = {"messages": [{"role": "user", "content": SPOT_REGIONS}], "max_tokens": 200, "temperature": 0}
+    done = client.post("/v1/chat/completions", json=ended).json()
     assert done["choices"][0]["finish_reason"] == "stop"
     assert 0 < done["usage"]["completion_tokens"] < 200
 
