@@ -153,6 +153,8 @@ def select_context(
             short = text
         else:
             short = condense(text, query, room, count) or ("" if selected else trim_to_count(text, room, count))
+            if short and count(short) > room:  # a tokenizer may count the joined sentences higher than their sum
+                short = trim_to_count(short, room, count)
         if short:
             selected.append(replace(match, text=short))
             used += count(short) + separator_cost

@@ -93,6 +93,19 @@ def test_the_sources_never_cost_more_than_the_budget():
         assert chosen or not any(t.strip() for t in texts)  # something retrieved: never an empty context
 
 
+def test_a_count_that_is_not_additive_still_keeps_the_budget():
+    """Token counts are not additive: here a newline costs 5, so the condensed row (its
+    question, a newline, its sentences) costs more than its sentences counted apart."""
+
+    def costly_newlines(text: str) -> int:
+        return len(text.split()) + 5 * text.count("\n")
+
+    long_row = FAQ_ROW + " " + " ".join(f"Spot fact {i} is here." for i in range(40))
+    for budget in range(64, 200):
+        chosen = select_context([m("a", long_row), m("b", long_row)], budget, costly_newlines, 1, "save money")
+        assert chosen and sum(costly_newlines(c.text) + 1 for c in chosen) <= budget
+
+
 def len_in_words(text: str) -> int:
     return len(text.split())
 
