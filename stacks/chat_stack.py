@@ -59,8 +59,8 @@ CPU_ENDPOINTS = ("embedding", "wikipedia")
 # A module the function imports but this list misses fails tests/stacks/test_cdk_cli.py.
 LAMBDA_FILES = (
     "__init__.py", "admission.py", "app.py", "cancellation.py", "catalog.py", "context.py", "engine.py", "errors.py",
-    "guards.py", "http_errors.py", "interfaces.py", "limits.py", "openai_api.py", "payloads.py", "pooling.py",
-    "prompts.py", "retrieval.py", "schemas.py", "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
+    "guards.py", "http_errors.py", "interfaces.py", "limits.py", "openai_api.py", "passages.py", "payloads.py",
+    "pooling.py", "prompts.py", "retrieval.py", "schemas.py", "stops.py", "wikipedia.py", "aws/*.py", "web/*.html",
 )  # fmt: skip
 # all-MiniLM-L6-v2 as ingestion and local mode use it (the version pinned in requirements-models.txt).
 MINILM_WEIGHTS = PackagedWeights(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .admission import DeadlineExceeded, GenerationQueue, RequestCancelled
-from .context import context_budget, join_context, select_context
+from .context import MIN_CONTEXT_TOKENS, context_budget, join_context, select_context
 from .errors import RetrievalUnavailable
 from .interfaces import (
     ConversationStore,
@@ -192,8 +192,8 @@ class ChatEngine:
     def context_budget(self, question: str, params: GenerationParams) -> int:
         """The context's share of the window in the model's tokens (`context.context_budget`),
         unless the settings fix it."""
-        if self.settings.context_budget_tokens is not None:
-            return self.settings.context_budget_tokens
+        if self.settings.context_budget_tokens is not None:  # never below the derived budget's floor
+            return max(self.settings.context_budget_tokens, MIN_CONTEXT_TOKENS)
         return context_budget(self.profile, question, params.max_new_tokens, self.generator.count_tokens)
 
     def select_sources(

@@ -1,6 +1,6 @@
 import random
 
-from ragchat.context import condense, join_context, select_context, sentences, trim_to
+from ragchat.context import join_context, select_context
 from ragchat.interfaces import Match
 
 
@@ -48,29 +48,6 @@ FAQ_ROW = (
 )
 
 
-def test_sentences_split_lines_and_sentence_ends():
-    assert sentences(FAQ_ROW)[:3] == [
-        (0, "How does Managed Spot Training work?"),
-        (1, "Managed Spot Training uses spare EC2 capacity."),
-        (1, "It checkpoints your job so that an interruption does not lose work."),
-    ]
-    assert sentences("e.g. this one. And 2 more.\n\n  ") == [(0, "e.g. this one."), (0, "And 2 more.")]
-
-
-def test_condense_keeps_the_title_and_the_sentences_sharing_the_query_words_in_order():
-    short = condense(FAQ_ROW, "does spot save money compared with on-demand", 24, len_in_words)
-    assert short == "How does Managed Spot Training work?\nYou can save up to 90% compared with on-demand instances."
-    # more room: the next best sentences join, in the text's own order
-    longer = condense(FAQ_ROW, "does spot save money compared with on-demand capacity", 45, len_in_words)
-    assert longer.startswith("How does Managed Spot Training work?\nManaged Spot Training uses spare EC2 capacity. ")
-    assert "save up to 90%" in longer
-    assert len_in_words(longer) <= 45
-
-
-def test_condense_gives_up_below_a_useful_passage():
-    assert condense(FAQ_ROW, "spot", 10, len_in_words) == ""
-
-
 def test_a_tight_budget_holds_several_condensed_sources_instead_of_one_whole():
     rows = [m(f"r{i}", FAQ_ROW.replace("Spot", f"Spot{i}")) for i in range(3)]
     budget = len(FAQ_ROW) + 100  # in characters: one row whole, not two
@@ -82,6 +59,17 @@ def test_a_tight_budget_holds_several_condensed_sources_instead_of_one_whole():
     assert [c.id for c in whole_first] == ["r0", "r1"] and whole_first[0].text == rows[0].text
 
 
+def test_budget_left_over_goes_back_to_the_condensed_sources():
+    """A doc chunk longer than a third of the budget, retrieved alone (or with one short
+    neighbour), keeps as much of itself as the budget holds, not a third."""
+    chunk = "## Fine-tuning\n" + " ".join(f"Step {i} sets option number {i} for you." for i in range(30))
+    chunk += " We recommend a small learning rate, e.g. 2e-5 for base models."
+    alone = select_context([m("a", chunk)], 256, len_in_words, 1, "learning rate")
+    assert len_in_words(alone[0].text) > 200 and "e.g. 2e-5 for base models." in alone[0].text
+    pair = select_context([m("a", chunk), m("b", "Short tip.")], 256, len_in_words, 1, "learning rate")
+    assert [c.id for c in pair] == ["a", "b"] and sum(len_in_words(c.text) + 1 for c in pair) > 200
+
+
 def test_the_sources_never_cost_more_than_the_budget():
     rng = random.Random(7)
     words = ["spot", "training", "save", "money", "model", "endpoint.", "data.", "Why?", "the", "cost!"]
@@ -91,6 +79,7 @@ def test_the_sources_never_cost_more_than_the_budget():
         chosen = select_context([m(str(i), t) for i, t in enumerate(texts)], budget, len_in_words, 1, "save money")
         assert sum(len_in_words(c.text) + 1 for c in chosen) <= budget
         assert chosen or not any(t.strip() for t in texts)  # something retrieved: never an empty context
+        assert not chosen or chosen[0].id == next(str(i) for i, t in enumerate(texts) if t.strip())  # top hit first
 
 
 def test_a_count_that_is_not_additive_still_keeps_the_budget():
@@ -113,9 +102,3 @@ def len_in_words(text: str) -> int:
 def test_empty_texts_are_ignored_and_nothing_retrieved_gives_nothing():
     assert select_context([], 1000) == []
     assert [c.id for c in select_context([m("a", "   "), m("b", "b")], 1000)] == ["b"]
-
-
-def test_trim_to_prefers_word_boundary():
-    assert trim_to("hello wonderful world", 19) == "hello wonderful…"
-    assert trim_to("hello wonderful world", 15) == "hello wonderfu…"  # a boundary that far back loses too much
-    assert trim_to("short", 10) == "short"

@@ -172,11 +172,14 @@ def test_stored_history_is_not_checked_again(engine):
     assert engine.moderator.checked[0] == "And which regions?"
 
 
-def test_context_budget_can_be_set_in_tokens():
-    engine = make_engine(settings=EngineSettings(context_budget_tokens=12))
+def test_context_budget_can_be_set_in_tokens_but_not_below_the_floor():
+    engine = make_engine(settings=EngineSettings(context_budget_tokens=80))
     result = engine.chat(ChatRequest(SPOT))
-    assert len(result.sources) == 1  # the top hit, trimmed to 11 tokens (+1 for its separator)
-    assert engine.generator.count_tokens(result.sources[0].text) <= 11 and result.sources[0].text.endswith("…")
+    assert result.sources and sum(engine.generator.count_tokens(s.text) + 1 for s in result.sources) <= 80
+    # a budget too small for any source would drop the top hit for a lower one, or leave none
+    tiny = make_engine(settings=EngineSettings(context_budget_tokens=2))
+    assert tiny.context_budget(SPOT, GenerationParams()) == MIN_CONTEXT_TOKENS
+    assert tiny.chat(ChatRequest(SPOT)).sources[0].metadata["row"] == 90
 
 
 def test_unavailable_retrieval_still_answers_with_warning():
