@@ -20,6 +20,20 @@ from ragchat.interfaces import (
     Turn,
 )
 
+# An FAQ-style row (its question, then sentences of its answer), for the context and passage tests.
+SPOT_ROW = (
+    "How does Managed Spot Training work?\n"
+    "Managed Spot Training uses spare EC2 capacity. "
+    "It checkpoints your job so that an interruption does not lose work. "
+    "You can save up to 90% compared with on-demand instances. "
+    "Spot capacity is available in every Region where SageMaker is."
+)
+
+
+def count_words(text: str) -> int:
+    """The doubles' token count: a word is a token."""
+    return len(text.split())
+
 
 class BagOfWordsEmbedder:
     """Hashes words into a 64-d vector: texts sharing words are close. Deterministic."""
@@ -116,7 +130,7 @@ class RecordingGenerator:
         return "".join(self.stream(prompt, params))
 
     def count_tokens(self, text: str) -> int:
-        return len(text.split())
+        return count_words(text)
 
 
 class ModelRun:
@@ -162,7 +176,7 @@ class TickingGenerator:
         return "".join(self.stream(prompt, params))
 
     def count_tokens(self, text: str) -> int:
-        return len(text.split())
+        return count_words(text)
 
     def order(self, labels: Sequence[str]) -> list[str]:
         """Which of `labels` each run's prompt holds, in the order the model took them."""

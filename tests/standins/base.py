@@ -23,6 +23,15 @@ class Recorded:
         return json.loads(self.body)
 
 
+def refuse_unknown_target(handler: BaseHTTPRequestHandler, recorded: Recorded, target: str) -> bool:
+    """AWS JSON 1.1 names its operation in `X-Amz-Target`: anything but `target` gets the
+    service's 400 `UnknownOperationException`, and True (the request is answered)."""
+    if recorded.headers.get("x-amz-target") == target:
+        return False
+    send_json(handler, 400, {"__type": "UnknownOperationException", "message": "unknown target"})
+    return True
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from http.server import BaseHTTPRequestHandler
 
-from .base import Recorded, StandInServer, send_json
+from .base import Recorded, StandInServer, refuse_unknown_target, send_json
 
 TARGET = "ServiceQuotasV20190624.ListServiceQuotas"
 PAGE_SIZE = 2
@@ -19,8 +19,7 @@ class ServiceQuotasStandIn(StandInServer):
         super().__init__()
 
     def handle(self, handler: BaseHTTPRequestHandler, recorded: Recorded) -> None:
-        if recorded.headers.get("x-amz-target") != TARGET:
-            send_json(handler, 400, {"__type": "UnknownOperationException", "message": "unknown target"})
+        if refuse_unknown_target(handler, recorded, TARGET):
             return
         body = recorded.json()
         if body.get("ServiceCode") != "sagemaker":

@@ -1,5 +1,6 @@
 import random
 
+from doubles import SPOT_ROW, count_words
 from ragchat.context import join_context, select_context
 from ragchat.interfaces import Match
 
@@ -39,18 +40,9 @@ def test_a_text_that_does_not_fit_is_cut_to_what_is_left_or_skipped_when_that_is
     assert [c.id for c in chosen] == ["a", "c"]
 
 
-FAQ_ROW = (
-    "How does Managed Spot Training work?\n"
-    "Managed Spot Training uses spare EC2 capacity. "
-    "It checkpoints your job so that an interruption does not lose work. "
-    "You can save up to 90% compared with on-demand instances. "
-    "Spot capacity is available in every Region where SageMaker is."
-)
-
-
 def test_a_tight_budget_holds_several_condensed_sources_instead_of_one_whole():
-    rows = [m(f"r{i}", FAQ_ROW.replace("Spot", f"Spot{i}")) for i in range(3)]
-    budget = len(FAQ_ROW) + 100  # in characters: one row whole, not two
+    rows = [m(f"r{i}", SPOT_ROW.replace("Spot", f"Spot{i}")) for i in range(3)]
+    budget = len(SPOT_ROW) + 100  # in characters: one row whole, not two
     chosen = select_context(rows, budget, query="save money")
     assert [c.id for c in chosen] == ["r0", "r1", "r2"]
     assert all(c.text.endswith("You can save up to 90% compared with on-demand instances.") for c in chosen)
@@ -64,10 +56,10 @@ def test_budget_left_over_goes_back_to_the_condensed_sources():
     neighbour), keeps as much of itself as the budget holds, not a third."""
     chunk = "## Fine-tuning\n" + " ".join(f"Step {i} sets option number {i} for you." for i in range(30))
     chunk += " We recommend a small learning rate, e.g. 2e-5 for base models."
-    alone = select_context([m("a", chunk)], 256, len_in_words, 1, "learning rate")
-    assert len_in_words(alone[0].text) > 200 and "e.g. 2e-5 for base models." in alone[0].text
-    pair = select_context([m("a", chunk), m("b", "Short tip.")], 256, len_in_words, 1, "learning rate")
-    assert [c.id for c in pair] == ["a", "b"] and sum(len_in_words(c.text) + 1 for c in pair) > 200
+    alone = select_context([m("a", chunk)], 256, count_words, 1, "learning rate")
+    assert count_words(alone[0].text) > 200 and "e.g. 2e-5 for base models." in alone[0].text
+    pair = select_context([m("a", chunk), m("b", "Short tip.")], 256, count_words, 1, "learning rate")
+    assert [c.id for c in pair] == ["a", "b"] and sum(count_words(c.text) + 1 for c in pair) > 200
 
 
 def test_the_sources_never_cost_more_than_the_budget():
@@ -76,8 +68,8 @@ def test_the_sources_never_cost_more_than_the_budget():
     for _ in range(300):
         texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 120))) for _ in range(rng.randint(1, 6))]
         budget = rng.randint(64, 200)
-        chosen = select_context([m(str(i), t) for i, t in enumerate(texts)], budget, len_in_words, 1, "save money")
-        assert sum(len_in_words(c.text) + 1 for c in chosen) <= budget
+        chosen = select_context([m(str(i), t) for i, t in enumerate(texts)], budget, count_words, 1, "save money")
+        assert sum(count_words(c.text) + 1 for c in chosen) <= budget
         assert chosen or not any(t.strip() for t in texts)  # something retrieved: never an empty context
         assert not chosen or chosen[0].id == next(str(i) for i, t in enumerate(texts) if t.strip())  # top hit first
 
@@ -89,14 +81,10 @@ def test_a_count_that_is_not_additive_still_keeps_the_budget():
     def costly_newlines(text: str) -> int:
         return len(text.split()) + 5 * text.count("\n")
 
-    long_row = FAQ_ROW + " " + " ".join(f"Spot fact {i} is here." for i in range(40))
+    long_row = SPOT_ROW + " " + " ".join(f"Spot fact {i} is here." for i in range(40))
     for budget in range(64, 200):
         chosen = select_context([m("a", long_row), m("b", long_row)], budget, costly_newlines, 1, "save money")
         assert chosen and sum(costly_newlines(c.text) + 1 for c in chosen) <= budget
-
-
-def len_in_words(text: str) -> int:
-    return len(text.split())
 
 
 def test_empty_texts_are_ignored_and_nothing_retrieved_gives_nothing():

@@ -1,22 +1,11 @@
 """Condensing a long source: which sentences stay, and what it costs."""
 
+from doubles import SPOT_ROW, count_words
 from ragchat.passages import MAX_PIECES, condense, pieces, sentences, trim_to
-
-FAQ_ROW = (
-    "How does Managed Spot Training work?\n"
-    "Managed Spot Training uses spare EC2 capacity. "
-    "It checkpoints your job so that an interruption does not lose work. "
-    "You can save up to 90% compared with on-demand instances. "
-    "Spot capacity is available in every Region where SageMaker is."
-)
-
-
-def words(text: str) -> int:
-    return len(text.split())
 
 
 def test_pieces_are_sentences_with_their_line():
-    assert [(p.line, p.text) for p in pieces(FAQ_ROW)][:3] == [
+    assert [(p.line, p.text) for p in pieces(SPOT_ROW)][:3] == [
         (0, "How does Managed Spot Training work?"),
         (1, "Managed Spot Training uses spare EC2 capacity."),
         (1, "It checkpoints your job so that an interruption does not lose work."),
@@ -47,11 +36,11 @@ def test_a_fenced_code_block_is_one_piece():
 
 
 def test_condense_keeps_the_title_then_the_sentences_sharing_the_query_words_in_order():
-    short = condense(FAQ_ROW, "does spot save money compared with on-demand", 24, words)
+    short = condense(SPOT_ROW, "does spot save money compared with on-demand", 24, count_words)
     assert short == "How does Managed Spot Training work?\nYou can save up to 90% compared with on-demand instances."
-    longer = condense(FAQ_ROW, "does spot save money compared with on-demand capacity", 45, words)
+    longer = condense(SPOT_ROW, "does spot save money compared with on-demand capacity", 45, count_words)
     assert longer.startswith("How does Managed Spot Training work?\nManaged Spot Training uses spare EC2 capacity. You")
-    assert "save up to 90%" in longer and words(longer) <= 45
+    assert "save up to 90%" in longer and count_words(longer) <= 45
 
 
 def test_a_chunk_starting_mid_paragraph_has_no_title_to_keep():
@@ -62,7 +51,7 @@ def test_a_chunk_starting_mid_paragraph_has_no_title_to_keep():
         "Note that this holds for v2.0 and later only. "
         "In v1.x the scheduler restarts its warmup when you resume."
     )
-    short = condense(chunk, "does resuming restart the warmup in v1.x", 24, words)
+    short = condense(chunk, "does resuming restart the warmup in v1.x", 24, count_words)
     assert (
         short
         == "Note that this holds for v2.0 and later only. In v1.x the scheduler restarts its warmup when you resume."
@@ -71,20 +60,20 @@ def test_a_chunk_starting_mid_paragraph_has_no_title_to_keep():
 
 def test_the_best_sentence_is_cut_in_rather_than_passed_over_for_ones_that_share_nothing():
     text = "Spot. " + "Spot pricing " + "detail " * 300 + "ends here. Ok then."
-    short = condense(text, "spot pricing", 40, words)
+    short = condense(text, "spot pricing", 40, count_words)
     assert "Spot pricing detail" in short and "Ok then." not in short
-    assert words(short) <= 40
+    assert count_words(short) <= 40
 
 
 def test_a_code_block_is_kept_whole_or_left_out_never_halved():
     text = "## Warmup\n" + "```python\n" + "x = 1\n" * 40 + "```\nWarmup avoids early divergence in training."
-    short = condense(text, "why warmup", 30, words)
+    short = condense(text, "why warmup", 30, count_words)
     assert short.count("```") in (0, 2)
     assert "Warmup avoids early divergence" in short
 
 
 def test_condense_gives_up_below_a_useful_passage_and_trims_a_text_without_pieces():
-    assert condense(FAQ_ROW, "spot", 10, words) == ""
+    assert condense(SPOT_ROW, "spot", 10, count_words) == ""
     assert condense("x" * 500, "spot", 100, len).endswith("…")
 
 
@@ -93,7 +82,7 @@ def test_a_hostile_text_of_countless_pieces_costs_a_bounded_number_of_counts():
 
     def counting(text: str) -> int:
         calls.append(text)
-        return words(text)
+        return count_words(text)
 
     hostile = "Spot. " + "Ab. " * 100_000
     assert len(pieces(hostile)) == MAX_PIECES
