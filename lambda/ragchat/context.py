@@ -62,7 +62,7 @@ def select_context(
     or two whole ones; budget left over at the end goes back to the condensed ones, best
     first. The top hit always goes in, condensed or trimmed."""
     cap = max(int(budget * source_share), MIN_CONTEXT_TOKENS)
-    chosen: list[tuple[Match, str]] = []  # (match with its whole text, the text placed)
+    chosen: list[tuple[Match, str, int]] = []  # (match with its whole text, the text placed, its tokens)
     used = 0
     for match in matches:
         text = match.text.strip()
@@ -73,18 +73,20 @@ def select_context(
             break
         short = _fit(text, query, room, count, top=not chosen)
         if short:
-            chosen.append((replace(match, text=text), short))
-            used += count(short) + separator_cost
-    for i, (match, short) in enumerate(chosen):  # the budget left over, to the condensed ones
+            tokens = count(short)
+            chosen.append((replace(match, text=text), short, tokens))
+            used += tokens + separator_cost
+    for i, (match, short, tokens) in enumerate(chosen):  # the budget left over, to the condensed ones
         left = budget - used
         if left <= 0:
             break
         if short != match.text:
-            longer = _fit(match.text, query, count(short) + left, count, top=True)
-            if count(longer) > count(short):
-                used += count(longer) - count(short)
-                chosen[i] = (match, longer)
-    return [replace(match, text=short) for match, short in chosen]
+            longer = _fit(match.text, query, tokens + left, count, top=True)
+            grown = count(longer)
+            if grown > tokens:
+                used += grown - tokens
+                chosen[i] = (match, longer, grown)
+    return [replace(match, text=short) for match, short, _ in chosen]
 
 
 def _fit(text: str, query: str, room: int, count: Callable[[str], int], top: bool) -> str:
