@@ -5,10 +5,12 @@ index scores by cosine; a `dotproduct` index by the dense dot product plus, when
 query has a `sparseVector`, the sparse one, as Pinecone's sparse-dense search does.
 Sparse values are refused, as by Pinecone, by an index whose schema has no sparse field
 (`_sparse_values`) or, in a query, whose metric is not `dotproduct`. Every request needs
-the `Api-Key` header."""
+the `Api-Key` header. Pinecone's size limits hold: an upsert request of at most 2 MB, a
+record's metadata of at most 40,960 bytes (docs.pinecone.io, "Database limits")."""
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections import deque
@@ -17,6 +19,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from .base import Recorded, StandInServer, send_json
+
+MAX_UPSERT_BYTES = 2 * 1024 * 1024
+MAX_METADATA_BYTES = 40_960
 
 
 def _error(handler: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
@@ -95,6 +100,15 @@ class PineconeStandIn(StandInServer):
             return
         if path.startswith("/indexes"):
             self._control(handler, recorded, path)
+            return
+        if path == "/vectors/upsert" and len(recorded.body) > MAX_UPSERT_BYTES:
+            megabytes = math.ceil(len(recorded.body) / 1024 / 1024)
+            _error(
+                handler,
+                400,
+                "INVALID_ARGUMENT",
+                f"Request size {megabytes}MB exceeds the maximum supported size of 2MB",
+            )
             return
         body = recorded.json() if recorded.body else {}
         with self._data_lock:
@@ -186,6 +200,11 @@ class PineconeStandIn(StandInServer):
                 if isinstance(sparse, str):
                     return self._invalid(sparse)
                 parsed[vector["id"]] = sparse
+            size = len(json.dumps(vector.get("metadata") or {}, separators=(",", ":"), ensure_ascii=False).encode())
+            if size > MAX_METADATA_BYTES:
+                return self._invalid(
+                    f"metadata size is {size} bytes, which exceeds the limit of 40960 bytes per vector"
+                )
         for vector in body["vectors"]:
             space[vector["id"]] = (vector["values"], vector.get("metadata") or {})
             sparse_space.pop(vector["id"], None)

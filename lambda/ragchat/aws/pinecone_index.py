@@ -14,12 +14,63 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..errors import RetrievalUnavailable
+from ..errors import ChatServiceError, RetrievalUnavailable
 from ..interfaces import Document, Match, SparseVector
 
 log = logging.getLogger(__name__)
 STEP = "retrieval"
 UPSERT_BATCH = 100
+# Pinecone refuses an upsert request over 2 MB and a record whose metadata is over 40,960 bytes
+# (docs.pinecone.io, "Database limits"). Requests are cut by their JSON size as well as by count,
+# with room left for the SDK's own envelope.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024 * 9 // 10
+MAX_METADATA_BYTES = 40_960
+
+
+class RecordTooLarge(ChatServiceError):
+    """A record Pinecone would refuse for its size, found before the request is sent."""
+
+    status = 400
+    code = "record_too_large"
+
+
+def record_metadata(document: Document) -> dict[str, Any]:
+    """What Pinecone stores with a record: the document's metadata and its text."""
+    return {**document.metadata, "text": document.text}
+
+
+def oversized_records(documents: Sequence[Document]) -> list[str]:
+    """What is wrong with each document whose record Pinecone would refuse for its metadata size."""
+    problems = []
+    for document in documents:
+        size = json_size(record_metadata(document))
+        if size > MAX_METADATA_BYTES:
+            problems.append(
+                f"chunk {document.id}: its metadata (the chunk's text and its source's fields) is {size:,} bytes, "
+                f"over Pinecone's {MAX_METADATA_BYTES:,} per record; leave large JSONL fields out with "
+                "--metadata-fields"
+            )
+    return problems
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value` as JSON on the wire (UTF-8, compact), as the SDK sends it."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def request_batches(records: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Records in order, cut into requests of at most UPSERT_BATCH records and MAX_REQUEST_BYTES."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for record in records:
+        record_size = json_size(record) + 1
+        if batch and (len(batch) == UPSERT_BATCH or size + record_size > MAX_REQUEST_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(record)
+        size += record_size
+    if batch:
+        yield batch
 
 
 class SecretApiKey:
@@ -155,15 +206,17 @@ class PineconeVectorIndex:
         sparse: Sequence[SparseVector] | None = None,
     ) -> int:
         records: list[dict[str, Any]] = [
-            {"id": doc.id, "values": list(vec), "metadata": {**doc.metadata, "text": doc.text}}
+            {"id": doc.id, "values": list(vec), "metadata": record_metadata(doc)}
             for doc, vec in zip(documents, vectors, strict=True)
         ]
         for record, sv in zip(records, sparse or (), strict=False):
             if sv.indices:  # Pinecone refuses an empty sparse vector
                 record["sparse_values"] = sv.as_dict()
+        refused = oversized_records(documents)
+        if refused:
+            raise RecordTooLarge(refused[0], step=STEP)
         total = 0
-        for start in range(0, len(records), UPSERT_BATCH):
-            batch = records[start : start + UPSERT_BATCH]
+        for batch in request_batches(records):
             response = self._call("upsert", lambda index, b=batch: index.upsert(vectors=b, namespace=namespace))
             total += response.upserted_count
         return total

@@ -4,7 +4,12 @@ all-MiniLM-L6-v2 reads at most 256 word pieces ([CLS] and [SEP] included) and si
 ignores the rest, so no chunk may be longer. Paragraphs are packed into chunks up to the
 target size; a heading always starts a new chunk (and names its section); a paragraph too
 long on its own is cut into token windows that overlap. Consecutive chunks of a section
-share their boundary paragraph when it is short, so a fact split across them is found."""
+share their boundary paragraph when it is short, so a fact split across them is found.
+
+Characters are bounded too: the tokenizer reads an unbroken run of over 100 characters as one
+[UNK] and drops accents and control characters, so a token budget alone lets a few tokens
+carry hundreds of kilobytes, all stored with the chunk (Pinecone keeps at most 40 KB of
+metadata a record)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,12 @@ from .sources import SourceText
 
 MODEL_MAX_TOKENS = 256
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]
+# 200 tokens of prose are about 1,000 characters; 4,000 characters of any text stay under
+# Pinecone's 40,960 bytes of metadata even at 6 bytes a character (a JSON-escaped control character).
+MAX_CHUNK_CHARS = 4_000
+MAX_SECTION_CHARS = 200  # a longer "# ..." line is read as text, not as a heading
+PIECE_CHARS = MAX_CHUNK_CHARS - MAX_SECTION_CHARS - 16  # room for the heading line a window repeats (6 + 8 + 1)
+SHORT_TAIL_CHARS = 500  # a boundary paragraph repeated in the next chunk is at most this long
 
 
 class TokenCounter(Protocol):
@@ -42,7 +53,7 @@ class ChunkSettings:
             raise ValueError("chunk overlap must be at least 0 and below the chunk size")
 
 
-HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+HEADING = re.compile(rf"^(#{{1,6}})\s{{1,8}}(.{{1,{MAX_SECTION_CHARS}}})$")
 
 
 MAX_ID_CHARS = 512  # Pinecone's limit on a record id (which must also be ASCII without NUL)
@@ -109,11 +120,27 @@ def _paragraphs(text: str) -> list[tuple[str, str | None]]:
     return out
 
 
+def _bounded(span: str) -> list[str]:
+    """The span cut into pieces of at most PIECE_CHARS, each at the last whitespace in its
+    second half where there is one: text the tokenizer barely counts."""
+    pieces = []
+    while len(span) > PIECE_CHARS:
+        cut = max(span.rfind(" ", PIECE_CHARS // 2, PIECE_CHARS), span.rfind("\n", PIECE_CHARS // 2, PIECE_CHARS))
+        cut = cut if cut > 0 else PIECE_CHARS
+        pieces.append(span[:cut].rstrip())
+        span = span[cut:].lstrip()
+    return [*pieces, span] if span else pieces
+
+
 def chunk_text(text: str, counter: TokenCounter, settings: ChunkSettings = ChunkSettings()) -> list[tuple[str, str]]:
     """(chunk text, section heading or "") in order."""
     chunks: list[tuple[str, str]] = []
     current: list[str] = []
     section = ""
+
+    def too_long(paragraphs: list[str]) -> bool:
+        joined = "\n\n".join(paragraphs)
+        return len(joined) > MAX_CHUNK_CHARS or counter.count(joined) > settings.target_tokens
 
     def flush(keep_tail: bool) -> None:
         nonlocal current
@@ -121,7 +148,8 @@ def chunk_text(text: str, counter: TokenCounter, settings: ChunkSettings = Chunk
             return
         chunks.append(("\n\n".join(current), section))
         tail = current[-1]
-        current = [tail] if keep_tail and len(current) > 1 and counter.count(tail) <= settings.overlap_tokens else []
+        short = len(tail) <= SHORT_TAIL_CHARS and counter.count(tail) <= settings.overlap_tokens
+        current = [tail] if keep_tail and len(current) > 1 and short else []
 
     for paragraph, heading in _paragraphs(text):
         if heading == "\0heading":
@@ -130,17 +158,19 @@ def chunk_text(text: str, counter: TokenCounter, settings: ChunkSettings = Chunk
             current = [paragraph]
             continue
         size = counter.count(paragraph)
-        if size > settings.target_tokens:
+        if size > settings.target_tokens or len(paragraph) > PIECE_CHARS:
             if len(current) > 1 or (current and not HEADING.match(current[0])):
                 flush(keep_tail=False)
             prefix = current[0] + "\n" if current else ""
             current = []
-            budget = settings.target_tokens - (counter.count(prefix) if prefix else 0)
-            for window in counter.windows(paragraph, max(budget, settings.overlap_tokens + 1), settings.overlap_tokens):
-                chunks.append((prefix + window, section))
+            budget = max(settings.target_tokens - (counter.count(prefix) if prefix else 0), settings.overlap_tokens + 1)
+            spans = counter.windows(paragraph, budget, settings.overlap_tokens) if size > budget else [paragraph]
+            chunks.extend((prefix + piece, section) for span in spans for piece in _bounded(span))
             continue
-        if current and counter.count("\n\n".join([*current, paragraph])) > settings.target_tokens:
+        if current and too_long([*current, paragraph]):
             flush(keep_tail=True)
+            if current and too_long([*current, paragraph]):
+                current = []  # the kept boundary paragraph and this one do not fit together
         current.append(paragraph)
     if current:
         chunks.append(("\n\n".join(current), section))

@@ -302,6 +302,47 @@ def test_pinecone_throttling_is_retried(tmp_path, docs_folder, pinecone, capsys)
     assert len(pinecone.vectors()) == len(upserts[-1].json()["vectors"])
 
 
+def test_pinecone_upserts_are_cut_to_its_2_mb_request_limit(tmp_path, pinecone, capsys):
+    """Characters the tokenizer hardly counts (a run of emoji is one [UNK]) make chunks of a
+    few tokens but kilobytes each: a hundred of them no longer fit one 2 MB request."""
+    records = [{"text": f"Release note {n}: " + "\U0001f680" * 3_700} for n in range(150)]
+    (tmp_path / "notes.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    code = run_cli(
+        tmp_path, str(tmp_path / "notes.jsonl"), "--target", "pinecone", "--index", "kb", "--batch-size", "200"
+    )
+    assert code == 0, capsys.readouterr().err
+    upserts = pinecone.data_requests("/vectors/upsert")
+    assert len(upserts) > 1 and max(len(u.body) for u in upserts) <= 2 * 1024 * 1024
+    assert len(pinecone.vectors()) == 150 and ", upserted 150," in summary(capsys)
+
+
+def test_metadata_over_pinecones_limit_is_named_before_anything_is_written(tmp_path, pinecone, capsys):
+    records = [{"text": "Endpoints bill per second.", "html": "<p>x</p>" * 6_000}]
+    (tmp_path / "kb.jsonl").write_text(json.dumps(records[0]) + "\n")
+    assert run_cli(tmp_path, str(tmp_path / "kb.jsonl"), "--target", "pinecone", "--index", "kb") == 2
+    err = capsys.readouterr().err
+    assert "kb.jsonl#" in err and "40,960" in err and "--metadata-fields" in err
+    assert pinecone.data_requests("/vectors/upsert") == []
+    assert (
+        run_cli(
+            tmp_path, str(tmp_path / "kb.jsonl"), "--target", "pinecone", "--index", "kb", "--metadata-fields", "url"
+        )
+        == 0
+    )
+
+
+def test_the_pinecone_adapter_refuses_an_oversized_record_without_sending_its_batch(pinecone):
+    from ragchat.aws.pinecone_index import PineconeVectorIndex, RecordTooLarge
+
+    pinecone.add_index("kb", metric="dotproduct", sparse=True)
+    index = PineconeVectorIndex("kb", lambda refresh=False: KEY)
+    fine = Document("a.md#1", "Endpoints bill per second.", {"source": "a.md"})
+    huge = Document("a.md#2", "Spot saves money.", {"source": "a.md", "html": "<p>x</p>" * 6_000})
+    with pytest.raises(RecordTooLarge, match="chunk a.md#2: .* over Pinecone's 40,960 per record"):
+        index.upsert([fine, huge], [[1.0] + [0.0] * 383] * 2)
+    assert pinecone.data_requests("/vectors/upsert") == [] and pinecone.vectors() == {}
+
+
 def test_pinecone_without_a_key_says_how_to_give_one(tmp_path, docs_folder, monkeypatch, capsys):
     monkeypatch.delenv("PINECONE_API_KEY", raising=False)
     assert run_cli(tmp_path, str(docs_folder), "--target", "pinecone") == 2

@@ -7,7 +7,14 @@ import re
 
 import pytest
 
-from ragchat.ingest.chunking import ChunkSettings, chunk_documents, chunk_id, chunk_text
+from ragchat.ingest.chunking import (
+    MAX_CHUNK_CHARS,
+    MAX_SECTION_CHARS,
+    ChunkSettings,
+    chunk_documents,
+    chunk_id,
+    chunk_text,
+)
 from ragchat.ingest.sources import CsvOptions, JsonlOptions, html_to_text, read_sources
 from ragchat.local.factory import DEFAULT_KNOWLEDGE_BASE
 
@@ -136,3 +143,26 @@ def test_chunk_ids_are_stable_and_distinct(tokens, docs_folder):
 def test_invalid_chunk_settings_are_refused(size, overlap):
     with pytest.raises(ValueError, match="chunk"):
         ChunkSettings(size, overlap)
+
+
+def test_text_the_tokenizer_barely_sees_is_still_cut_into_bounded_chunks(tokens):
+    """MiniLM reads an unbroken run of over 100 characters as one [UNK] and drops accents and
+    control characters, so a token budget alone let one chunk grow to hundreds of kilobytes
+    (stored whole in the index, over Pinecone's 40 KB of metadata a record)."""
+    accents = "a" + "\u0301" * 100_000
+    blob = "x" * 300_000
+    long_heading = "H" * 1_000
+    text = f"# Intro\n\nShort start.\n\n{accents} word\n\n{blob}\n\n# {long_heading}\n\nThe end."
+    chunks = chunk_text(text, tokens)
+    assert max(len(chunk) for chunk, _ in chunks) <= MAX_CHUNK_CHARS
+    assert all(len(section) <= MAX_SECTION_CHARS for _, section in chunks)
+    joined = "".join(chunk for chunk, _ in chunks)
+    assert joined.count("x") >= 300_000 and joined.count("\u0301") >= 100_000  # cut, never dropped
+    assert long_heading in joined.replace("\n", "") and chunks[-1][0].endswith("The end.")
+    assert chunks[0] == ("# Intro\n\nShort start.", "Intro")
+
+
+def test_ordinary_prose_is_not_cut_by_the_character_bound(tokens, docs_folder):
+    texts, _ = read_sources([docs_folder, DEFAULT_KNOWLEDGE_BASE])
+    bounded = chunk_documents(texts, tokens)
+    assert max(len(c.text) for c in bounded) < MAX_CHUNK_CHARS / 2  # the bound is far from real text
