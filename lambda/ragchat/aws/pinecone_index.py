@@ -40,15 +40,15 @@ def record_metadata(document: Document) -> dict[str, Any]:
 
 
 def oversized_records(documents: Sequence[Document]) -> list[str]:
-    """What is wrong with each document whose record Pinecone would refuse for its metadata size."""
+    """What is wrong with each document whose record Pinecone would refuse for its metadata size
+    (`ragchat ingest` bounds chunks and their fields so that none is; other callers may not)."""
     problems = []
     for document in documents:
         size = json_size(record_metadata(document))
         if size > MAX_METADATA_BYTES:
             problems.append(
                 f"chunk {document.id}: its metadata (the chunk's text and its source's fields) is {size:,} bytes, "
-                f"over Pinecone's {MAX_METADATA_BYTES:,} per record; leave large JSONL fields out with "
-                "--metadata-fields"
+                f"over Pinecone's {MAX_METADATA_BYTES:,} per record"
             )
     return problems
 

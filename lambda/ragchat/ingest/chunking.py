@@ -98,25 +98,29 @@ def in_scope(document_id: str, scope: str) -> bool:
     )
 
 
-def _paragraphs(text: str) -> list[tuple[str, str | None]]:
-    """(paragraph, heading it falls under); heading lines are their own entries."""
-    out: list[tuple[str, str | None]] = []
-    heading: str | None = None
+FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+
+
+def _paragraphs(text: str) -> list[tuple[str, bool]]:
+    """(paragraph, whether it is a heading line) in order. A `#` line inside a fenced code
+    block is code (a shell comment), not a heading."""
+    out: list[tuple[str, bool]] = []
+    fenced = False
     for block in re.split(r"\n\s*\n", text):
         lines = [line.rstrip() for line in block.strip().split("\n") if line.strip()]
         buffer: list[str] = []
         for line in lines:
-            match = HEADING.match(line.strip())
-            if match:
+            if FENCE.match(line):
+                fenced = not fenced
+            if not fenced and HEADING.match(line.strip()):
                 if buffer:
-                    out.append(("\n".join(buffer), heading))
+                    out.append(("\n".join(buffer), False))
                     buffer = []
-                heading = match.group(2).strip()
-                out.append((line.strip(), "\0heading"))
+                out.append((line.strip(), True))
             else:
                 buffer.append(line)
         if buffer:
-            out.append(("\n".join(buffer), heading))
+            out.append(("\n".join(buffer), False))
     return out
 
 
@@ -133,47 +137,55 @@ def _bounded(span: str) -> list[str]:
 
 
 def chunk_text(text: str, counter: TokenCounter, settings: ChunkSettings = ChunkSettings()) -> list[tuple[str, str]]:
-    """(chunk text, section heading or "") in order."""
-    chunks: list[tuple[str, str]] = []
-    current: list[str] = []
-    section = ""
+    """(chunk text, section heading or "") in order.
 
-    def too_long(paragraphs: list[str]) -> bool:
-        joined = "\n\n".join(paragraphs)
-        return len(joined) > MAX_CHUNK_CHARS or counter.count(joined) > settings.target_tokens
+    Paragraphs are separated by blank lines, so a chunk's tokens are the sum of its
+    paragraphs' (each is counted once: a long document costs linear time). A heading is
+    repeated at the top of the windows of a long paragraph only when it takes at most a
+    quarter of the target; a longer one is read as text."""
+    target, overlap = settings.target_tokens, settings.overlap_tokens
+    chunks: list[tuple[str, str]] = []
+    current: list[tuple[str, int]] = []  # (paragraph, its tokens)
+    section = ""
+    opened: tuple[str, int] | None = None  # the heading that opened the current chunk
+
+    def fits(paragraphs: list[tuple[str, int]]) -> bool:
+        chars = sum(len(p) for p, _ in paragraphs) + 2 * (len(paragraphs) - 1)
+        return chars <= MAX_CHUNK_CHARS and sum(n for _, n in paragraphs) <= target
 
     def flush(keep_tail: bool) -> None:
         nonlocal current
         if not current:
             return
-        chunks.append(("\n\n".join(current), section))
+        chunks.append(("\n\n".join(p for p, _ in current), section))
         tail = current[-1]
-        short = len(tail) <= SHORT_TAIL_CHARS and counter.count(tail) <= settings.overlap_tokens
+        short = len(tail[0]) <= SHORT_TAIL_CHARS and tail[1] <= overlap
         current = [tail] if keep_tail and len(current) > 1 and short else []
 
-    for paragraph, heading in _paragraphs(text):
-        if heading == "\0heading":
+    for paragraph, is_heading in _paragraphs(text):
+        size = counter.count(paragraph)
+        if is_heading and size <= max(target // 4, 1):
             flush(keep_tail=False)
             section = HEADING.match(paragraph).group(2).strip()
-            current = [paragraph]
+            opened = (paragraph, size)
+            current = [opened]
             continue
-        size = counter.count(paragraph)
-        if size > settings.target_tokens or len(paragraph) > PIECE_CHARS:
-            if len(current) > 1 or (current and not HEADING.match(current[0])):
+        if size > target or len(paragraph) > PIECE_CHARS:
+            heading = opened if current == [opened] else None
+            if heading is None:
                 flush(keep_tail=False)
-            prefix = current[0] + "\n" if current else ""
             current = []
-            budget = max(settings.target_tokens - (counter.count(prefix) if prefix else 0), settings.overlap_tokens + 1)
-            spans = counter.windows(paragraph, budget, settings.overlap_tokens) if size > budget else [paragraph]
+            prefix = heading[0] + "\n" if heading else ""
+            budget = target - (heading[1] if heading else 0)  # at least 3/4 of the target
+            spans = counter.windows(paragraph, budget, min(overlap, budget // 2)) if size > budget else [paragraph]
             chunks.extend((prefix + piece, section) for span in spans for piece in _bounded(span))
             continue
-        if current and too_long([*current, paragraph]):
+        if current and not fits([*current, (paragraph, size)]):
             flush(keep_tail=True)
-            if current and too_long([*current, paragraph]):
+            if current and not fits([*current, (paragraph, size)]):
                 current = []  # the kept boundary paragraph and this one do not fit together
-        current.append(paragraph)
-    if current:
-        chunks.append(("\n\n".join(current), section))
+        current.append((paragraph, size))
+    flush(keep_tail=False)
     return chunks
 
 

@@ -95,14 +95,6 @@ def run(args: argparse.Namespace) -> int:
         print("error: nothing valid to ingest in the given sources", file=sys.stderr)
         return 1
     chunks = chunk_documents(texts, MiniLMTokens(), settings)
-    if args.target == "pinecone":
-        from ..aws.pinecone_index import oversized_records
-
-        refused = oversized_records(chunks)
-        for problem in refused:
-            print(f"error: {problem}", file=sys.stderr)
-        if refused:
-            return 2  # before anything is embedded or written
     summary = IngestSummary(documents=len(texts), problems=[str(p) for p in problems])
     try:
         embedder = _embedder(args)

@@ -17,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
+# A record's metadata fields (title, JSONL fields) may take this much of Pinecone's 40,960 bytes a record;
+# the rest is for the chunk's text (at most 4,000 characters), its section and its source.
+MAX_METADATA_BYTES = 12_288
+METADATA_HINTS = {
+    ".csv": "choose another title column with --csv-title-column, or none",
+    ".jsonl": "leave it out with --metadata-fields",
+    ".ndjson": "leave it out with --metadata-fields",
+}
 READABLE_SUFFIXES = TEXT_SUFFIXES | {".csv", ".jsonl", ".ndjson", ".pdf"}
 
 
@@ -90,9 +98,42 @@ def read_sources(
                     problems.append(Problem(str(file), f"unsupported file type {suffix or '(none)'}"))
                 continue
             before = len(problems)
-            texts.extend(replace(text, folder=folder) for text in reader)
+            for text in reader:
+                if problem := _record_problem(file, text):
+                    problems.append(problem)
+                else:
+                    texts.append(replace(text, folder=folder))
             problems[before:] = [replace(p, id_prefix=id_prefix(name, folder)) for p in problems[before:]]
     return texts, problems
+
+
+def _record_problem(file: Path, text: SourceText) -> Problem | None:
+    """Why a record read from `file` cannot be stored as is, or None: text that is not valid
+    Unicode (a lone surrogate, from a JSON escape such as \\ud800), or metadata too large to
+    go with a chunk into a Pinecone record."""
+    where = _where(file, text.metadata)
+    try:
+        text.text.encode()
+        sizes = {k: len(json.dumps(v, ensure_ascii=False).encode()) for k, v in text.metadata.items()}
+    except UnicodeEncodeError:
+        return Problem(where, "broken Unicode (a lone surrogate such as \\ud800): fix the text")
+    if sum(sizes.values()) > MAX_METADATA_BYTES:
+        name = max(sizes, key=sizes.__getitem__)
+        hint = METADATA_HINTS.get(file.suffix.lower(), "shorten it")
+        return Problem(
+            where,
+            f"metadata field {name!r} is {sizes[name]:,} bytes; a record's fields may hold {MAX_METADATA_BYTES:,} "
+            f"(a Pinecone record holds 40,960 with the chunk's text): {hint}",
+        )
+    return None
+
+
+def _where(file: Path, metadata: dict[str, Any]) -> str:
+    """The record's place for a message: "kb.jsonl:3", "faq.csv:row 12", "guide.pdf:page 2"."""
+    for key, label in (("line", ""), ("row", "row "), ("page", "page ")):
+        if key in metadata:
+            return f"{file}:{label}{metadata[key]}"
+    return str(file)
 
 
 def id_scope(given: Path) -> str:

@@ -316,19 +316,25 @@ def test_pinecone_upserts_are_cut_to_its_2_mb_request_limit(tmp_path, pinecone, 
     assert len(pinecone.vectors()) == 150 and ", upserted 150," in summary(capsys)
 
 
-def test_metadata_over_pinecones_limit_is_named_before_anything_is_written(tmp_path, pinecone, capsys):
-    records = [{"text": "Endpoints bill per second.", "html": "<p>x</p>" * 6_000}]
-    (tmp_path / "kb.jsonl").write_text(json.dumps(records[0]) + "\n")
-    assert run_cli(tmp_path, str(tmp_path / "kb.jsonl"), "--target", "pinecone", "--index", "kb") == 2
-    err = capsys.readouterr().err
-    assert "kb.jsonl#" in err and "40,960" in err and "--metadata-fields" in err
-    assert pinecone.data_requests("/vectors/upsert") == []
+def test_a_record_whose_fields_pinecone_cannot_hold_is_reported_and_the_rest_ingested(tmp_path, pinecone, capsys):
+    """A JSONL field of 48 KB went into the record's metadata, and Pinecone refused the run
+    mid-way as "index unavailable"."""
+    lines = [{"text": "Endpoints bill per second.", "html": "<p>x</p>" * 6_000}, {"text": "Spot saves money."}]
+    (tmp_path / "kb.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    assert run_cli(tmp_path, str(tmp_path / "kb.jsonl"), "--target", "pinecone", "--index", "kb") == 0
+    out = capsys.readouterr()
+    assert f"skipped {tmp_path / 'kb.jsonl'}:1: metadata field 'html' is 48,002 bytes" in out.err
+    assert "leave it out with --metadata-fields" in out.err
+    assert ", upserted 1, " in out.out.splitlines()[-1] and "problems 1," in out.out.splitlines()[-1]
+    [(_, metadata)] = pinecone.vectors().values()
+    assert metadata["text"] == "Spot saves money."
     assert (
         run_cli(
             tmp_path, str(tmp_path / "kb.jsonl"), "--target", "pinecone", "--index", "kb", "--metadata-fields", "url"
         )
         == 0
     )
+    assert len(pinecone.vectors()) == 2
 
 
 def test_the_pinecone_adapter_refuses_an_oversized_record_without_sending_its_batch(pinecone):

@@ -166,3 +166,63 @@ def test_ordinary_prose_is_not_cut_by_the_character_bound(tokens, docs_folder):
     texts, _ = read_sources([docs_folder, DEFAULT_KNOWLEDGE_BASE])
     bounded = chunk_documents(texts, tokens)
     assert max(len(c.text) for c in bounded) < MAX_CHUNK_CHARS / 2  # the bound is far from real text
+
+
+def test_records_that_cannot_be_stored_are_problems_named_by_line_and_row(tmp_path):
+    jsonl = tmp_path / "kb.jsonl"
+    jsonl.write_text('{"text": "ok \\ud800 broken"}\n{"text": "Spot saves money."}\n')
+    faq = tmp_path / "faq.csv"
+    faq.write_text("What is X?,X is a thing.\n" + "Q" * 13_000 + ",A long title's row.\n")
+    texts, problems = read_sources([jsonl, faq])
+    assert [t.text for t in texts] == ["Spot saves money.", "What is X?\nX is a thing."]
+    assert [str(p) for p in problems] == [
+        f"{jsonl}:1: broken Unicode (a lone surrogate such as \\ud800): fix the text",
+        f"{faq}:row 1: metadata field 'title' is 13,002 bytes; a record's fields may hold 12,288 (a Pinecone "
+        "record holds 40,960 with the chunk's text): choose another title column with --csv-title-column, or none",
+    ]
+    assert all(p.id_prefix for p in problems)  # --sync keeps what these files stored before
+
+
+def test_a_long_heading_is_not_repeated_over_every_window(tokens):
+    """A heading of nearly the target's tokens left windows a step of one token: 3,000
+    characters made 2,968 chunks, each repeating the heading."""
+    heading = "# " + "".join(chr(0x4E00 + 7 * i) for i in range(170))
+    body = "".join(chr(0x4E00 + 13 * i % 3000) for i in range(3000))
+    chunks = chunk_text(heading + "\n\n" + body, tokens)
+    assert len(chunks) < 25 and sum(len(c) for c, _ in chunks) < 2 * len(heading + body)
+
+
+def test_a_comment_in_a_code_block_is_not_a_heading(tokens):
+    text = "# Setup\n\n```bash\n# install first\npip install ragchat\n```\n\nThen serve."
+    assert chunk_text(text, tokens) == [(text, "Setup")]
+
+
+def test_windows_cut_between_words_stay_within_the_model_window_and_keep_every_character(tokens):
+    import base64
+    import random
+
+    blob = base64.b64encode(random.Random(3).randbytes(3000)).decode()  # re-tokenized mid-word, a window grew
+    for size, overlap in ((254, 32), (200, 32), (50, 10)):
+        assert max(tokens.count(c) for c, _ in chunk_text(blob, tokens, ChunkSettings(size, overlap))) <= size
+    text = " ".join(["word"] * 300) + " cafe\u0301"  # a combining accent after the last token
+    assert chunk_text(text, tokens, ChunkSettings(100, 0))[-1][0].endswith("cafe\u0301")
+    assert "".join(c for c, _ in chunk_text(text, tokens, ChunkSettings(100, 0))).replace(" ", "") == text.replace(
+        " ", ""
+    )
+
+
+def test_each_paragraph_is_tokenized_once(tokens):
+    """Re-counting the growing chunk for every paragraph made many short paragraphs slow."""
+    calls = []
+
+    class Counting:
+        def count(self, text):
+            calls.append(text)
+            return tokens.count(text)
+
+        def windows(self, text, size, overlap):
+            return tokens.windows(text, size, overlap)
+
+    text = "\n\n".join(f"Line {n} of the notes." for n in range(500))
+    chunks = chunk_text(text, Counting())
+    assert len(calls) == 500 and len(chunks) > 5
