@@ -98,21 +98,36 @@ def in_scope(document_id: str, scope: str) -> bool:
     )
 
 
-FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+
+
+def _fence(line: str, open_fence: str) -> str:
+    """The fence open after `line` ("" outside code), given the one open before it: a fence
+    opens with three or more backticks or tildes (backticks not followed by another backtick
+    on the line, which is inline code) and closes with a bare line of the same character, at
+    least as long (CommonMark)."""
+    match = FENCE.match(line)
+    if not match:
+        return open_fence
+    marks, rest = match.groups()
+    if not open_fence:
+        return "" if marks[0] == "`" and "`" in rest else marks
+    closes = marks[0] == open_fence[0] and len(marks) >= len(open_fence) and not rest.strip()
+    return "" if closes else open_fence
 
 
 def _paragraphs(text: str) -> list[tuple[str, bool]]:
     """(paragraph, whether it is a heading line) in order. A `#` line inside a fenced code
     block is code (a shell comment), not a heading."""
     out: list[tuple[str, bool]] = []
-    fenced = False
+    fence = ""
     for block in re.split(r"\n\s*\n", text):
         lines = [line.rstrip() for line in block.strip().split("\n") if line.strip()]
         buffer: list[str] = []
         for line in lines:
-            if FENCE.match(line):
-                fenced = not fenced
-            if not fenced and HEADING.match(line.strip()):
+            inside = fence
+            fence = _fence(line, fence)
+            if not inside and not fence and HEADING.match(line.strip()):
                 if buffer:
                     out.append(("\n".join(buffer), False))
                     buffer = []
@@ -140,51 +155,64 @@ def chunk_text(text: str, counter: TokenCounter, settings: ChunkSettings = Chunk
     """(chunk text, section heading or "") in order.
 
     Paragraphs are separated by blank lines, so a chunk's tokens are the sum of its
-    paragraphs' (each is counted once: a long document costs linear time). A heading is
-    repeated at the top of the windows of a long paragraph only when it takes at most a
-    quarter of the target; a longer one is read as text."""
+    paragraphs' (each is counted once and the sums kept: a long document costs linear time).
+    A heading starts a chunk and names its section; it is repeated at the top of the windows
+    of a long paragraph only when it takes at most a quarter of the target."""
     target, overlap = settings.target_tokens, settings.overlap_tokens
     chunks: list[tuple[str, str]] = []
     current: list[tuple[str, int]] = []  # (paragraph, its tokens)
+    chars = tokens = 0  # of the current chunk, "\n\n" separators included
     section = ""
-    opened: tuple[str, int] | None = None  # the heading that opened the current chunk
+    opened: tuple[str, int] | None = None  # the heading that opened the current chunk, if short
 
-    def fits(paragraphs: list[tuple[str, int]]) -> bool:
-        chars = sum(len(p) for p, _ in paragraphs) + 2 * (len(paragraphs) - 1)
-        return chars <= MAX_CHUNK_CHARS and sum(n for _, n in paragraphs) <= target
+    def start(paragraphs: list[tuple[str, int]]) -> None:
+        nonlocal current, chars, tokens
+        current = paragraphs
+        chars = sum(len(p) for p, _ in paragraphs) + 2 * max(len(paragraphs) - 1, 0)
+        tokens = sum(n for _, n in paragraphs)
+
+    def fits(paragraph: str, size: int) -> bool:
+        return chars + 2 + len(paragraph) <= MAX_CHUNK_CHARS and tokens + size <= target
 
     def flush(keep_tail: bool) -> None:
-        nonlocal current
         if not current:
             return
         chunks.append(("\n\n".join(p for p, _ in current), section))
         tail = current[-1]
         short = len(tail[0]) <= SHORT_TAIL_CHARS and tail[1] <= overlap
-        current = [tail] if keep_tail and len(current) > 1 and short else []
+        start([tail] if keep_tail and len(current) > 1 and short else [])
+
+    def windows(paragraph: str, size: int, prefix: str = "", budget: int = target) -> None:
+        spans = counter.windows(paragraph, budget, min(overlap, budget // 2)) if size > budget else [paragraph]
+        chunks.extend((prefix + piece, section) for span in spans for piece in _bounded(span))
 
     for paragraph, is_heading in _paragraphs(text):
         size = counter.count(paragraph)
-        if is_heading and size <= max(target // 4, 1):
+        if is_heading:
             flush(keep_tail=False)
             section = HEADING.match(paragraph).group(2).strip()
-            opened = (paragraph, size)
-            current = [opened]
+            opened = (paragraph, size) if size <= max(target // 4, 1) else None
+            if size > target:  # a heading of more tokens than a chunk holds is cut like a long paragraph
+                windows(paragraph, size)
+            else:
+                start([(paragraph, size)])
             continue
         if size > target or len(paragraph) > PIECE_CHARS:
-            heading = opened if current == [opened] else None
+            heading = opened if opened is not None and current == [opened] else None
             if heading is None:
                 flush(keep_tail=False)
-            current = []
-            prefix = heading[0] + "\n" if heading else ""
-            budget = target - (heading[1] if heading else 0)  # at least 3/4 of the target
-            spans = counter.windows(paragraph, budget, min(overlap, budget // 2)) if size > budget else [paragraph]
-            chunks.extend((prefix + piece, section) for span in spans for piece in _bounded(span))
+            start([])
+            windows(paragraph, size, heading[0] + "\n" if heading else "", target - (heading[1] if heading else 0))
             continue
-        if current and not fits([*current, (paragraph, size)]):
+        if current and not fits(paragraph, size):
             flush(keep_tail=True)
-            if current and not fits([*current, (paragraph, size)]):
-                current = []  # the kept boundary paragraph and this one do not fit together
-        current.append((paragraph, size))
+            if current and not fits(paragraph, size):
+                start([])  # the kept boundary paragraph and this one do not fit together
+        if current:
+            current.append((paragraph, size))
+            chars, tokens = chars + 2 + len(paragraph), tokens + size
+        else:
+            start([(paragraph, size)])
     flush(keep_tail=False)
     return chunks
 

@@ -114,16 +114,16 @@ def _record_problem(file: Path, text: SourceText) -> Problem | None:
     where = _where(file, text.metadata)
     try:
         text.text.encode()
-        sizes = {k: len(json.dumps(v, ensure_ascii=False).encode()) for k, v in text.metadata.items()}
+        size = len(json.dumps(text.metadata, ensure_ascii=False, separators=(",", ":")).encode())
     except UnicodeEncodeError:
         return Problem(where, "broken Unicode (a lone surrogate such as \\ud800): fix the text")
-    if sum(sizes.values()) > MAX_METADATA_BYTES:
-        name = max(sizes, key=sizes.__getitem__)
+    if size > MAX_METADATA_BYTES:
+        largest = max(text.metadata, key=lambda k: len(json.dumps(text.metadata[k], ensure_ascii=False).encode()))
         hint = METADATA_HINTS.get(file.suffix.lower(), "shorten it")
         return Problem(
             where,
-            f"metadata field {name!r} is {sizes[name]:,} bytes; a record's fields may hold {MAX_METADATA_BYTES:,} "
-            f"(a Pinecone record holds 40,960 with the chunk's text): {hint}",
+            f"its metadata fields take {size:,} bytes, the largest {largest!r}; a record's fields may hold "
+            f"{MAX_METADATA_BYTES:,} (a Pinecone record holds 40,960 with the chunk's text): {hint}",
         )
     return None
 

@@ -323,7 +323,7 @@ def test_a_record_whose_fields_pinecone_cannot_hold_is_reported_and_the_rest_ing
     (tmp_path / "kb.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     assert run_cli(tmp_path, str(tmp_path / "kb.jsonl"), "--target", "pinecone", "--index", "kb") == 0
     out = capsys.readouterr()
-    assert f"skipped {tmp_path / 'kb.jsonl'}:1: metadata field 'html' is 48,002 bytes" in out.err
+    assert f"skipped {tmp_path / 'kb.jsonl'}:1: its metadata fields take 48,020 bytes, the largest 'html'" in out.err
     assert "leave it out with --metadata-fields" in out.err
     assert ", upserted 1, " in out.out.splitlines()[-1] and "problems 1," in out.out.splitlines()[-1]
     [(_, metadata)] = pinecone.vectors().values()

@@ -177,8 +177,9 @@ def test_records_that_cannot_be_stored_are_problems_named_by_line_and_row(tmp_pa
     assert [t.text for t in texts] == ["Spot saves money.", "What is X?\nX is a thing."]
     assert [str(p) for p in problems] == [
         f"{jsonl}:1: broken Unicode (a lone surrogate such as \\ud800): fix the text",
-        f"{faq}:row 1: metadata field 'title' is 13,002 bytes; a record's fields may hold 12,288 (a Pinecone "
-        "record holds 40,960 with the chunk's text): choose another title column with --csv-title-column, or none",
+        f"{faq}:row 1: its metadata fields take 13,020 bytes, the largest 'title'; a record's fields may hold "
+        "12,288 (a Pinecone record holds 40,960 with the chunk's text): choose another title column with "
+        "--csv-title-column, or none",
     ]
     assert all(p.id_prefix for p in problems)  # --sync keeps what these files stored before
 
@@ -226,3 +227,52 @@ def test_each_paragraph_is_tokenized_once(tokens):
     text = "\n\n".join(f"Line {n} of the notes." for n in range(500))
     chunks = chunk_text(text, Counting())
     assert len(calls) == 500 and len(chunks) > 5
+
+
+def test_field_names_count_and_are_checked_too(tmp_path):
+    many_keys = {"text": "Spot saves money.", **{f"k{i:03d}" + "x" * 100: 1 for i in range(400)}}
+    path = tmp_path / "kb.jsonl"
+    path.write_text(json.dumps(many_keys) + "\n" + '{"text": "ok", "\\ud800": "v"}\n')
+    texts, problems = read_sources([path])
+    assert texts == [] and [p.where for p in problems] == [f"{path}:1", f"{path}:2"]
+    assert "the largest 'k000" in problems[0].message and "lone surrogate" in problems[1].message
+
+
+def test_the_largest_record_ingest_allows_fits_a_pinecone_record(tokens):
+    """The readers' 12,288 bytes of fields and the chunker's 4,000 characters, at their worst
+    (every character JSON-escaped to 6 bytes), with the longest section and source name."""
+    from ragchat.aws.pinecone_index import MAX_METADATA_BYTES, json_size, oversized_records
+    from ragchat.ingest.sources import MAX_METADATA_BYTES as FIELDS_BYTES
+    from ragchat.interfaces import Document
+
+    fields = {"title": "\x01" * ((FIELDS_BYTES - 12) // 6)}
+    assert FIELDS_BYTES - 10 <= json_size(fields) <= FIELDS_BYTES
+    text = "# " + "\x02" * MAX_SECTION_CHARS + "\n" + "\x03" * (MAX_CHUNK_CHARS - MAX_SECTION_CHARS - 3)
+    metadata = {**fields, "source": "\x04" * 512, "chunk": 10**6, "section": "\x02" * MAX_SECTION_CHARS, "line": 10**6}
+    worst = Document("a" * 512, text, metadata)
+    assert oversized_records([worst]) == [] and json_size({**metadata, "text": text}) > MAX_METADATA_BYTES * 0.9
+
+
+def test_a_heading_too_long_to_repeat_still_starts_its_section(tokens):
+    text = (
+        "# Pricing\n\nSpot saves money.\n\n"
+        "## Configuring SageMaker Serverless Inference endpoint autoscaling policies\n\nSet the max concurrency to 10."
+    )
+    chunks = chunk_text(text, tokens, ChunkSettings(50, 10))
+    assert [section for _, section in chunks] == [
+        "Pricing",
+        "Configuring SageMaker Serverless Inference endpoint autoscaling policies",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "sections"),
+    [
+        ("# A\n\n```pip install x``` installs it.\n\n# B\n\nbody b", ["A", "B"]),  # inline code, not a fence
+        ("# A\n\n```\n~~~\n# not a heading\n```\n\n# B\n\nbody b", ["A", "B"]),  # ~~~ does not close ```
+        ("# A\n\n````\n```\n# inner\n````\n\n# B\n\nbody b", ["A", "B"]),  # a shorter fence does not close
+        ("# A\n\n```\n# open to the end\n\n# C\n\nbody", ["A"]),  # unclosed: code to the end (CommonMark)
+    ],
+)
+def test_fenced_code_follows_commonmark(tokens, text, sections):
+    assert [section for _, section in chunk_text(text, tokens)] == sections
