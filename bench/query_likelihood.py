@@ -45,10 +45,10 @@ def main() -> None:
     model = sys.argv[1] if len(sys.argv) > 1 else str(default_model_path())
     embedder = OnnxMiniLMEmbedder()
     corpus, questions = rx.Corpus(embedder), rx.load(embedder)
-    bm25 = corpus.bm25()
+    current_ranking = rx.ranking_methods(corpus)[rx.CURRENT]
     llm = Llama(model_path=model, n_ctx=1024, logits_all=True, verbose=False, n_threads=2, n_batch=512)
     texts = [d.text for d in corpus.docs]
-    hybrid = {id(q): corpus.v_text @ q.vec + 0.01 * bm25.scores(q.qterms) for q in questions}
+    hybrid = {id(q): current_ranking(q) for q in questions}
     likelihood: dict[int, np.ndarray] = {}
     started = time.perf_counter()
     scored = [q for q in questions if q.q.kind in ("answerable", "followup")]

@@ -205,6 +205,9 @@ class PineconeVectorIndex:
         namespace: str = "",
         sparse: Sequence[SparseVector] | None = None,
     ) -> int:
+        refused = oversized_records(documents)
+        if refused:
+            raise RecordTooLarge(refused[0], step=STEP)
         records: list[dict[str, Any]] = [
             {"id": doc.id, "values": list(vec), "metadata": record_metadata(doc)}
             for doc, vec in zip(documents, vectors, strict=True)
@@ -212,9 +215,6 @@ class PineconeVectorIndex:
         for record, sv in zip(records, sparse or (), strict=False):
             if sv.indices:  # Pinecone refuses an empty sparse vector
                 record["sparse_values"] = sv.as_dict()
-        refused = oversized_records(documents)
-        if refused:
-            raise RecordTooLarge(refused[0], step=STEP)
         total = 0
         for batch in request_batches(records):
             response = self._call("upsert", lambda index, b=batch: index.upsert(vectors=b, namespace=namespace))

@@ -198,7 +198,7 @@ def chunk_text(text: str, counter: TokenCounter, settings: ChunkSettings = Chunk
                 start([(paragraph, size)])
             continue
         if size > target or len(paragraph) > PIECE_CHARS:
-            heading = opened if opened is not None and current == [opened] else None
+            heading = opened if current == [opened] else None
             if heading is None:
                 flush(keep_tail=False)
             start([])

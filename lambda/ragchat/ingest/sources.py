@@ -19,7 +19,7 @@ from typing import Any
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
 # A record's metadata fields (title, JSONL fields) may take this much of Pinecone's 40,960 bytes a record;
 # the rest is for the chunk's text (at most 4,000 characters), its section and its source.
-MAX_METADATA_BYTES = 12_288
+MAX_FIELDS_BYTES = 12_288
 METADATA_HINTS = {
     ".csv": "choose another title column with --csv-title-column, or none",
     ".jsonl": "leave it out with --metadata-fields",
@@ -111,19 +111,21 @@ def _record_problem(file: Path, text: SourceText) -> Problem | None:
     """Why a record read from `file` cannot be stored as is, or None: text that is not valid
     Unicode (a lone surrogate, from a JSON escape such as \\ud800), or metadata too large to
     go with a chunk into a Pinecone record."""
+    from ..aws.pinecone_index import MAX_METADATA_BYTES, json_size
+
     where = _where(file, text.metadata)
     try:
         text.text.encode()
-        size = len(json.dumps(text.metadata, ensure_ascii=False, separators=(",", ":")).encode())
+        size = json_size(text.metadata)
     except UnicodeEncodeError:
         return Problem(where, "broken Unicode (a lone surrogate such as \\ud800): fix the text")
-    if size > MAX_METADATA_BYTES:
-        largest = max(text.metadata, key=lambda k: len(json.dumps(text.metadata[k], ensure_ascii=False).encode()))
+    if size > MAX_FIELDS_BYTES:
+        largest = max(text.metadata, key=lambda k: json_size(text.metadata[k]))
         hint = METADATA_HINTS.get(file.suffix.lower(), "shorten it")
         return Problem(
             where,
             f"its metadata fields take {size:,} bytes, the largest {largest!r}; a record's fields may hold "
-            f"{MAX_METADATA_BYTES:,} (a Pinecone record holds 40,960 with the chunk's text): {hint}",
+            f"{MAX_FIELDS_BYTES:,} (a Pinecone record holds {MAX_METADATA_BYTES:,} with the chunk's text): {hint}",
         )
     return None
 

@@ -242,7 +242,7 @@ def test_the_largest_record_ingest_allows_fits_a_pinecone_record(tokens):
     """The readers' 12,288 bytes of fields and the chunker's 4,000 characters, at their worst
     (every character JSON-escaped to 6 bytes), with the longest section and source name."""
     from ragchat.aws.pinecone_index import MAX_METADATA_BYTES, json_size, oversized_records
-    from ragchat.ingest.sources import MAX_METADATA_BYTES as FIELDS_BYTES
+    from ragchat.ingest.sources import MAX_FIELDS_BYTES as FIELDS_BYTES
     from ragchat.interfaces import Document
 
     fields = {"title": "\x01" * ((FIELDS_BYTES - 12) // 6)}
