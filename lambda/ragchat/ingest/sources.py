@@ -20,6 +20,7 @@ TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
 # A record's metadata fields (title, JSONL fields) may take this much of Pinecone's 40,960 bytes a record;
 # the rest is for the chunk's text (at most 4,000 characters), its section and its source.
 MAX_FIELDS_BYTES = 12_288
+MAX_TITLE_CHARS = 300  # a PDF's /Title beyond this is cut (`short_title`)
 METADATA_HINTS = {
     ".csv": "choose another title column with --csv-title-column, or none",
     ".jsonl": "leave it out with --metadata-fields",
@@ -36,6 +37,7 @@ class SourceText:
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
     folder: str = ""  # "docs/" when read from a folder given as `docs`: the start of its chunks' ids
+    place: str = ""  # where a message about it points: "kb.jsonl:3", "faq.csv:4", "guide.pdf:page 2"
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def _record_problem(file: Path, text: SourceText) -> Problem | None:
     go with a chunk into a Pinecone record."""
     from ..aws.pinecone_index import MAX_METADATA_BYTES, json_size
 
-    where = _where(file, text.metadata)
+    where = text.place or str(file)
     try:
         text.text.encode()
         size = json_size(text.metadata)
@@ -128,14 +130,6 @@ def _record_problem(file: Path, text: SourceText) -> Problem | None:
             f"{MAX_FIELDS_BYTES:,} (a Pinecone record holds {MAX_METADATA_BYTES:,} with the chunk's text): {hint}",
         )
     return None
-
-
-def _where(file: Path, metadata: dict[str, Any]) -> str:
-    """The record's place for a message: "kb.jsonl:3", "faq.csv:row 12", "guide.pdf:page 2"."""
-    for key, label in (("line", ""), ("row", "row "), ("page", "page ")):
-        if key in metadata:
-            return f"{file}:{label}{metadata[key]}"
-    return str(file)
 
 
 def id_scope(given: Path) -> str:
@@ -224,7 +218,7 @@ def _read_csv(path: Path, name: str, options: CsvOptions, problems: list[Problem
         metadata: dict[str, Any] = {"row": offset}
         if title_column is not None and title_column < len(row) and row[title_column].strip():
             metadata["title"] = row[title_column].strip()
-        yield SourceText(name, text, metadata)
+        yield SourceText(name, text, metadata, place=where)
 
 
 def _read_jsonl(path: Path, name: str, options: JsonlOptions, problems: list[Problem]) -> Iterator[SourceText]:
@@ -256,7 +250,7 @@ def _read_jsonl(path: Path, name: str, options: JsonlOptions, problems: list[Pro
             ]
         metadata = {k: record[k] for k in names if k in record and record[k] is not None}
         metadata["line"] = number
-        yield SourceText(name, text.strip(), metadata)
+        yield SourceText(name, text.strip(), metadata, place=where)
 
 
 def _read_text_file(path: Path, name: str, problems: list[Problem]) -> Iterator[SourceText]:
@@ -286,7 +280,7 @@ def _read_pdf(path: Path, name: str, problems: list[Problem]) -> Iterator[Source
             problems.append(Problem(str(path), "encrypted: save a copy without a password and ingest that"))
             return
         pages = list(reader.pages)
-        title = str((reader.metadata or {}).get("/Title") or "").strip()
+        title = short_title(str((reader.metadata or {}).get("/Title") or ""))
     except (OSError, PdfReadError, ValueError) as exc:
         problems.append(Problem(str(path), f"cannot read as PDF: {exc}"))
         return
@@ -303,10 +297,21 @@ def _read_pdf(path: Path, name: str, problems: list[Problem]) -> Iterator[Source
         metadata: dict[str, Any] = {"file": path.name, "page": number}
         if title:
             metadata["title"] = title
-        yield SourceText(name, text, metadata)
+        yield SourceText(name, text, metadata, place=f"{path}:page {number}")
     if without_text:
         pages_named = ", ".join(map(str, without_text))
         problems.append(Problem(str(path), f"no text on page(s) {pages_named} (scanned images? OCR them first)"))
+
+
+def short_title(title: str) -> str:
+    """A document's own title, cut to MAX_TITLE_CHARS at a word: a title is a label shown with
+    each source and kept first when a source is condensed, and a PDF's /Title is whatever the
+    producing tool wrote (sometimes the whole first page)."""
+    title = " ".join(title.split())
+    if len(title) <= MAX_TITLE_CHARS:
+        return title
+    cut = title[: MAX_TITLE_CHARS - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
 
 
 def pdf_page_text(text: str) -> str:

@@ -4,7 +4,7 @@ files reported by name, the rest of the run unaffected."""
 from __future__ import annotations
 
 from ragchat.ingest.chunking import chunk_documents
-from ragchat.ingest.sources import pdf_page_text, read_sources
+from ragchat.ingest.sources import MAX_TITLE_CHARS, pdf_page_text, read_sources
 
 GUIDE = [
     "Managed Spot Training cuts training costs by up to 90 per-\ncent.\nCheckpoints go to Amazon S3.",
@@ -22,6 +22,16 @@ def test_each_page_is_a_text_with_its_page_number_and_the_documents_title(tmp_pa
     ]
     assert all(t.metadata["file"] == "spot-guide.pdf" and t.metadata["title"] == "Spot training guide" for t in texts)
     assert [str(p) for p in problems] == [f"{pdf}: no text on page(s) 2 (scanned images? OCR them first)"]
+
+
+def test_a_title_as_long_as_a_page_is_cut_and_every_page_is_still_read(tmp_path, make_pdf):
+    """Some tools write a whole page into /Title: every page used to be skipped as a record
+    whose fields were too large; now the title is cut at a word and the pages are read."""
+    pdf = make_pdf(tmp_path / "export.pdf", ["Page one text.", "Page two text."], title="word " * 3_000)
+    texts, problems = read_sources([pdf])
+    assert [t.text for t in texts] == ["Page one text.", "Page two text."] and problems == []
+    title = texts[0].metadata["title"]
+    assert title.endswith("word…") and len(title) <= MAX_TITLE_CHARS
 
 
 def test_locked_and_broken_pdfs_are_problems_and_the_folder_is_still_read(tmp_path, make_pdf):

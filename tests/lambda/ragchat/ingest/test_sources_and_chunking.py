@@ -168,16 +168,16 @@ def test_ordinary_prose_is_not_cut_by_the_character_bound(tokens, docs_folder):
     assert max(len(c.text) for c in bounded) < MAX_CHUNK_CHARS / 2  # the bound is far from real text
 
 
-def test_records_that_cannot_be_stored_are_problems_named_by_line_and_row(tmp_path):
+def test_records_that_cannot_be_stored_are_problems_named_by_their_file_line(tmp_path):
     jsonl = tmp_path / "kb.jsonl"
     jsonl.write_text('{"text": "ok \\ud800 broken"}\n{"text": "Spot saves money."}\n')
     faq = tmp_path / "faq.csv"
-    faq.write_text("What is X?,X is a thing.\n" + "Q" * 13_000 + ",A long title's row.\n")
+    faq.write_text('What is X?,"X is\na thing."\n' + "Q" * 13_000 + ",A long title's row.\n")  # row 1, line 3
     texts, problems = read_sources([jsonl, faq])
-    assert [t.text for t in texts] == ["Spot saves money.", "What is X?\nX is a thing."]
+    assert [t.text for t in texts] == ["Spot saves money.", "What is X?\nX is\na thing."]
     assert [str(p) for p in problems] == [
         f"{jsonl}:1: broken Unicode (a lone surrogate such as \\ud800): fix the text",
-        f"{faq}:row 1: its metadata fields take 13,020 bytes, the largest 'title'; a record's fields may hold "
+        f"{faq}:3: its metadata fields take 13,020 bytes, the largest 'title'; a record's fields may hold "
         "12,288 (a Pinecone record holds 40,960 with the chunk's text): choose another title column with "
         "--csv-title-column, or none",
     ]
