@@ -122,11 +122,12 @@ def _paragraphs(text: str) -> list[tuple[str, bool]]:
     out: list[tuple[str, bool]] = []
     fence = ""
     for block in re.split(r"\n\s*\n", text):
-        lines = [line.rstrip() for line in block.strip().split("\n") if line.strip()]
+        raw = [line.rstrip() for line in block.split("\n") if line.strip()]  # indents kept: they decide fences
         buffer: list[str] = []
-        for line in lines:
+        for number, indented in enumerate(raw):
+            line = indented.lstrip() if number == 0 else indented  # the text keeps its own form
             inside = fence
-            fence = _fence(line, fence)
+            fence = _fence(indented, fence)
             if not inside and not fence and HEADING.match(line.strip()):
                 if buffer:
                     out.append(("\n".join(buffer), False))

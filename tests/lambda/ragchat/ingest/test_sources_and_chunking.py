@@ -198,6 +198,13 @@ def test_a_comment_in_a_code_block_is_not_a_heading(tokens):
     assert chunk_text(text, tokens) == [(text, "Setup")]
 
 
+def test_backticks_indented_four_spaces_are_code_not_a_fence(tokens):
+    """CommonMark: a fence is indented at most three spaces. At a paragraph's start the indent
+    was stripped before the check, so the backticks opened a fence and hid the next heading."""
+    text = "# Setup\n\n    ```\n    literal backticks\n\n# Serve\n\nRun it."
+    assert [section for _, section in chunk_text(text, tokens, ChunkSettings(20, 0))] == ["Setup", "Serve"]
+
+
 def test_windows_cut_between_words_stay_within_the_model_window_and_keep_every_character(tokens):
     import base64
     import random
