@@ -13,7 +13,7 @@ from stacks.nag import acknowledge_findings
 app = cdk.App()
 try:
     config = DeploymentConfig.from_context(app.node.get_all_context())
-    stack = RagChatStack(app, "RagChat", config=config)
+    stack = RagChatStack(app, config.stack_name, config=config)
 except ConfigError as error:
     sys.exit(f"Invalid configuration: {error}")
 acknowledge_findings(stack)

@@ -18,7 +18,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from cdklabs.deploy_time_build import ContainerImageBuild
 from constructs import Construct
 
-from .config import BUILD_HANDLER_CONCURRENCY
+from .config import BUILD_HANDLER_CONCURRENCY, NO_RESERVATION_SKIP
 
 IGNORED = ("__pycache__", ".pytest_cache")
 # The library's custom-resource handler, a singleton at the stack's root (see config.py).
@@ -44,7 +44,7 @@ def context_tag(directory: Path) -> str:
 class BuiltImage(Construct):
     """The stack's own repository and the deploy-time build that fills it."""
 
-    def __init__(self, scope: Construct, construct_id: str, directory: Path) -> None:
+    def __init__(self, scope: Construct, construct_id: str, directory: Path, reserve_concurrency: bool = True) -> None:
         super().__init__(scope, construct_id)
         self.tag = context_tag(directory)
         self.repository = ecr.Repository(
@@ -65,6 +65,9 @@ class BuiltImage(Construct):
         )
         for child in Stack.of(self).node.children:
             if child.node.id.startswith(BUILD_HANDLER):
-                child.node.default_child.add_property_override(
-                    "ReservedConcurrentExecutions", BUILD_HANDLER_CONCURRENCY
-                )
+                if reserve_concurrency:
+                    child.node.default_child.add_property_override(
+                        "ReservedConcurrentExecutions", BUILD_HANDLER_CONCURRENCY
+                    )
+                else:
+                    child.node.default_child.add_metadata("checkov", {"skip": [NO_RESERVATION_SKIP]})

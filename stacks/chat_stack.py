@@ -32,11 +32,11 @@ from ragchat.aws.settings import PARKED_ENV, AwsSettings
 from .bedrock import invoke_resources, require_source_region
 from .built_image import BuiltImage
 from .bundling import ModelArchiveBundling, PackagedWeights, PipInstallBundling
-from .config import DeploymentConfig
+from .config import NO_RESERVATION_SKIP, DeploymentConfig
 from .endpoint import VARIANT, EndpointSpec, SageMakerEndpoint
 from .images import HF_CPU, MODERATION_IMAGE
 from .jumpstart import model_package_arn
-from .monitoring import MonitoredEndpoint, Monitoring
+from .monitoring import SERVICE_NAMESPACE, MonitoredEndpoint, Monitoring
 from .regions import require_function_urls
 from .scale_to_zero import ScaleToZero
 from .weights import MODEL_DIR, hub_mode_reason, lmi_environment, read_properties
@@ -117,6 +117,7 @@ class RagChatStack(Stack):
                 MonitoredEndpoint(name, _metric_dimensions(endpoint), gpu=name not in CPU_ENDPOINTS)
                 for name, endpoint in self.endpoints.items()
             ],
+            service=self.stack_name,
             alarm_email=config.alarm_email,
         )
         self._outputs()
@@ -263,7 +264,12 @@ class RagChatStack(Stack):
         (model_code/stage_wikipedia.py), copied to the instance's volume, so the container
         needs no network (isolation on). Loading the index takes minutes: hence the timeouts."""
         config = self.config
-        self.wikipedia_image = BuiltImage(self, "WikipediaImage", MODEL_CODE / "wikipedia_retrieval")
+        self.wikipedia_image = BuiltImage(
+            self,
+            "WikipediaImage",
+            MODEL_CODE / "wikipedia_retrieval",
+            reserve_concurrency=self.config.lambda_reserved_concurrency > 0,
+        )
         return SageMakerEndpoint(
             self,
             "WikipediaRetrieval",
@@ -349,8 +355,8 @@ class RagChatStack(Stack):
             "AWS_LWA_INVOKE_MODE": "response_stream",
             "AWS_LWA_READINESS_CHECK_PATH": "/health",
             "PORT": "8080",
-            "POWERTOOLS_SERVICE_NAME": "ragchat",
-            "POWERTOOLS_METRICS_NAMESPACE": "RagChat",
+            "POWERTOOLS_SERVICE_NAME": self.stack_name,  # the metrics' `service`: one per stack
+            "POWERTOOLS_METRICS_NAMESPACE": SERVICE_NAMESPACE,
             **settings.to_env(),
         }
         if config.parked:
@@ -373,7 +379,7 @@ class RagChatStack(Stack):
             memory_size=config.lambda_memory_mb,
             timeout=Duration.seconds(config.lambda_timeout_seconds),
             # a ceiling on what a burst of requests (or a runaway client) can spend on the endpoints
-            reserved_concurrent_executions=config.lambda_reserved_concurrency,
+            reserved_concurrent_executions=config.lambda_reserved_concurrency or None,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             layers=[
@@ -386,6 +392,8 @@ class RagChatStack(Stack):
             environment=environment,
             description="RAG chat service: moderate, embed, retrieve, generate, store",
         )
+        if not config.lambda_reserved_concurrency:
+            function.node.default_child.add_metadata("checkov", {"skip": [NO_RESERVATION_SKIP]})
         if self.endpoints:
             function.add_to_role_policy(
                 iam.PolicyStatement(

@@ -29,7 +29,9 @@ PREFIX = "ragchat:"
 
 FUNCTION_URL_AUTH = ("AWS_IAM", "NONE")
 LOG_RETENTION_DAYS = (1, 3, 7, 14, 30, 60, 90, 180, 365, 731, 1827, 3653)
-SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+# a secret's complete ARN ends in "-" and six random characters, which a partial ARN (the name only) lacks
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$")
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")  # CloudFormation's rule for a stack name
 S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 MODEL_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9/-]{1,170}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -37,8 +39,15 @@ REVISION = re.compile(r"^[0-9a-f]{40}$")
 PINECONE_INDEX = re.compile(r"^[a-z0-9][a-z0-9-]{0,44}$")
 # The Wikipedia image build's handler (cdklabs-deploy-time-build's custom resource) runs only
 # when CloudFormation asks, asynchronously (Lambda retries a throttled event): one concurrent
-# run is all it needs, reserved like every function of the stack (checkov CKV_AWS_115).
+# run is all it needs, reserved like every function of the stack (checkov CKV_AWS_115), unless
+# lambda_reserved_concurrency=0 turns reservations off.
 BUILD_HANDLER_CONCURRENCY = 1
+# checkov's suppression of its reserved-concurrency check when the user turned reservations off
+NO_RESERVATION_SKIP = {
+    "id": "CKV_AWS_115",
+    "comment": "ragchat:lambda_reserved_concurrency=0: the account's concurrency quota leaves none to reserve "
+    "(Lambda keeps 100 unreserved)",
+}
 
 
 class ConfigError(ValueError):
@@ -47,6 +56,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DeploymentConfig:
+    stack_name: str = "RagChat"  # another name deploys a second, independent copy in the same account and region
     chat_model: str = DEFAULT_CHAT_MODEL  # a name in ragchat/catalog.py
     chat_instance_type: str = ""  # empty: the chat model's default
     chat_model_s3_uri: str = ""  # staged weights (model_code/upload_weights.py); empty: from the hub
@@ -84,7 +94,10 @@ class DeploymentConfig:
     scale_to_zero: bool = False  # true: the GPU models run as inference components that can reach 0 instances
     scale_to_zero_idle_minutes: int = 30  # no request this long: the model's instance is released
     alarm_email: str = ""  # empty: alarms go to the SNS topic only (subscribe to it yourself)
-    lambda_reserved_concurrency: int = 20  # concurrent chat requests at most; the rest are throttled (429)
+    # concurrent chat requests at most; the rest are throttled (429). 0: reserve nothing (accounts whose
+    # concurrency quota is too low to reserve any: Lambda keeps 100 unreserved); the chat function then
+    # shares the account's pool and has no ceiling of its own.
+    lambda_reserved_concurrency: int = 20
 
     @property
     def model(self) -> ChatModel:
@@ -136,6 +149,8 @@ class DeploymentConfig:
     def reserved_concurrency(self) -> int:
         """The account concurrency the stack's functions reserve: the chat function's, plus the
         Wikipedia image build's handler when that endpoint exists (what preflight checks)."""
+        if not self.lambda_reserved_concurrency:
+            return 0
         building = self.knowledge_base == "wikipedia" and not self.parked
         return self.lambda_reserved_concurrency + (BUILD_HANDLER_CONCURRENCY if building else 0)
 
@@ -172,6 +187,11 @@ class DeploymentConfig:
         def between(key: str, low: int, high: int) -> None:
             check(low <= getattr(self, key) <= high, key, f"must be between {low} and {high}")
 
+        check(
+            bool(STACK_NAME.match(self.stack_name)),
+            "stack_name",
+            "must start with a letter and hold only letters, digits and hyphens (at most 128)",
+        )
         one_of("chat_model", tuple(CHAT_MODELS))
         one_of("moderation", MODERATION_MODES)
         one_of("knowledge_base", VECTOR_INDEXES)
@@ -263,7 +283,9 @@ class DeploymentConfig:
         check(
             self.pinecone_secret_arn == "" or bool(SECRET_ARN.match(self.pinecone_secret_arn)),
             "pinecone_secret_arn",
-            "must be a Secrets Manager secret ARN",
+            "must be a Secrets Manager secret's complete ARN, ending in its 6-character suffix "
+            "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf; `aws secretsmanager describe-secret "
+            "--secret-id NAME --query ARN` prints it)",
         )
         check(
             self.function_url_auth != "NONE" or self.allow_public_function_url,
@@ -273,7 +295,7 @@ class DeploymentConfig:
         between("conversation_ttl_days", 1, 3650)
         between("lambda_memory_mb", 256, 10240)
         between("lambda_timeout_seconds", 30, 900)
-        between("lambda_reserved_concurrency", 1, 1000)
+        between("lambda_reserved_concurrency", 0, 1000)
         between("scale_to_zero_idle_minutes", 10, 1440)
         check(
             not self.scale_to_zero or self.chat_max_instances == 1,

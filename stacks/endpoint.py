@@ -147,8 +147,14 @@ class SageMakerEndpoint(Construct):
                     )
                 ],
             )
+        autoscaled = spec.scale_to_zero is None and spec.max_instances > spec.min_instances
         self.endpoint = sagemaker.CfnEndpoint(
-            self, "Endpoint", endpoint_config_name=self.config.attr_endpoint_config_name
+            self,
+            "Endpoint",
+            endpoint_config_name=self.config.attr_endpoint_config_name,
+            # an update (a new model or image) keeps the instance count auto scaling has reached,
+            # instead of dropping a loaded fleet back to min_instances (UpdateEndpoint's default)
+            retain_all_variant_properties=autoscaled or None,
         )
         self.endpoint_name = self.endpoint.attr_endpoint_name
         self.endpoint_arn = self.endpoint.ref  # Ref of AWS::SageMaker::Endpoint is its ARN
@@ -165,7 +171,7 @@ class SageMakerEndpoint(Construct):
                 startup_timeout_seconds=spec.startup_timeout_seconds,
                 download_timeout_seconds=spec.download_timeout_seconds,
             )
-        elif spec.max_instances > spec.min_instances:
+        elif autoscaled:
             self._scale_on_invocations(spec)
 
     def _scale_on_invocations(self, spec: EndpointSpec) -> None:

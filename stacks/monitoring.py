@@ -1,6 +1,7 @@
 """Alarms and one dashboard for the request path: Function URL -> Lambda -> SageMaker
 endpoints and DynamoDB, plus the chat service's own metrics (namespace `RagChat`,
-dimension `service`, written by `ragchat.aws.observability`).
+dimension `service` = the stack's name, written by `ragchat.aws.observability`), so two stacks
+in one account and region never alarm on each other's metrics.
 
 Every alarm notifies one SNS topic; `-c ragchat:alarm_email=you@example.com` subscribes an
 address (SNS mails a confirmation link first). Missing data is never an alarm: an idle,
@@ -21,7 +22,6 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 SERVICE_NAMESPACE = "RagChat"
-SERVICE_DIMENSIONS = {"service": "ragchat"}
 FIVE_MINUTES = Duration.minutes(5)
 # ModelLatency is reported in microseconds.
 # Wikipedia retrieval: the Lambda waits 5 s for retrieval by default (retrieval_timeout_seconds).
@@ -56,9 +56,11 @@ class Monitoring(Construct):
         timeout: Duration,
         table: dynamodb.ITable,
         endpoints: list[MonitoredEndpoint],
+        service: str,
         alarm_email: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
+        self.service = service  # the `service` dimension of the chat service's metrics
         self.topic = sns.Topic(self, "Alarms", display_name="RAG chat alarms", enforce_ssl=True)
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
@@ -183,12 +185,11 @@ class Monitoring(Construct):
         alarm.add_alarm_action(actions.SnsAction(self.topic))
         self.alarms.append(alarm)
 
-    @staticmethod
-    def _service_metric(name: str, statistic: str = "Sum") -> cloudwatch.Metric:
+    def _service_metric(self, name: str, statistic: str = "Sum") -> cloudwatch.Metric:
         return cloudwatch.Metric(
             namespace=SERVICE_NAMESPACE,
             metric_name=name,
-            dimensions_map=SERVICE_DIMENSIONS,
+            dimensions_map={"service": self.service},
             statistic=statistic,
             period=FIVE_MINUTES,
         )

@@ -40,11 +40,12 @@ def synth(**settings) -> tuple[dict, Path]:
     unacknowledged finding. Returns the template and the cloud assembly folder."""
     outdir = Path(tempfile.mkdtemp(prefix="cdk-test-", dir=synth_root()))
     app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(outdir))
-    stack = RagChatStack(app, "RagChat", config=DeploymentConfig(**settings))
+    config = DeploymentConfig(**settings)
+    stack = RagChatStack(app, config.stack_name, config=config)
     acknowledge_findings(stack)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
-    return json.loads((outdir / "RagChat.template.json").read_text()), outdir
+    return json.loads((outdir / f"{config.stack_name}.template.json").read_text()), outdir
 
 
 def synth_once(**settings) -> tuple[dict, Path]:

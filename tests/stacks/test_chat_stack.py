@@ -57,6 +57,11 @@ def test_endpoints_have_no_fixed_names_and_scale_between_min_and_max(default_tem
 
 def test_target_tracking_when_max_above_min():
     template, _ = synth(chat_max_instances=3)
+    # an update keeps the instance count scaling reached (UpdateEndpoint's default drops it to the minimum)
+    retained = [
+        n for n, e in resources(template, "AWS::SageMaker::Endpoint").items() if e.get("RetainAllVariantProperties")
+    ]
+    assert len(retained) == 1 and retained[0].startswith("ChatLlm")  # only the scaled variant
     (target,) = resources(template, "AWS::ApplicationAutoScaling::ScalableTarget").values()
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 3) and "RoleARN" not in target
     assert "ChatLlm" in json.dumps(target["ResourceId"])
@@ -389,3 +394,30 @@ def test_reserved_concurrency_is_set_and_configurable(default_template):
     template, _ = synth(lambda_reserved_concurrency=3)
     (function,) = resources(template, "AWS::Lambda::Function").values()
     assert function["ReservedConcurrentExecutions"] == 3
+
+
+def test_zero_reserves_nothing_for_accounts_that_cannot(tmp_path):
+    """Lambda keeps 100 of the account's concurrency unreserved, so a new account (a quota of
+    10 or 100) cannot reserve even 1: 0 leaves the property out (0 in the template would stop
+    the function), and checkov is told why its reserved-concurrency check is skipped."""
+    template, _ = synth(lambda_reserved_concurrency=0)
+    ((name, function),) = [(n, r) for n, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function"]
+    assert "ReservedConcurrentExecutions" not in function["Properties"]
+    (skip,) = function["Metadata"]["checkov"]["skip"]
+    assert skip["id"] == "CKV_AWS_115" and "lambda_reserved_concurrency=0" in skip["comment"]
+
+
+def test_two_stacks_in_one_account_keep_their_metrics_and_alarms_apart():
+    """Two deployments (dev and prod) in one account and region: the service metrics and the
+    alarms on them carry each stack's own name as their `service` dimension."""
+    dimension_of = {}
+    for name in ("RagChatDev", "RagChatProd"):
+        template, _ = synth(stack_name=name)
+        (function,) = resources(template, "AWS::Lambda::Function").values()
+        assert function["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == name
+        alarms = [a for a in resources(template, "AWS::CloudWatch::Alarm").values() if a.get("Namespace") == "RagChat"]
+        assert alarms and {json.dumps(a["Dimensions"]) for a in alarms} == {
+            json.dumps([{"Name": "service", "Value": name}])
+        }
+        dimension_of[name] = alarms[0]["Dimensions"]
+    assert dimension_of["RagChatDev"] != dimension_of["RagChatProd"]

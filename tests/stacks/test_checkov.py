@@ -25,6 +25,7 @@ CONFIGURATIONS = {
     "parked": {"parked": True},
     "wikipedia": WIKIPEDIA,
     "bedrock": {"chat_model": "bedrock"},
+    "unreserved": WIKIPEDIA | {"lambda_reserved_concurrency": 0},  # an account that cannot reserve any
 }
 BROKEN = "broken"  # the staged template without isolation and reserved concurrency
 
@@ -79,8 +80,10 @@ def test_every_model_and_function_passes_or_is_a_hub_mode_model(name, templates,
         found = checkov[name][check]
         assert set(found) == set(resources(templates[name], kind)), f"{check} ran on every {kind}"
         for resource, result in found.items():
-            if result["result"] == "SKIPPED":
-                assert check == ISOLATION, f"{resource}: only network isolation may be skipped"
+            if result["result"] == "SKIPPED" and check == RESERVED_CONCURRENCY:
+                assert name == "unreserved", f"{resource}: skipped only when the user reserves nothing"
+                assert "lambda_reserved_concurrency=0" in result["suppress_comment"], "the skip names the setting"
+            elif result["result"] == "SKIPPED":
                 model = templates[name]["Resources"][resource]
                 assert "EnableNetworkIsolation" not in model["Properties"]
                 assert "Hugging Face hub" in result["suppress_comment"]
@@ -106,6 +109,16 @@ def test_staged_weights_need_no_skip(checkov, templates):
     assert all(
         "Metadata" not in r for r in templates["staged"]["Resources"].values() if r["Type"] == CHECKED[ISOLATION]
     )
+
+
+def test_reserving_nothing_skips_the_check_on_every_function_and_only_there(checkov, templates):
+    found = checkov["unreserved"][RESERVED_CONCURRENCY]
+    assert len(found) == 2 and {r["result"] for r in found.values()} == {"SKIPPED"}  # chat + image build handler
+    assert all(
+        "ReservedConcurrentExecutions" not in templates["unreserved"]["Resources"][f]["Properties"] for f in found
+    )
+    for name in set(CONFIGURATIONS) - {"unreserved"}:
+        assert {r["result"] for r in checkov[name][RESERVED_CONCURRENCY].values()} == {"PASSED"}, name
 
 
 def test_parked_has_no_model_and_its_function_reserves_concurrency(checkov):

@@ -55,7 +55,7 @@ def test_duration_alarm_is_near_the_timeout_and_service_metrics_carry_the_powert
     duration = by_metric[("AWS/Lambda", "Duration")]
     assert duration["Threshold"] == 0.9 * 300 * 1000 and duration["ExtendedStatistic"] == "p99"
     server_errors = by_metric[("RagChat", "ServerErrors")]
-    assert server_errors["Dimensions"] == [{"Name": "service", "Value": "ragchat"}]
+    assert server_errors["Dimensions"] == [{"Name": "service", "Value": "RagChat"}]  # the stack's name
 
 
 def test_alarm_email_subscribes_to_the_topic():

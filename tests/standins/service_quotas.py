@@ -4,7 +4,9 @@ real API is, so a client that reads only the first page is caught."""
 
 from __future__ import annotations
 
+import re
 from http.server import BaseHTTPRequestHandler
+from urllib.parse import unquote
 
 from .base import Recorded, StandInServer, refuse_unknown_target, send_json
 
@@ -37,13 +39,22 @@ class ServiceQuotasStandIn(StandInServer):
 
 
 class LambdaAccountStandIn(StandInServer):
-    """Lambda's `GetAccountSettings` (REST: `GET /2016-08-19/account-settings/`)."""
+    """Lambda's `GetAccountSettings` (REST: `GET /2016-08-19/account-settings/`) and
+    `GetFunctionConcurrency` (`GET /2019-09-30/functions/{name}/concurrency`). As in Lambda,
+    the unreserved figure already leaves out what functions reserve."""
 
-    def __init__(self, unreserved: int) -> None:
+    def __init__(self, unreserved: int, reserved: dict[str, int] | None = None) -> None:
         self.unreserved = unreserved
+        self.reserved = reserved or {}  # function name -> its reserved concurrency
         super().__init__()
 
     def handle(self, handler: BaseHTTPRequestHandler, recorded: Recorded) -> None:
+        concurrency = re.fullmatch(r"/2019-09-30/functions/([^/]+)/concurrency", recorded.path.split("?")[0])
+        if recorded.method == "GET" and concurrency:
+            name = unquote(concurrency.group(1))
+            body = {"ReservedConcurrentExecutions": self.reserved[name]} if name in self.reserved else {}
+            send_json(handler, 200, body)
+            return
         if recorded.method != "GET" or not recorded.path.startswith("/2016-08-19/account-settings"):
             send_json(handler, 404, {"Type": "User", "message": "unknown route"})
             return

@@ -76,7 +76,11 @@ class AwsClients:
             sagemaker_fast=session.client("sagemaker-runtime", config=FAST),
             sagemaker_generation=session.client("sagemaker-runtime", config=generation_config(settings)),
             dynamodb=session.client("dynamodb", config=FAST),
-            secrets=session.client("secretsmanager", config=FAST) if settings.vector_index == "pinecone" else None,
+            secrets=(
+                session.client("secretsmanager", config=FAST, region_name=secret_region(settings.pinecone_secret_arn))
+                if settings.vector_index == "pinecone"
+                else None
+            ),
             comprehend=session.client("comprehend", config=FAST) if settings.moderation == "comprehend" else None,
             bedrock=session.client("bedrock-runtime", config=GENERATION) if settings.generator == "bedrock" else None,
         )
@@ -94,9 +98,17 @@ def sagemaker_embedder(endpoint: str, client: Any | None = None) -> Embedder:
     return SageMakerEmbedder(SageMakerRuntime(client or boto3.client("sagemaker-runtime", config=FAST)), endpoint)
 
 
+def secret_region(secret_arn: str) -> str | None:
+    """The region a secret lives in, from its ARN (None for a bare name: the client's own).
+    Secrets Manager is regional: a secret imported from another region is read there."""
+    parts = secret_arn.split(":")
+    return parts[3] or None if len(parts) > 3 and parts[0] == "arn" else None
+
+
 def secret_api_key(secret_arn: str, client: Any | None = None, max_age: float = 300.0) -> SecretApiKey:
     """The Pinecone key read from the stack's secret (cached, re-read when rejected)."""
-    return SecretApiKey(client or boto3.client("secretsmanager", config=FAST), secret_arn, max_age)
+    client = client or boto3.client("secretsmanager", config=FAST, region_name=secret_region(secret_arn))
+    return SecretApiKey(client, secret_arn, max_age)
 
 
 def pinecone_vector_index(name: str, api_key: Callable[..., str], host: str = "") -> PineconeVectorIndex:

@@ -21,7 +21,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ..engine import ChatResult
 
-SERVICE = "ragchat"
+# the stack sets its own name, so two stacks in one account keep their metrics apart
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ragchat")
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "RagChat"))
 

@@ -39,6 +39,7 @@ class Needs:
     account: str
     endpoint_instances: Mapping[str, int] = field(default_factory=dict)  # instance type -> instances
     reserved_concurrency: int = 0
+    stack_name: str = "RagChat"  # an already deployed stack's own reservations count as free
     pinecone_secret_arn: str = ""  # empty: the stack creates the secret
     staged_weights: Mapping[str, str] = field(default_factory=dict)  # setting -> s3://bucket/prefix/
     bedrock_model_id: str = ""  # chat_model=bedrock: the model or inference profile the function calls
@@ -169,16 +170,37 @@ def check_staged_weights(client: Any, needs: Needs) -> list[Result]:
     return results
 
 
-def check_lambda_concurrency(client: Any, needs: Needs) -> Result:
+def stack_reservations(cloudformation: Any, client: Any, stack_name: str) -> int:
+    """The concurrency the stack's functions reserve now (0 before its first deploy): the
+    account's unreserved figure already leaves it out, and an update hands it back first."""
+    held = 0
+    try:
+        pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
+        for page in pages:
+            for resource in page.get("StackResourceSummaries", []):
+                if resource["ResourceType"] == "AWS::Lambda::Function" and resource.get("PhysicalResourceId"):
+                    concurrency = client.get_function_concurrency(FunctionName=resource["PhysicalResourceId"])
+                    held += int(concurrency.get("ReservedConcurrentExecutions") or 0)
+    except (ClientError, BotoCoreError):  # no such stack (or not allowed to look): nothing held
+        return 0
+    return held
+
+
+def check_lambda_concurrency(client: Any, needs: Needs, held: int = 0) -> Result:
+    """Lambda lets functions reserve the account's unreserved concurrency less 100: a new
+    account (a quota of 10, or 100) can reserve nothing, and is told to set 0."""
+    if needs.reserved_concurrency == 0:
+        return Result("Lambda concurrency", PASS, "nothing reserved (lambda_reserved_concurrency=0)")
     try:
         limits = client.get_account_settings()["AccountLimit"]
     except (ClientError, BotoCoreError) as exc:
         return Result("Lambda concurrency", FAIL, f"cannot read the account settings ({_error(exc)})")
-    unreserved = int(limits.get("UnreservedConcurrentExecutions", 0))
+    unreserved = int(limits.get("UnreservedConcurrentExecutions", 0)) + held
     room = unreserved - LAMBDA_UNRESERVED_FLOOR
     if needs.reserved_concurrency > room:
+        setting = f"{room} or less" if room > 0 else "0 (reserve nothing)"
         fix = (
-            f"-c ragchat:lambda_reserved_concurrency={max(room, 1)} or less, or request a higher "
+            f"-c ragchat:lambda_reserved_concurrency={setting}, or request a higher "
             "'Concurrent executions' quota (Service Quotas -> AWS Lambda)"
         )
         detail = f"reserving {needs.reserved_concurrency} leaves less than {LAMBDA_UNRESERVED_FLOOR} of {unreserved}"

@@ -24,6 +24,7 @@ from .checks import (
     check_staged_weights,
     failed,
     render,
+    stack_reservations,
 )
 
 PROJECT = Path(__file__).resolve().parents[3]  # the checkout: cdk.json, stacks/
@@ -97,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
 def run_checks(session: Any, config: Any, region: str) -> list[Result]:
     from stacks.region_facts import container_problem, function_url_problem
 
+    from ..aws.factory import secret_region
+
     try:
         account = session.client("sts").get_caller_identity()["Account"]
     except Exception as exc:  # no credentials, expired token, no network: nothing else can run
@@ -107,6 +110,7 @@ def run_checks(session: Any, config: Any, region: str) -> list[Result]:
         account=account,
         endpoint_instances=config.endpoint_instances(),
         reserved_concurrency=config.reserved_concurrency(),
+        stack_name=config.stack_name,
         pinecone_secret_arn=config.pinecone_secret_arn,
         bedrock_model_id=config.resolved_bedrock_model_id if config.model.backend == "bedrock" else "",
         staged_weights={
@@ -120,8 +124,11 @@ def run_checks(session: Any, config: Any, region: str) -> list[Result]:
     results += check_quotas(session.client("service-quotas"), needs)
     if needs.bedrock_model_id and not config.parked:
         results.append(check_bedrock_model(session.client("bedrock-runtime", config=BEDROCK_PROBE_CLIENT), needs))
-    results.append(check_bootstrap(session.client("cloudformation"), needs))
+    cloudformation, lambda_client = session.client("cloudformation"), session.client("lambda")
+    results.append(check_bootstrap(cloudformation, needs))
     results += check_staged_weights(session.client("s3"), needs)
-    results.append(check_lambda_concurrency(session.client("lambda"), needs))
-    results.append(check_pinecone_key(session.client("secretsmanager"), needs))
+    held = stack_reservations(cloudformation, lambda_client, needs.stack_name) if needs.reserved_concurrency else 0
+    results.append(check_lambda_concurrency(lambda_client, needs, held))
+    secrets_region = secret_region(needs.pinecone_secret_arn) or region
+    results.append(check_pinecone_key(session.client("secretsmanager", region_name=secrets_region), needs))
     return results

@@ -42,8 +42,10 @@ def aws(moto_url, monkeypatch):
 def account_apis(monkeypatch):
     servers = []
 
-    def start(quotas: dict[str, float], unreserved: int) -> ServiceQuotasStandIn:
-        quota_server, lambda_server = ServiceQuotasStandIn(quotas), LambdaAccountStandIn(unreserved)
+    def start(
+        quotas: dict[str, float], unreserved: int, reserved: dict[str, int] | None = None
+    ) -> ServiceQuotasStandIn:
+        quota_server, lambda_server = ServiceQuotasStandIn(quotas), LambdaAccountStandIn(unreserved, reserved)
         servers.extend((quota_server, lambda_server))
         monkeypatch.setenv("AWS_ENDPOINT_URL_SERVICE_QUOTAS", quota_server.url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_server.url)
@@ -112,7 +114,8 @@ def test_a_fresh_account_fails_each_check_with_its_fix(aws, account_apis, capsys
     assert "no such quota: ml.g5.2xlarge is not offered in eu-west-3" in out
     assert row(out, "quota: ml.t2.large for endpoint usage").startswith("pass")
     assert "no CDKToolkit stack in eu-west-3" in out and "npx cdk bootstrap aws://123456789012/eu-west-3" in out
-    assert "Lambda concurrency" in out and "ragchat:lambda_reserved_concurrency=1 or less" in out
+    # a quota of 100 leaves nothing to reserve (Lambda keeps 100 unreserved): the fix is to reserve none
+    assert "Lambda concurrency" in out and "ragchat:lambda_reserved_concurrency=0 (reserve nothing)" in out
     assert f"cannot read {missing} (ResourceNotFoundException" in out
     assert "Preflight failed" in out
 
@@ -300,3 +303,46 @@ def test_a_parked_bedrock_deployment_calls_no_model(aws, account_apis, bedrock, 
     account_apis(ALL_QUOTAS, unreserved=1000)
     assert main(["preflight", "--region", region, "-c", "ragchat:chat_model=bedrock", "-c", "ragchat:parked=true"]) == 0
     assert "Bedrock:" not in capsys.readouterr().out and bedrock.requests == []
+
+
+def deploy_stack(aws, region: str, name: str, functions: dict[str, int]) -> None:
+    """A deployed stack holding functions with reserved concurrency, as CloudFormation lists it."""
+    role = aws("iam", region).create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    resources = {
+        f"Function{index}": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {"FunctionName": function, "Role": role, "Runtime": "python3.12", "Handler": "x.h",
+                           "Code": {"ZipFile": "def h(event, context): pass"}},
+        }
+        for index, function in enumerate(functions)
+    }  # fmt: skip
+    aws("cloudformation", region).create_stack(StackName=name, TemplateBody=json.dumps({"Resources": resources}))
+
+
+def test_an_update_counts_what_the_deployed_stack_already_reserves(aws, account_apis, capsys):
+    """The account's unreserved figure leaves out the stack's own 20: counting them again
+    failed a re-run of preflight on the account the stack was deployed to."""
+    region = "ca-central-1"
+    bootstrap(aws, region)
+    deploy_stack(aws, region, "RagChatProd", {"RagChatProd-ChatFunction": 20})
+    account_apis(ALL_QUOTAS, unreserved=110, reserved={"RagChatProd-ChatFunction": 20})
+    secret = aws("secretsmanager", region).create_secret(Name="prod-key", SecretString="pcsk_x")["ARN"]
+    flags = ["-c", f"ragchat:pinecone_secret_arn={secret}"]
+
+    assert main(["preflight", "--region", region, *flags, "-c", "ragchat:stack_name=RagChatProd"]) == 0
+    assert row(capsys.readouterr().out, "Lambda concurrency") == "pass reserving 20 of 130 unreserved"
+    # another stack name is a second deployment: it needs 20 more than the 10 left
+    assert main(["preflight", "--region", region, *flags, "-c", "ragchat:stack_name=RagChatDev"]) == 1
+    assert row(capsys.readouterr().out, "Lambda concurrency").startswith(
+        "FAIL reserving 20 leaves less than 100 of 110"
+    )
+
+
+def test_reserving_nothing_passes_on_a_new_account(aws, account_apis, capsys):
+    region = "eu-north-1"
+    bootstrap(aws, region)
+    account_apis(ALL_QUOTAS, unreserved=10)
+    secret = aws("secretsmanager", region).create_secret(Name="new-account", SecretString="pcsk_x")["ARN"]
+    args = ["-c", f"ragchat:pinecone_secret_arn={secret}", "-c", "ragchat:lambda_reserved_concurrency=0"]
+    main(["preflight", "--region", region, *args])
+    assert row(capsys.readouterr().out, "Lambda concurrency") == "pass nothing reserved (lambda_reserved_concurrency=0)"
