@@ -113,9 +113,10 @@ def sse(event: str | None, data: Any) -> str:
     return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
 
 
-def service_error(exc: ChatServiceError) -> ApiError:
+def service_error(exc: ChatServiceError, openai: bool = False) -> ApiError:
     extra: dict[str, Any] = {"step": exc.step} if exc.step else {}
-    return ApiError(exc.status, exc.code, str(exc), **extra)
+    field = "messages" if openai and exc.field == "inputs" else exc.field  # the OpenAI route's name for it
+    return ApiError(exc.status, exc.code, str(exc), field, **extra)
 
 
 def error_response(error: ApiError, retry_after: int | None = None, openai_shape: bool = False) -> JSONResponse:
@@ -201,6 +202,14 @@ def create_app(
     async def openai_models(request: Request) -> Response:
         return JSONResponse(openai_api.model_list(engine_provider().profile.name, started))
 
+    async def openai_model(request: Request) -> Response:
+        """`GET /v1/models/{id}` (the SDK's `models.retrieve`): the served model, or 404."""
+        name, wanted = engine_provider().profile.name, request.path_params["model"]
+        if wanted != name:
+            message = f"The model '{wanted}' does not exist; this service serves '{name}'."
+            raise openai_api.OpenAIError(404, message, "model", "model_not_found")
+        return JSONResponse(openai_api.model_object(name, started))
+
     async def retrieve(request: Request) -> Response:
         """Retrieval as a chat turn would do it: the ranked matches (before the no-answer
         threshold) and the sources its prompt would get. `ragchat eval --url` reads this."""
@@ -234,8 +243,9 @@ def create_app(
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ChatServiceError)
-        log.warning("upstream failure in step %s: %s", exc.step, exc)
-        return error_response(service_error(exc), exc.retry_after, openai_shape(request))
+        if exc.status >= 500:
+            log.warning("upstream failure in step %s: %s", exc.step, exc)
+        return error_response(service_error(exc, openai_shape(request)), exc.retry_after, openai_shape(request))
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -256,6 +266,7 @@ def create_app(
         Route("/chat", chat, methods=["POST"]),
         Route("/v1/chat/completions", openai_chat, methods=["POST"]),
         Route("/v1/models", openai_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", openai_model, methods=["GET"]),
         Route("/retrieve", retrieve, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         *(extra_routes or []),

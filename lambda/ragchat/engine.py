@@ -17,7 +17,7 @@ from typing import Any
 
 from .admission import DeadlineExceeded, GenerationQueue, RequestCancelled
 from .context import MIN_CONTEXT_TOKENS, context_budget, join_context, select_context
-from .errors import RetrievalUnavailable
+from .errors import InputTooLong, RetrievalUnavailable
 from .interfaces import (
     ConversationStore,
     Embedder,
@@ -52,6 +52,7 @@ REFUSAL = "Unfortunately I am unable to provide any information about this topic
 # What the caller is told when retrieval fails. The cause (which may name the secret's ARN,
 # the index or how to fix it) is for the operator: it goes to the log only.
 RETRIEVAL_WARNING = "retrieval unavailable, answered without retrieved context"
+MIN_REPLY_TOKENS = 32  # a question must leave the model room to say at least this much
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ class ChatEngine:
         deadline = None if self.settings.deadline_seconds is None else time.monotonic() + self.settings.deadline_seconds
         timings: dict[str, float] = {}
         warnings: list[str] = []
+        self.check_fits(request.inputs, request.params)
         session_id = request.session_id or str(uuid.uuid4())
         stateless = request.history is not None
 
@@ -366,6 +368,18 @@ class ChatEngine:
         return result
 
     # -- prompt ------------------------------------------------------------------------
+    def check_fits(self, question: str, params: GenerationParams) -> None:
+        """Refuse (400 naming the field) a question that, rendered alone, leaves the model's
+        window no room for the smallest context and a short reply; it would fail at the model."""
+        base = self.profile.render(question, "", [], datetime.now(UTC), False)
+        taken = self.generator.count_tokens(base.describe())
+        room = self.profile.context_window - MIN_CONTEXT_TOKENS - MIN_REPLY_TOKENS
+        if taken > room:
+            raise InputTooLong(
+                f"the question and the prompt's template take {taken} of the model's {self.profile.context_window} "
+                f"tokens; at most {room} leave room for the context and a reply: shorten the question"
+            )
+
     def build_prompt(
         self,
         question: str,

@@ -8,11 +8,21 @@ from __future__ import annotations
 class ChatServiceError(Exception):
     status = 500
     code = "internal_error"
+    field: str | None = None  # the request field at fault, for a 4xx
 
     def __init__(self, message: str, *, step: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.step = step
         self.retry_after = retry_after
+
+
+class InputTooLong(ChatServiceError):
+    """The question alone leaves the model's window no room for context and a reply: a
+    request within the character limits can still be too long for a small window."""
+
+    status = 400
+    code = "input_too_long"
+    field = "inputs"
 
 
 class RetrievalUnavailable(ChatServiceError):

@@ -37,6 +37,20 @@ def error_body(status: int, message: str, param: str | None, code: str | None) -
     return {"error": body}
 
 
+# What a parameter may say when the service cannot honour it: values that ask for nothing
+# (clients send `tools: []` or `logprobs: false` by default). Anything else is refused.
+NO_OP_VALUES: dict[str, tuple[Any, ...]] = {
+    "tools": (None, []),
+    "tool_choice": (None, "none"),
+    "functions": (None, []),
+    "function_call": (None, "none"),
+    "response_format": (None, {"type": "text"}),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+}
+
+
 def refuse_unsupported(body: OpenAIChatBody) -> None:
     """Parameters whose meaning this service cannot honour: answering as if it did would
     mislead the caller (one choice for n=3, free text for a JSON schema, no tool calls)."""
@@ -44,8 +58,8 @@ def refuse_unsupported(body: OpenAIChatBody) -> None:
         raise OpenAIError(
             400, f"n={body.n} is not supported: this service returns one choice", "n", "unsupported_value"
         )
-    for name in ("tools", "tool_choice", "functions", "function_call", "response_format"):
-        if getattr(body, name) is not None:
+    for name, no_op in NO_OP_VALUES.items():
+        if getattr(body, name) not in no_op:
             message = f"Unsupported parameter: '{name}' is not supported by this service (plain text replies only)."
             raise OpenAIError(400, message, name, "unsupported_parameter")
     for m, message in enumerate(body.messages):
@@ -70,7 +84,7 @@ def chat_request(body: OpenAIChatBody, default_max_tokens: int = DEFAULT_MAX_TOK
         top_p=body.top_p,
         seed=body.seed,
     )
-    history = [Turn(m.role, m.text) for m in earlier if m.role != "system"]
+    history = [Turn(m.role, m.text) for m in earlier if m.role in ("user", "assistant") and m.text]
     return ChatRequest(inputs=last.text, params=params, history=history)
 
 
@@ -139,6 +153,10 @@ def chunks(events: Iterator[Token | ChatResult], meta: CompletionMeta, include_u
             yield chunk([], usage=usage(event))
 
 
+def model_object(model: str, created: int) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": created, "owned_by": "ragchat"}
+
+
 def model_list(model: str, created: int) -> dict[str, Any]:
     """`GET /v1/models`: the one model this service serves."""
-    return {"object": "list", "data": [{"id": model, "object": "model", "created": created, "owned_by": "ragchat"}]}
+    return {"object": "list", "data": [model_object(model, created)]}

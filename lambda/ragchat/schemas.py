@@ -3,7 +3,7 @@ unknown fields are refused, so a typo never silently falls back to a default."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -19,13 +19,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class _NullIsDefault(_Strict):
+    """`null` for an optional parameter means "the default", as in OpenAI's API: client
+    wrappers pass `temperature=None` through. Only the fields named in NULL_IS_DEFAULT."""
+
+    NULL_IS_DEFAULT: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_default(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (v is None and k in cls.NULL_IS_DEFAULT)}
+        return data
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must contain non-whitespace text")
     return value
 
 
-class ChatParameters(_Strict):
+class ChatParameters(_NullIsDefault):
+    NULL_IS_DEFAULT = ("temperature", "top_k", "no_retrieval")
     temperature: float = Field(0.6, ge=0, le=2)
     top_k: int = Field(40, ge=0, le=1000)
     # None: the model profile's default (short for the small local model)
@@ -34,8 +49,10 @@ class ChatParameters(_Strict):
     no_retrieval: bool = False
 
 
-class ChatBody(_Strict):
+class ChatBody(_NullIsDefault):
     """The original contract: {"inputs": str, "parameters": {...}}, plus "stream"."""
+
+    NULL_IS_DEFAULT = ("parameters", "stream")
 
     inputs: NonBlank
     parameters: ChatParameters = ChatParameters()
@@ -80,7 +97,8 @@ class ContentPart(BaseModel):
 
 
 class OpenAIMessage(_Strict):
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant"]  # developer: the newer name of system
+    name: str | None = Field(None, max_length=256)  # accepted, not used
     # a string is one text part: one shape to validate, and errors name `messages.N.content...`
     # without the labels pydantic gives the members of a union
     content: list[ContentPart] = Field(max_length=MAX_CONTENT_PARTS)
@@ -88,6 +106,8 @@ class OpenAIMessage(_Strict):
     @field_validator("content", mode="before")
     @classmethod
     def _string_is_one_text_part(cls, content: Any) -> Any:
+        if content is None:  # an assistant turn that only called tools: no text
+            return []
         return [{"type": "text", "text": content}] if isinstance(content, str) else content
 
     @field_validator("content")
@@ -114,15 +134,21 @@ def text_of(parts: list[ContentPart]) -> str:
 class StreamOptions(_Strict):
     include_usage: bool = False
     include_obfuscation: bool = False  # accepted; nothing here needs padding
+    continuous_usage_stats: bool = False  # vLLM's; accepted, usage comes once at the end
 
 
-class OpenAIChatBody(_Strict):
+class OpenAIChatBody(_NullIsDefault):
     """OpenAI's chat-completions request. Honoured: `messages`, `temperature`, `top_p`,
     `max_tokens`/`max_completion_tokens`, `stop`, `stream`, `stream_options`, `seed` (by
     the backends that can). Accepted and ignored: `model` (one model is served),
     `presence_penalty` and `frequency_penalty` (no backend here has OpenAI's penalties),
-    `user`. Refused by the route, naming the field: `n` > 1, `tools` and the like,
-    `response_format`. Unknown fields are refused here."""
+    `user`, `store`, `metadata`, `parallel_tool_calls`, and the no-op values of `logprobs`
+    (false), `logit_bias` ({}), `tools` ([]), `tool_choice` ("none") and `response_format`
+    ({"type": "text"}). Refused by the route, naming the field: `n` > 1, tools, log
+    probabilities, logit biases, structured output. Unknown fields are refused here;
+    `null` means the default."""
+
+    NULL_IS_DEFAULT = ("temperature", "top_k", "stream", "n")
 
     messages: list[OpenAIMessage] = Field(min_length=1, max_length=200)
     model: str | None = Field(None, max_length=256)
@@ -144,6 +170,12 @@ class OpenAIChatBody(_Strict):
     functions: list[Any] | None = None
     function_call: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    logit_bias: dict[str, float] | None = Field(None, max_length=300)
+    parallel_tool_calls: bool | None = None
+    store: bool | None = None  # nothing of this route is stored either way
+    metadata: dict[str, str] | None = Field(None, max_length=16)
 
     @field_validator("stop")
     @classmethod
@@ -151,11 +183,12 @@ class OpenAIChatBody(_Strict):
         """Every stop sequence goes to the model (and the local model prepares each one
         against its whole vocabulary), so their number and length are bounded."""
         sequences = [stop] if isinstance(stop, str) else stop or []
+        sequences = [s for s in sequences if s]  # an empty stop string stops nothing (it cut replies to 1 character)
         if len(sequences) > MAX_STOP_SEQUENCES:
             raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(sequences)}")
         if any(len(s) > MAX_STOP_CHARS for s in sequences):
             raise ValueError(f"a stop sequence may be at most {MAX_STOP_CHARS} characters long")
-        return stop
+        return sequences or None
 
     @field_validator("messages")
     @classmethod

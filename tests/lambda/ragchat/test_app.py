@@ -288,7 +288,8 @@ def test_streaming_bad_input_is_still_json_4xx(client):
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens"),
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": 3}, "temperature"),
         ({"messages": [{"role": "user", "content": "hi"}], "n": 0}, "n"),
-        ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {}}, "logit_bias"),
+        ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": []}, "logit_bias"),
+        ({"messages": [{"role": "user", "content": "hi"}], "frequency": 1}, "frequency"),  # unknown: refused
     ],
 )
 def test_openai_bad_input(client, body, field):
@@ -352,3 +353,37 @@ def test_a_validation_error_lists_the_first_20_errors_and_counts_all(client, pat
     error = r.json()["error"]
     assert r.status_code == 422 and len(error["errors"]) == 20 and error["error_count"] == 200, r.text[:300]
     assert error["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/chat", {"inputs": "w " * 1990}, "inputs"),
+        ("/chat", {"inputs": "w " * 1990, "stream": True}, "inputs"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "w " * 1990}]}, "messages"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "w " * 1990}], "stream": True},
+            "messages",
+        ),
+    ],
+)
+def test_a_question_the_window_cannot_hold_is_a_400_naming_the_field(client, engine, path, body, field):
+    """Under the 8,000-character limit but over GPT-NeoXT's 2,048-token window (the doubles
+    count words): it reached the model and came back a 500 with a traceback in the log."""
+    r = post(client, path, body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "input_too_long" and error.get("field", error.get("param")) == field
+    assert "2048" in error["message"] and "shorten the question" in error["message"]
+    assert engine.store.turns == {} and engine.generator.prompts == []
+
+
+def test_null_parameters_on_chat_mean_their_defaults(client, engine):
+    body = {"inputs": SPOT, "stream": None, "parameters": {"temperature": None, "top_k": None, "no_retrieval": None}}
+    r = post(client, "/chat", body)
+    assert r.status_code == 200, r.text
+    assert r.json()["sources"] and (engine.generator.params[0].temperature, engine.generator.params[0].top_k) == (
+        0.6,
+        40,
+    )

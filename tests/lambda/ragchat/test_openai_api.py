@@ -127,6 +127,9 @@ def test_sampling_options_are_accepted_and_passed_on(client, engine):
         ({"n": 2}, "n", "unsupported_value"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "unsupported_parameter"),
         ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_parameter"),
+        ({"logit_bias": {"50256": -100}}, "logit_bias", "unsupported_parameter"),
+        ({"logprobs": True}, "logprobs", "unsupported_parameter"),
+        ({"tool_choice": "auto", "tools": []}, "tool_choice", "unsupported_parameter"),
     ],
 )
 def test_unsupported_features_are_refused_in_openais_error_shape(client, engine, extra, param, code):
@@ -192,7 +195,8 @@ def test_bad_content_parts_are_422_naming_the_field(client, content, field):
         ({"messages": QUESTION, "top_p": 1.5}, "top_p"),
         ({"messages": QUESTION, "presence_penalty": 3}, "presence_penalty"),
         ({"messages": QUESTION, "n": 0}, "n"),
-        ({"messages": QUESTION, "logit_bias": {"50256": -100}}, "logit_bias"),
+        ({"messages": QUESTION, "top_logprobs": 21}, "top_logprobs"),
+        ({"messages": QUESTION, "temperature": "0.5"}, "temperature"),  # null is the default; a string is not
     ],
 )
 def test_invalid_values_are_errors_in_openais_shape_naming_the_field(client, body, param):
@@ -244,3 +248,48 @@ def test_content_parts_are_bounded_and_the_error_stays_small(client):
 def test_a_message_of_256_parts_is_served(client):
     r = post(client, {"messages": [{"role": "user", "content": [{"type": "text", "text": "spot"}] * 256}]})
     assert r.status_code == 200, r.text[:300]
+
+
+def test_what_client_libraries_send_by_default_is_accepted(client, engine):
+    """Fields real clients send that ask for nothing: nulls for optional parameters (wrappers
+    pass `temperature=None` through), `logprobs: false`, `tools: []`, `store`, `metadata`,
+    a `developer` message, a message `name`, an assistant turn with `content: null`. Each was
+    a 422 or a 400."""
+    messages = [
+        {"role": "developer", "content": "Answer briefly."},
+        {"role": "user", "content": "What is SageMaker?", "name": "ana"},
+        {"role": "assistant", "content": None},
+        {"role": "user", "content": "Which instances can I use with Managed Spot Training?"},
+    ]
+    body = {
+        "messages": messages,
+        "temperature": None, "n": None, "stream": None, "top_k": None,
+        "logprobs": False, "top_logprobs": None, "logit_bias": {}, "tools": [], "tool_choice": "none",
+        "parallel_tool_calls": False, "store": False, "metadata": {"run": "ci"},
+        "response_format": {"type": "text"}, "stream_options": None,
+    }  # fmt: skip
+    r = post(client, body)
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"]
+    params = engine.generator.params[0]
+    assert params.temperature == 0.6 and params.top_k == 40  # the defaults
+    prompt = engine.generator.prompts[0].text
+    assert "<human>: What is SageMaker?" in prompt and "Answer briefly." not in prompt
+
+
+@pytest.mark.parametrize("stop", ["", [""], ["", "zzz"]])
+def test_an_empty_stop_string_stops_nothing(client, engine, stop):
+    """It cut every reply to its first character."""
+    r = post(client, {"messages": QUESTION, "stop": stop})
+    assert r.status_code == 200, r.text
+    sent = engine.generator.params[0].stop  # the profile's own stops, plus the caller's
+    assert "" not in sent and ("zzz" in sent) == (stop == ["", "zzz"])
+    assert len(r.json()["choices"][0]["message"]["content"]) > 1
+
+
+def test_the_sdks_models_retrieve_finds_the_served_model(client, engine):
+    name = engine.profile.name
+    found = client.get(f"/v1/models/{name}")
+    assert found.status_code == 200 and found.json()["id"] == name and found.json()["object"] == "model"
+    missing = client.get("/v1/models/gpt-4o")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"

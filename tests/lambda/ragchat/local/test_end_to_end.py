@@ -53,6 +53,16 @@ def test_spot_question_answered_from_row_90_and_remembered(client, local_engine)
     assert stored[0].content == SPOT and stored[1].content == body["outputs"]
 
 
+def test_a_question_over_smollm2s_window_is_a_400_and_one_just_under_is_answered(client, local_engine):
+    """7,819 characters (under the 8,000 limit) are ~2,500 SmolLM2 tokens: the outside review
+    got a 500 and a traceback. The longest accepted question still leaves room for a reply."""
+    too_long = client.post("/chat", json={"inputs": "What is SageMaker Neo? " * 340})
+    assert too_long.status_code == 400 and too_long.json()["error"]["field"] == "inputs", too_long.text
+    ok = client.post("/chat", json={"inputs": "What is SageMaker Neo? " * 250, "parameters": {"max_new_tokens": 8}})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["usage"]["prompt_tokens"] + ok.json()["usage"]["completion_tokens"] <= 2048
+
+
 def test_streaming_on_real_model(client):
     with client.stream(
         "POST",
