@@ -29,7 +29,7 @@ from starlette.routing import Route
 from . import openai_api
 from .cancellation import CancellableStream, ClientGone, call_until_disconnect, first_event
 from .engine import ChatEngine, ChatRequest, ChatResult, Token
-from .errors import ChatServiceError
+from .errors import ChatServiceError, RetrievalUnavailable
 from .guards import LOOPBACK_NAMES, CrossSiteGuard
 from .http_errors import ApiError
 from .interfaces import GenerationParams, Turn
@@ -113,10 +113,24 @@ def sse(event: str | None, data: Any) -> str:
     return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
 
 
+# The deployment's own identifiers (role and secret ARNs, the account id) belong in its log, not
+# in answers to callers: an upstream error's message keeps its meaning and loses them.
+ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:[^\s\"',;)]+")
+ACCOUNT_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")
+
+
+def caller_message(exc: ChatServiceError) -> str:
+    """What a caller is told of a failure: a lost knowledge base only as such (its cause, the
+    secret or index, is in the log), and no ARN or account id in any other message."""
+    if isinstance(exc, RetrievalUnavailable):
+        return "the knowledge base is unavailable; the cause is in the service log"
+    return ACCOUNT_ID.sub("<account>", ARN.sub("<arn in the service log>", str(exc)))
+
+
 def service_error(exc: ChatServiceError, openai: bool = False) -> ApiError:
     extra: dict[str, Any] = {"step": exc.step} if exc.step else {}
     field = "messages" if openai and exc.field == "inputs" else exc.field  # the OpenAI route's name for it
-    return ApiError(exc.status, exc.code, str(exc), field, **extra)
+    return ApiError(exc.status, exc.code, caller_message(exc), field, **extra)
 
 
 def error_response(error: ApiError, retry_after: int | None = None, openai_shape: bool = False) -> JSONResponse:
@@ -168,6 +182,7 @@ def create_app(
                     else:
                         yield sse("done", event.as_dict())
             except ChatServiceError as exc:
+                log.warning("failure in step %s while streaming: %s", exc.step, exc)
                 yield sse("error", service_error(exc).payload())
 
         return CancellableStream(
@@ -191,7 +206,8 @@ def create_app(
                 for chunk in openai_api.chunks(_chain(first, events), meta, include_usage):
                     yield sse(None, chunk)
             except ChatServiceError as exc:
-                yield sse(None, openai_api.error_body(exc.status, str(exc), None, exc.code))
+                log.warning("failure in step %s while streaming: %s", exc.step, exc)
+                yield sse(None, openai_api.error_body(exc.status, caller_message(exc), None, exc.code))
                 return
             yield sse(None, "[DONE]")
 

@@ -12,6 +12,9 @@ from .errors import ChatServiceError, RetrievalUnavailable
 from .interfaces import Match
 
 MAX_K = 50  # the endpoint's limit
+# the endpoint refuses longer inputs; its encoder reads 512 tokens (about 2,000 characters) anyway,
+# and a chat question (8,000 characters) or a follow-up's query (two turns) can be longer
+MAX_QUERY_CHARS = 4096
 
 
 class JsonRuntime(Protocol):
@@ -28,7 +31,7 @@ class WikipediaRetrieval:
 
     def request(self, query: str, top_k: int) -> dict[str, Any]:
         parameters = {"k": max(1, min(top_k, MAX_K)), "window": self.window, "threshold": self.threshold}
-        return {"inputs": query, "parameters": parameters}
+        return {"inputs": query[:MAX_QUERY_CHARS], "parameters": parameters}
 
     def search(self, query: str, top_k: int) -> list[Match]:
         try:

@@ -387,3 +387,38 @@ def test_null_parameters_on_chat_mean_their_defaults(client, engine):
         0.6,
         40,
     )
+
+
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pinecone-key-AbCdEf"
+ROLE_ARN = "arn:aws:sts::123456789012:assumed-role/RagChat-ChatFunctionRole/ragchat"
+
+
+def test_a_lost_knowledge_base_is_named_to_the_caller_without_its_secret(client, engine, monkeypatch, caplog):
+    """`/retrieve` answered the secret's ARN and the put-secret-value command to anyone who
+    could call it; the README says the cause goes to the log only."""
+    from ragchat.errors import RetrievalUnavailable
+
+    def lost(query, top_k):
+        raise RetrievalUnavailable(f"the secret {SECRET_ARN} holds no Pinecone API key", step="retrieval")
+
+    monkeypatch.setattr(engine.retriever, "search", lost)
+    r = post(client, "/retrieve", {"query": SPOT})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "retrieval_unavailable"
+    assert "arn:" not in r.text and "123456789012" not in r.text
+    assert SECRET_ARN in caplog.text  # the operator still finds it
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_upstream_errors_reach_the_caller_without_the_deployments_arns(client, engine, monkeypatch, caplog, stream):
+    from ragchat.errors import UpstreamAccessDenied
+
+    def denied(prompt, params):
+        raise UpstreamAccessDenied(f"User: {ROLE_ARN} is not authorized to perform: bedrock:InvokeModel. Fix: grant it")
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(engine.generator, "stream", denied)
+    monkeypatch.setattr(engine.generator, "generate", lambda p, params: "".join(denied(p, params)))
+    r = post(client, "/v1/chat/completions", {"messages": [{"role": "user", "content": SPOT}], "stream": stream})
+    assert "model_access_denied" in r.text and "Fix: grant it" in r.text
+    assert "arn:" not in r.text and "123456789012" not in r.text
+    assert ROLE_ARN in caplog.text

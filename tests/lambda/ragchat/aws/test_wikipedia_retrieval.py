@@ -67,6 +67,17 @@ def test_sources_come_from_the_retrieval_endpoint_with_titles_and_snippet_ids(aw
     assert "Eugene Cernan was the last person to walk on the Moon" in prompt
 
 
+def test_a_question_longer_than_the_endpoint_takes_is_looked_up_by_its_start(aws_world, wiki_settings):
+    """The endpoint refuses inputs over 4,096 characters; a 4,541-character question (the chat
+    allows 8,000) lost its context with a `retrieval unavailable` warning."""
+    question = "Who was the last man to walk on the Moon? " + "Please answer with details. " * 160
+    with TestClient(create_aws_app(wiki_settings), base_url="http://localhost") as client:
+        body = client.post("/chat", json={"inputs": question, "parameters": {"no_retrieval": False}}).json()
+    assert body["warnings"] == [] and body["sources"][0]["metadata"]["title"] == "Apollo 17"
+    (call,) = aws_world.sagemaker.calls(ENDPOINT)
+    assert len(question) > 4096 and call.json()["inputs"] == question[:4096]
+
+
 def test_a_failing_retrieval_endpoint_costs_the_context_not_the_answer(aws_world, wiki_settings, caplog):
     aws_world.sagemaker.fail(ENDPOINT, 424, "ModelError", "Received server error (500) from primary", times=3)
     with TestClient(
