@@ -7,10 +7,13 @@
                      {"role": "assistant", "content": "..."}]}
 
 A retrieved source is relevant when its metadata `row` is in `relevant_rows` (CSV rows,
-0-based, as the loader numbers them), or when its id, its `source` or its `file` is in
-`relevant_ids` (a chunk id, or a whole file of your own documents). `kind` is
-`answerable`, `no_answer` or `followup`; left out, it follows from the rest (prior turns:
-followup; nothing relevant: no_answer). The bench's older `{"q", "rows"}` lines are read too.
+0-based, as the loader numbers them), or when `relevant_ids` names it: its chunk id, the
+file it came from as its id starts ("docs/security.md" for a folder `docs` given to
+`ragchat ingest`, or "manual.pdf" for a file given alone), or its `source` or `file`.
+`kind` is `answerable`, `no_answer` or `followup`; left out, it follows from the rest (prior
+turns: followup; nothing relevant: no_answer). The bench's older `{"q", "rows"}` lines are
+read too. Any other key is refused (a misspelt `relevant_row` would have made the question
+a no-answer one); keys starting with `_` are notes and are ignored.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+from ..ingest.chunking import id_source
 from ..interfaces import Match, Turn
 
 KINDS = ("answerable", "followup", "no_answer")
+KEYS = ("id", "question", "kind", "relevant_rows", "relevant_ids", "prior_turns")
 
 
 class QuestionFileError(ValueError):
@@ -42,7 +48,8 @@ class EvalQuestion:
         row = match.metadata.get("row")
         if isinstance(row, int) and row in self.relevant_rows:
             return True
-        names = {match.id, match.metadata.get("source"), match.metadata.get("file")}
+        source = id_source(match.id)  # "docs/security.md", as `ragchat ingest` wrote it (names %-escaped)
+        names = {match.id, source, unquote(source), match.metadata.get("source"), match.metadata.get("file")}
         return bool(names & set(self.relevant_ids))
 
 
@@ -60,6 +67,11 @@ def parse_question(record: Any, where: str, number: int) -> EvalQuestion:
     if "q" in record and "question" not in record:  # the bench's older format
         record["question"] = record.pop("q")
         record.setdefault("relevant_rows", record.pop("rows", []))
+    unknown = [k for k in record if k not in KEYS and not k.startswith("_")]
+    if unknown:
+        raise QuestionFileError(
+            f"{where}: unknown field {unknown[0]!r}; the fields are {', '.join(KEYS)} (notes: a key starting with _)"
+        )
     question = _field(record, where, "question", str, None).strip()
     if not question:
         raise QuestionFileError(f"{where}: field 'question' is empty")

@@ -95,7 +95,8 @@ def calibrate(outcomes: Sequence[Outcome], max_cut: float = MAX_ANSWERABLE_CUT) 
 
 def _label(match: Match) -> str:
     meta = match.metadata
-    where = next((f"{k} {meta[k]}" for k in ("row", "page", "line", "chunk") if k in meta), match.id[:12])
+    place = next((f"{k} {meta[k]}" for k in ("row", "page", "line", "chunk") if k in meta), match.id[:12])
+    where = f"{meta['source']} {place}" if meta.get("source") else place  # several files: which one
     title = str(meta.get("title") or meta.get("section") or match.text.split("\n", 1)[0])[:70]
     return f"{where} ({match.score:.3f}) {title}"
 

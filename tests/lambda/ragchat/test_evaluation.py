@@ -49,11 +49,25 @@ def test_question_file_kinds_rows_ids_prior_turns_and_the_older_format(tmp_path)
         ('{"question": "x", "relevant_rows": [1], "prior_turns": [{"role": "bot"}]}', "field 'prior_turns'"),
         ('{"question": " "}', "field 'question' is empty"),
         ('{"question": "x", "kind": "maybe"}', "field 'kind' must be one of"),
+        # a misspelt key made an answerable question a no-answer one, silently
+        ('{"id": "a", "question": "x", "relevant_row": [5]}', "unknown field 'relevant_row'"),
     ],
 )
 def test_a_bad_line_is_named_with_its_field(tmp_path, line, message):
     with pytest.raises(QuestionFileError, match=message):
         load_questions(write(tmp_path, line))
+
+
+def test_a_file_is_named_as_its_chunk_ids_start_and_notes_are_allowed(tmp_path):
+    """The README's `"relevant_ids": ["docs/security.md"]` never matched: ids are
+    "docs/security.md#<digest>" and the source is "security.md"."""
+    line = {"question": "rotate the key?", "relevant_ids": ["docs/security.md", "docs/café.md"], "_note": "x"}
+    (q,) = load_questions(write(tmp_path, line))
+    digest = "0" * 32
+    assert q.is_relevant(Match(f"docs/security.md#{digest}", 0.7, "", {"source": "security.md", "chunk": 0}))
+    assert q.is_relevant(Match(f"docs/caf%C3%A9.md#{digest}", 0.7, "", {"source": "café.md", "chunk": 0}))
+    assert not q.is_relevant(Match(f"docs/security.md.bak#{digest}", 0.7, "", {"source": "security.md.bak"}))
+    assert not q.is_relevant(Match(f"other/security.md#{digest}", 0.7, "", {"source": "security.md"}))
 
 
 def match(row: int, score: float) -> Match:
