@@ -20,10 +20,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "ingest",
         help="load documents into the local index or Pinecone",
-        description="Chunk, embed and upsert CSV, JSONL, PDF, and folders of .md/.txt/.html/.pdf files. "
+        description="Chunk, embed and upsert CSV, JSONL, PDF, Markdown, text and HTML files, and folders of them. "
         "Re-runs upsert only what is new; an interrupted run resumes where it stopped.",
     )
-    p.add_argument("sources", nargs="+", type=Path, help="files or folders")
+    p.add_argument("sources", nargs="*", type=Path, help="files or folders")
     p.add_argument("--target", choices=("local", "pinecone"), default="local")
     p.add_argument("--index", default=DEFAULT_INDEX, help=f"Pinecone index name (default {DEFAULT_INDEX})")
     p.add_argument("--namespace", default="")
@@ -37,6 +37,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also delete the vectors that came from these files or folders (ids under their name) and that "
         "they no longer produce; nothing else in the index is touched",
+    )
+    p.add_argument(
+        "--forget",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="delete every chunk stored from a file or folder that no longer exists (given as it was ingested: "
+        "docs, or docs/manual.pdf when the file was given alone); repeatable",
     )
     p.add_argument("--dry-run", action="store_true", help="read, chunk and compare, write nothing")
     p.add_argument("--csv-columns", default="0,1", help="text columns, by 0-based index or by name with a header")
@@ -74,6 +83,15 @@ def _scopes(paths: list[Path]) -> list[str]:
     return scopes
 
 
+def _forgotten(paths: list[Path]) -> list[str]:
+    """The id scopes a removed path's chunks were stored under: as a file given alone
+    ("manual.pdf#") or as a folder ("docs/"); which one it was cannot be told any more."""
+    from .chunking import escape_id_part
+
+    names = [escape_id_part(path.resolve().name) for path in paths]
+    return [scope for name in names for scope in (f"{name}#", f"{name}/")]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import ChatServiceError
     from .tokens import MiniLMTokens
@@ -83,15 +101,24 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not args.sources and not args.forget:
+        print("error: give files or folders to ingest, or --forget PATH", file=sys.stderr)
+        return 2
+    if existing := [str(path) for path in args.forget if path.exists()]:
+        print(f"error: --forget is for removed files: {', '.join(existing)} exists (re-read it with --sync)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     title = None if args.csv_title_column.lower() == "none" else args.csv_title_column
     csv_options = CsvOptions(tuple(c.strip() for c in args.csv_columns.split(",")), title, args.csv_header)
     fields = tuple(f.strip() for f in args.metadata_fields.split(",")) if args.metadata_fields else None
     texts, problems = read_sources(args.sources, csv_options, JsonlOptions(args.text_field, fields))
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
+    if args.sync and (missing := [str(path) for path in args.sources if not path.exists()]):
+        print(f"note: to delete what {', '.join(missing)} stored, run with --forget {missing[0]}", file=sys.stderr)
     # a folder whose files were all removed: --sync deletes its chunks; files that failed are no such case
     emptied = args.sync and not problems and any(path.is_dir() for path in args.sources)
-    if not texts and not emptied:
+    if not texts and not emptied and not args.forget:
         print("error: nothing valid to ingest in the given sources", file=sys.stderr)
         return 1
     chunks = chunk_documents(texts, MiniLMTokens(), settings)
@@ -107,19 +134,25 @@ def run(args: argparse.Namespace) -> int:
             index = pinecone_target(
                 args.index, embedder.dimension, pinecone_api_key(args.secret_arn), cloud=args.cloud, region=args.region
             )
-        ingest(
-            chunks,
-            embedder,
-            index,
-            namespace=args.namespace,
-            scopes=_scopes(args.sources),
-            keep=[problem.id_prefix for problem in problems if problem.id_prefix],
-            batch_size=args.batch_size,
-            sync=args.sync,
-            dry_run=args.dry_run,
-            progress=not args.no_progress,
-            summary=summary,
-        )
+        if args.forget:  # nothing to read: every id stored under their names is stale
+            forgotten = ingest([], embedder, index, namespace=args.namespace, scopes=_forgotten(args.forget),
+                               sync=True, dry_run=args.dry_run, progress=False)  # fmt: skip
+        if args.sources:
+            ingest(
+                chunks,
+                embedder,
+                index,
+                namespace=args.namespace,
+                scopes=_scopes(args.sources),
+                keep=[problem.id_prefix for problem in problems if problem.id_prefix],
+                batch_size=args.batch_size,
+                sync=args.sync,
+                dry_run=args.dry_run,
+                progress=not args.no_progress,
+                summary=summary,
+            )
+        if args.forget:
+            summary.deleted += forgotten.deleted
     except (TargetError, ChatServiceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(f"partial: {summary.line()}", file=sys.stderr)

@@ -20,6 +20,7 @@ TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm"}
 # A record's metadata fields (title, JSONL fields) may take this much of Pinecone's 40,960 bytes a record;
 # the rest is for the chunk's text (at most 4,000 characters), its section and its source.
 MAX_FIELDS_BYTES = 12_288
+MAX_CSV_FIELD_CHARS = 16 * 1024 * 1024  # a field this long is chunked like any text; longer ones fail the file
 MAX_TITLE_CHARS = 300  # a PDF's /Title beyond this is cut (`short_title`)
 METADATA_HINTS = {
     ".csv": "choose another title column with --csv-title-column, or none",
@@ -178,6 +179,7 @@ def source_name(file: Path, given: Path) -> str:
 
 def _read_csv(path: Path, name: str, options: CsvOptions, problems: list[Problem]) -> Iterator[SourceText]:
     rows: list[tuple[int, list[str]]] = []  # (the line the row starts on, its fields)
+    csv.field_size_limit(MAX_CSV_FIELD_CHARS)  # the module's 131,072 made one long field skip the whole file
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
@@ -235,6 +237,9 @@ def _read_jsonl(path: Path, name: str, options: JsonlOptions, problems: list[Pro
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(Problem(where, f"not valid JSON: {exc.msg}"))
+            continue
+        except (RecursionError, ValueError) as exc:  # nesting too deep, an integer of over 4,300 digits
+            problems.append(Problem(where, f"not readable JSON: {type(exc).__name__}: {str(exc)[:120]}"))
             continue
         if not isinstance(record, dict):
             problems.append(Problem(where, "expected a JSON object"))

@@ -152,6 +152,37 @@ def test_sync_of_a_single_file_deletes_only_its_own_old_chunks(tmp_path, capsys)
     assert texts == ["Second version of a.", "Unrelated file b."]
 
 
+def test_forget_deletes_what_a_removed_file_or_folder_stored_and_nothing_else(tmp_path, capsys):
+    """A file given alone and then deleted kept its chunks for good: `--sync` of a missing
+    path fails (a wrong working directory must not wipe a folder's chunks), and there was
+    no other way to delete them."""
+    data = tmp_path / "data"
+    (tmp_path / "manual.md").write_text("Tyre pressure is 3 bar.\n")
+    (tmp_path / "manual.md.txt").write_text("An old copy.\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("Folder file a.\n")
+    for source in ("manual.md", "manual.md.txt", "docs"):
+        assert run_cli(data, str(tmp_path / source)) == 0
+    (tmp_path / "manual.md").unlink()
+    capsys.readouterr()
+
+    assert run_cli(data, str(tmp_path / "manual.md"), "--sync") == 1
+    assert f"run with --forget {tmp_path / 'manual.md'}" in capsys.readouterr().err
+    assert run_cli(data, "--forget", str(tmp_path / "docs")) == 2  # it exists: --sync re-reads it
+    assert run_cli(data, "--forget", str(tmp_path / "manual.md")) == 0
+    out = capsys.readouterr()
+    assert "deleted 1: manual.md (1)" in out.err and ", deleted 1, " in out.out.splitlines()[-1]
+    texts = sorted(m.text for m in FaissVectorIndex(data / "index", 384).query([0.0] * 383 + [1.0], 10))
+    assert texts == ["An old copy.", "Folder file a."]
+
+    (tmp_path / "docs" / "a.md").unlink()
+    (tmp_path / "docs").rmdir()
+    assert run_cli(data, "--forget", str(tmp_path / "docs")) == 0
+    assert sorted(m.text for m in FaissVectorIndex(data / "index", 384).query([0.0] * 383 + [1.0], 10)) == [
+        "An old copy."
+    ]
+
+
 class FailingIndex:
     """Lets `fail_at` upserts through, then fails: an interrupted run."""
 

@@ -283,3 +283,21 @@ def test_a_heading_too_long_to_repeat_still_starts_its_section(tokens):
 )
 def test_fenced_code_follows_commonmark(tokens, text, sections):
     assert [section for _, section in chunk_text(text, tokens)] == sections
+
+
+def test_a_line_json_cannot_read_is_a_problem_and_the_rest_is_read(tmp_path):
+    """Only JSONDecodeError was caught: 100,000 nested brackets (RecursionError) or a
+    5,000-digit number (ValueError) ended the run with a traceback, nothing ingested."""
+    jsonl = tmp_path / "deep.jsonl"
+    lines = ['{"text": "first"}', "[" * 100_000, '{"text": "n", "n": ' + "9" * 5000 + "}", '{"text": "last"}']
+    jsonl.write_text("\n".join(lines) + "\n")
+    texts, problems = read_sources([jsonl])
+    assert [t.text for t in texts] == ["first", "last"]
+    assert [p.where for p in problems] == [f"{jsonl}:2", f"{jsonl}:3"]
+
+
+def test_a_long_csv_field_is_read_not_the_whole_file_skipped(tmp_path):
+    faq = tmp_path / "faq.csv"
+    faq.write_text("Short?,Yes.\n" + "Long?," + "word " * 40_000 + "\n")  # 200 KB in one field
+    texts, problems = read_sources([faq], CsvOptions(title_column=None))
+    assert problems == [] and len(texts) == 2 and len(texts[1].text) > 131_072
