@@ -4,6 +4,7 @@ the Lambda. It knows only the interfaces in `interfaces.py`."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -53,6 +54,10 @@ REFUSAL = "Unfortunately I am unable to provide any information about this topic
 # the index or how to fix it) is for the operator: it goes to the log only.
 RETRIEVAL_WARNING = "retrieval unavailable, answered without retrieved context"
 MIN_REPLY_TOKENS = 32  # a question must leave the model room to say at least this much
+# A streamed reply is moderated and released at each sentence end (or line break), or every
+# RELEASE_CHARS characters when a sentence runs long.
+SENTENCE_END = re.compile(r"[.!?。！？][\"')\]]*\s|\n")
+RELEASE_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,11 @@ class ChatRequest:
     # Whose conversations these are (on AWS, the IAM caller): a session id names a
     # conversation only within its owner's, so nobody reads or extends another's.
     owner: str = ""
+    # Release a streamed reply a sentence at a time, each piece only once output moderation has
+    # passed the reply so far, for clients that cannot take text back (OpenAI's stream format
+    # has no way to); otherwise tokens go out as generated and a blocked reply is replaced at
+    # the end (`/chat`: its page and CLI replace it).
+    moderated_release: bool = False
     # Set when nobody waits for the answer any more (client gone, server stopping).
     cancel: threading.Event = field(default_factory=threading.Event, compare=False)
 
@@ -271,18 +281,27 @@ class ChatEngine:
 
         sources = self.select_sources(request.inputs, matches, request.params, history)
         no_answer = retrieved and not sources
+        held, verdict = "", None  # the reply's unreleased end; a verdict reached while streaming
         if no_answer and self.profile.no_answer_reply is not None:
             # the profile's fixed reply: its model would invent an answer to the no-answer prompt
             reply, finish, usage = self.profile.no_answer_reply, "stop", Usage(0, 0)
-            yield Token(reply)
+            held = reply
         else:
             context = join_context(sources)
             prompt = self.build_prompt(request.inputs, context, history, request.params, now, no_answer)
-            reply, finish, usage = yield from self._generate(prompt, request, deadline, buffered, timings)
+            gate = self._moderation_gate(request, buffered, timings)
+            reply, finish, usage, held, verdict = yield from self._generate(
+                prompt, request, deadline, buffered, timings, gate
+            )
 
-        output_verdict, timings["moderation_output"] = self._timed(self.moderator.check, reply)
+        if verdict is None:
+            verdict, spent = self._timed(self.moderator.check, reply)
+            timings["moderation_output"] = timings.get("moderation_output", 0.0) + spent
+        output_verdict = verdict
         moderation["output"] = output_verdict.as_dict()
         blocked = output_verdict.flagged
+        if held and not blocked:
+            yield Token(held)
         answer = self.settings.refusal if blocked else reply
 
         if not stateless:
@@ -300,9 +319,14 @@ class ChatEngine:
         deadline: float | None,
         buffered: bool,
         timings: dict[str, float],
-    ) -> TokenStream[Token, None, tuple[str, FinishReason, Usage]]:
-        """The model's reply, streamed as tokens: (reply, finish reason, usage)."""
+        gate: Callable[[str], ModerationResult] | None = None,
+    ) -> TokenStream[Token, None, tuple[str, FinishReason, Usage, str, ModerationResult | None]]:
+        """The model's reply, streamed as tokens: (reply, finish reason, usage, the end not yet
+        released, and the verdict that stopped it, if one did). With a `gate`, text is held back
+        until a sentence ends, then released only if the gate passes the reply so far; a flagged
+        reply stops the model at once."""
         pieces: list[str] = []
+        held, verdict = "", None
         stop_filter = StopFilter(self.profile.stop + request.params.stop, self.profile.strip_tokens)
         report = GenerationReport()
         gen_params = replace(
@@ -323,7 +347,18 @@ class ChatEngine:
                 for piece in stop_filter.feed_all(raw):
                     self._still_wanted(request, deadline)
                     pieces.append(piece)
-                    yield Token(piece)
+                    if gate is None:
+                        yield Token(piece)
+                        continue
+                    held += piece
+                    if not SENTENCE_END.search(held) and len(held) < RELEASE_CHARS:
+                        continue
+                    checked = gate("".join(pieces))
+                    if checked.flagged:
+                        verdict = checked
+                        break
+                    yield Token(held)
+                    held = ""
             finally:
                 close = getattr(raw, "close", None)
                 if close is not None:
@@ -332,7 +367,22 @@ class ChatEngine:
         timings["generation"] = _ms(t)
         finish: FinishReason = "stop" if stop_filter.stopped else report.finish_reason or "stop"
         usage = self._usage(report, prompt, reply)
-        return reply, finish, usage
+        return reply, finish, usage, held, verdict
+
+    def _moderation_gate(
+        self, request: ChatRequest, buffered: bool, timings: dict[str, float]
+    ) -> Callable[[str], ModerationResult] | None:
+        """What checks a streamed reply before each release: output moderation, timed into
+        `moderation_output` (None: nothing to check, or tokens go out as generated)."""
+        if buffered or not request.moderated_release or getattr(self.moderator, "provider", "") == "off":
+            return None
+
+        def gate(text: str) -> ModerationResult:
+            verdict, spent = self._timed(self.moderator.check, text)
+            timings["moderation_output"] = timings.get("moderation_output", 0.0) + spent
+            return verdict
+
+        return gate
 
     def _usage(self, report: GenerationReport, prompt: RenderedPrompt, reply: str) -> Usage:
         """The generator's own token counts, or the engine's estimate where it has none."""

@@ -85,7 +85,7 @@ def chat_request(body: OpenAIChatBody, default_max_tokens: int = DEFAULT_MAX_TOK
         seed=body.seed,
     )
     history = [Turn(m.role, m.text) for m in earlier if m.role in ("user", "assistant") and m.text]
-    return ChatRequest(inputs=last.text, params=params, history=history)
+    return ChatRequest(inputs=last.text, params=params, history=history, moderated_release=body.stream)
 
 
 @dataclass(frozen=True)

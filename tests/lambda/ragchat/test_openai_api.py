@@ -211,12 +211,57 @@ def test_failure_mid_stream_is_an_error_event(client, engine):
     from ragchat.errors import UpstreamModelError
 
     def broken(prompt, params):
-        yield "Spot training"
+        yield "Spot training saves money. "  # a sentence: moderated and released
+        yield "It"
         raise UpstreamModelError("the endpoint failed mid-stream", step="generation")
 
     engine.generator.stream = broken
     events = sse_data(post(client, {"messages": QUESTION, "stream": True}).text)
+    assert events[1]["choices"][0]["delta"]["content"].startswith("Spot training saves money.")
     assert events[-1]["error"]["code"] == "model_error" and events[-1]["error"]["type"] == "server_error"
+
+
+def test_a_streamed_reply_reaches_the_client_only_once_moderation_passed_it(client, engine):
+    """OpenAI's stream format cannot take text back: a blocked reply's text stayed in what
+    clients (the SDK, langchain, litellm) had already joined, with the refusal after it. Now
+    each sentence is released only after output moderation passed the reply so far, and a
+    flagged one stops the model: nothing blocked is ever sent."""
+    produced: list[str] = []
+
+    def replying(prompt, params):
+        for piece in [
+            "The guide says: ",
+            "spray ",
+            "them. ",
+            "Then ",
+            "FORBIDDEN ",
+            "things. ",
+            "More. ",
+            "Even more.",
+        ]:
+            produced.append(piece)
+            yield piece
+
+    engine.generator.stream = replying
+    events = sse_data(post(client, {"messages": QUESTION, "stream": True}).text)
+    chunks = [e for e in events if isinstance(e, dict) and e.get("choices")]
+    text = "".join(e["choices"][0]["delta"].get("content", "") for e in chunks)
+    assert "FORBIDDEN" not in text and text.startswith("The guide says: spray them. ")
+    assert chunks[-1]["choices"][0]["finish_reason"] == "content_filter"
+    assert "Even more." not in produced, "the model was stopped at the flagged sentence"
+    assert "FORBIDDEN" in engine.moderator.checked[-1]
+
+
+def test_a_clean_streamed_reply_arrives_sentence_by_sentence_and_whole(client, engine):
+    def replying(prompt, params):
+        yield from ["First ", "sentence. ", "Second ", "one! ", "A tail without end"]
+
+    engine.generator.stream = replying
+    events = sse_data(post(client, {"messages": QUESTION, "stream": True}).text)
+    chunks = [e for e in events if isinstance(e, dict) and e.get("choices")]
+    pieces = [e["choices"][0]["delta"]["content"] for e in chunks if e["choices"][0]["delta"].get("content")]
+    assert len(pieces) >= 2 and pieces[0].startswith("First sentence.") and "one!" not in pieces[0]
+    assert "".join(pieces) == "First sentence. Second one! A tail without end"
 
 
 def test_the_local_profile_answers_no_answer_the_same_on_the_openai_route():

@@ -35,7 +35,7 @@ def test_openai_client_streaming(live_server):
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text == "Spot training works on all instances."
     assert chunks[-1].choices[0].finish_reason == "stop"
-    assert len(chunks) >= 4
+    assert len(chunks) >= 3  # the role, the reply (one sentence: released once moderated), the finish
 
 
 def test_openai_client_sees_http_errors(live_server):
