@@ -25,6 +25,8 @@ from ragchat.catalog import (
     chat_model,
 )
 
+from .instance_facts import gpu_count, smallest_with
+
 PREFIX = "ragchat:"
 
 FUNCTION_URL_AUTH = ("AWS_IAM", "NONE")
@@ -274,6 +276,7 @@ class DeploymentConfig:
             "chat_model_package_arn",
             f"a model package ARN is used by the {', '.join(package_models)} model only",
         )
+        self._validate_gpus(check)
         self._validate_bedrock(check)
         check(
             bool(PINECONE_INDEX.match(self.pinecone_index)),
@@ -303,6 +306,25 @@ class DeploymentConfig:
             "with scale_to_zero the chat model runs one copy on at most one instance; leave it at 1",
         )
         check(self.alarm_email == "" or bool(EMAIL.match(self.alarm_email)), "alarm_email", "must be an email address")
+
+    def _validate_gpus(self, check: Any) -> None:
+        """The LLMs' instances have the GPUs their containers need (see `instance_facts`)."""
+        needs = []
+        serving = self.model.serving
+        if isinstance(serving, SageMakerServing):
+            why = f"{self.chat_model} runs on {serving.accelerators} GPU(s) (its tensor parallel degree)"
+            needs.append(("chat_instance_type", self.resolved_chat_instance_type, serving.accelerators, why))
+        if self.moderation == "endpoint":
+            why = "GPT-JT-Moderation-6B runs on a GPU"
+            needs.append(("moderation_instance_type", self.moderation_instance_type, 1, why))
+        for key, instance_type, wanted, why in needs:
+            found = gpu_count(instance_type)
+            check(
+                found is None or found >= wanted,
+                key,
+                f"{why}; {instance_type} has {found or 'no'} NVIDIA GPU{'' if found == 1 else 's'}: choose "
+                f"{smallest_with(wanted, instance_type)} or larger",
+            )
 
     def _validate_bedrock(self, check: Any) -> None:
         bedrock = isinstance(self.model.serving, BedrockServing)

@@ -50,6 +50,10 @@ def test_cli_strings_are_converted_and_other_context_ignored():
         ("chat_model_revision", "main", "40-character commit id"),
         ("moderation_model_s3_uri", "bucket/x", "s3://"),
         ("not_a_setting", "1", "unknown setting"),
+        # GPT-NeoXT runs tensor parallel 4: on one GPU the endpoint fails after its 20-minute start
+        ("chat_instance_type", "ml.g5.2xlarge", "has 1 NVIDIA GPU: choose ml.g5.12xlarge or larger"),
+        ("moderation_instance_type", "ml.t2.medium", "has no NVIDIA GPUs: choose ml.g5.xlarge or larger"),
+        ("chat_instance_type", "ml.m5.xlarge", "has no NVIDIA GPUs"),
     ],
 )
 def test_each_invalid_value_names_the_key(key, value, message):
@@ -145,3 +149,13 @@ def test_bedrock_defaults_come_from_the_catalog_and_can_be_overridden():
         {"ragchat:chat_model": "bedrock", "ragchat:bedrock_model_id": "amazon.nova-2-lite-v1:0"}
     )
     assert foundation_model.resolved_bedrock_destination_regions == ()
+
+
+def test_instances_with_enough_gpus_or_of_unknown_families_pass():
+    from stacks.instance_facts import gpu_count
+
+    assert DeploymentConfig.from_context({"ragchat:chat_instance_type": "ml.g6.12xlarge"}).chat_instance_type
+    qwen = {"ragchat:chat_model": "qwen2.5-7b-instruct", "ragchat:moderation": "comprehend"}
+    assert DeploymentConfig.from_context(qwen | {"ragchat:chat_instance_type": "ml.g6e.xlarge"})
+    assert DeploymentConfig.from_context({"ragchat:moderation_instance_type": "ml.g7.2xlarge"})  # a newer family
+    assert (gpu_count("ml.g5.48xlarge"), gpu_count("ml.p4d.24xlarge"), gpu_count("ml.inf2.xlarge")) == (8, 8, 0)
