@@ -99,7 +99,12 @@ class RagChatStack(Stack):
             removal_policy=removal,
         )
 
-        self.secret = self._pinecone_secret(removal) if config.knowledge_base == "pinecone" else None
+        # The stack's own secret holds the Pinecone key its owner put there. It stays while the stack
+        # serves Wikipedia instead (unread, not granted), so switching back finds the key rather than
+        # a new placeholder. An imported secret is only referenced, in Pinecone mode.
+        pinecone = config.knowledge_base == "pinecone"
+        self.owned_secret = None if config.pinecone_secret_arn else self._pinecone_secret(removal)
+        self.secret = (self.owned_secret or self._pinecone_secret(removal)) if pinecone else None
 
         require_function_urls(self)
         self.function = self._chat_function()

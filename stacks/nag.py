@@ -85,9 +85,9 @@ def acknowledge_findings(stack: RagChatStack) -> None:
         "Alarm notifications carry alarm names and states only; CloudWatch cannot publish to a topic encrypted "
         "with the AWS managed SNS key, and a customer managed key would bill monthly for no secret",
     )
-    if stack.secret is not None and not stack.config.pinecone_secret_arn:
+    if stack.owned_secret is not None:
         _ack(
-            stack.secret,
+            stack.owned_secret,
             "AwsSolutions-SMG4",
             "The secret holds a third-party Pinecone API key that AWS cannot rotate; rotate it in Pinecone and "
             "update the secret with the documented command",
