@@ -24,11 +24,11 @@ CURL_EXAMPLE = (
 
 
 def _engine(args: argparse.Namespace) -> ChatEngine:
-    from .local.factory import LocalSettings, build_local_engine
+    from .local.factory import LocalSettings, build_local_engine, knowledge_base_path
 
     overrides: dict = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
     if args.knowledge_base:
-        overrides["knowledge_base"] = Path(args.knowledge_base)
+        overrides["knowledge_base"] = knowledge_base_path(args.knowledge_base)
     if args.wikipedia:
         overrides["wikipedia_dir"] = Path(args.wikipedia)
     for option in ("queue_limit", "deadline_seconds", "model", "threads"):
@@ -188,7 +188,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ragchat", description=__doc__)
     parser.add_argument("--data-dir", help="local data folder (default: .data in the project, or $RAGCHAT_DATA_DIR)")
-    parser.add_argument("--knowledge-base", help="the FAQ CSV to index (default: data/Amazon_SageMaker_FAQs.csv)")
+    parser.add_argument(
+        "--knowledge-base",
+        help="the FAQ CSV indexed beside your own documents (default: data/Amazon_SageMaker_FAQs.csv); "
+        "'none': only what `ragchat ingest` added (FAQ rows an earlier run indexed are removed)",
+    )
     parser.add_argument(
         "--wikipedia", help="serve this Wikipedia-format index folder instead of the FAQ ($RAGCHAT_WIKIPEDIA_DIR)"
     )

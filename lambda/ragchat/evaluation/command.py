@@ -56,13 +56,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def local_lookup(args: argparse.Namespace) -> Lookup:
-    from ..local.factory import LocalSettings, build_local_engine
+    from ..local.factory import LocalSettings, build_local_engine, knowledge_base_path
 
     overrides: dict = {"retrieval_top_k": args.top_k}
     if args.data_dir:
         overrides["data_dir"] = Path(args.data_dir)
     if args.knowledge_base:
-        overrides["knowledge_base"] = Path(args.knowledge_base)
+        overrides["knowledge_base"] = knowledge_base_path(args.knowledge_base)
     engine = build_local_engine(LocalSettings(**overrides), progress=False)
     params = GenerationParams(max_new_tokens=args.max_new_tokens or engine.profile.default_max_new_tokens)
     return lambda q: engine.lookup(q.question, q.prior_turns, params)

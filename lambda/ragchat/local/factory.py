@@ -42,7 +42,8 @@ def min_score_from_env() -> float | None:
 @dataclass(frozen=True)
 class LocalSettings:
     data_dir: Path = Path(os.environ.get("RAGCHAT_DATA_DIR", PROJECT_ROOT / ".data"))
-    knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE
+    # the built-in FAQ indexed beside what `ragchat ingest` added; None: only your own documents
+    knowledge_base: Path | None = DEFAULT_KNOWLEDGE_BASE
     context_budget_tokens: int | None = None  # None: derived from the model profile
     retrieval_top_k: int = EngineSettings.retrieval_top_k
     profile: str = "smollm2-local"
@@ -103,6 +104,22 @@ def ensure_knowledge_base(
     return True
 
 
+def knowledge_base_path(value: str) -> Path | None:
+    """`--knowledge-base`: a CSV path, or "none" for only your own documents."""
+    return None if value.strip().lower() == "none" else Path(value)
+
+
+def forget_knowledge_bases(index: FaissVectorIndex, state_file: Path, namespace: str = "") -> int:
+    """Remove the rows `ensure_knowledge_base` indexed (the FAQ) from the index, so it holds
+    only what `ragchat ingest` added. Returns how many went."""
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    ids = [i for key, value in state.items() if key.endswith(":ids") for i in value]
+    if ids:
+        index.delete(ids, namespace)
+        state_file.write_text(json.dumps({}))
+    return len(ids)
+
+
 def local_embedder() -> Embedder:
     """all-MiniLM-L6-v2 on onnxruntime: the local mode's embedder, and ingestion's by default."""
     from .embedder import OnnxMiniLMEmbedder
@@ -119,7 +136,11 @@ def faq_parts(settings: LocalSettings, progress: bool) -> dict[str, Any]:
     """MiniLM and the FAISS index of the FAQ (and whatever `ragchat ingest` added)."""
     embedder = local_embedder()
     index = local_index(settings.data_dir, embedder.dimension)
-    ensure_knowledge_base(settings.knowledge_base, embedder, index, settings.data_dir / "indexed.json", progress)
+    state_file = settings.data_dir / "indexed.json"
+    if settings.knowledge_base is None:
+        forget_knowledge_bases(index, state_file)
+    else:
+        ensure_knowledge_base(settings.knowledge_base, embedder, index, state_file, progress)
     return {"embedder": embedder, "index": index}
 
 

@@ -515,3 +515,18 @@ def test_pinecone_sync_of_a_file_keeps_the_chunks_of_names_continuing_with_a_has
     [delete] = pinecone.data_requests("/vectors/delete")
     assert delete.json()["ids"] == [ids[0]]
     assert ids[1] in pinecone.vectors()
+
+
+def test_knowledge_base_none_serves_only_your_own_documents(tmp_path, capsys):
+    """The FAQ's 154 rows were always indexed beside your own documents (and came back in
+    answers about them); `--knowledge-base none` leaves them out, removing what an earlier
+    run indexed, and keeps everything `ingest` added."""
+    from ragchat.local.factory import LocalSettings, faq_parts
+
+    data = tmp_path / "data"
+    (tmp_path / "bikes.md").write_text("Zephyr e-bikes charge in four hours.\n")
+    assert run_cli(data, str(tmp_path / "bikes.md")) == 0
+    with_faq = faq_parts(LocalSettings(data_dir=data), progress=False)["index"]
+    assert with_faq.count("") == 155
+    mine = faq_parts(LocalSettings(data_dir=data, knowledge_base=None), progress=False)["index"]
+    assert [m.text for m in mine.query([0.0] * 383 + [1.0], 10)] == ["Zephyr e-bikes charge in four hours."]
