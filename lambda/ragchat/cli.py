@@ -11,10 +11,12 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .cli_args import service_url
 from .client.http_client import ClientFailure, StreamEvent
 from .client.repl import cut_notice, format_sources, print_json, run_repl
 from .client.signing import SigningError
 from .engine import ChatEngine, ChatRequest, Token
+from .errors import SettingError
 from .interfaces import GenerationParams
 
 CURL_EXAMPLE = (
@@ -165,7 +167,8 @@ def wikipedia_build(args: argparse.Namespace) -> int:
 
 
 def _add_remote_options(p: argparse.ArgumentParser, url_required: bool = False) -> None:
-    p.add_argument("--url", required=url_required, default=None if url_required else os.environ.get("RAGCHAT_URL"),
+    default = None if url_required else os.environ.get("RAGCHAT_URL")
+    p.add_argument("--url", type=service_url, required=url_required, default=default,
                    help="the chat service: a local URL or the stack's ChatUrl output (default: $RAGCHAT_URL; "
                    "without it, the local engine runs in-process)")  # fmt: skip
     p.add_argument("--sign", action=argparse.BooleanOptionalAction, default=None,
@@ -266,8 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)
-    except (ClientFailure, SigningError) as failure:
+    except (ClientFailure, SigningError, SettingError) as failure:
         print(f"error: {failure}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as missing:  # a --model, --knowledge-base or --wikipedia path that is not there
+        print(f"error: {missing}", file=sys.stderr)
         return 2
 
 

@@ -5,6 +5,10 @@ Each carries the pipeline step that failed, so a client sees which service broke
 from __future__ import annotations
 
 
+class SettingError(ValueError):
+    """A local setting (an environment variable, a path) that cannot be used; the message names it."""
+
+
 class ChatServiceError(Exception):
     status = 500
     code = "internal_error"

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..cli_args import service_url
 from ..interfaces import GenerationParams, Match
 from .questions import EvalQuestion, QuestionFileError, load_questions
 from .report import Outcome, format_report, report
@@ -31,7 +32,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("questions", type=Path, help="the question file (JSON Lines)")
     p.add_argument("--target", choices=("local", "pinecone"), default="local",
                    help="the local index (default) or the deployed Pinecone index")  # fmt: skip
-    p.add_argument("--url", help="a running chat service (local or the stack's ChatUrl): asks its POST /retrieve")
+    p.add_argument(
+        "--url", type=service_url, help="a running chat service (local or the stack's ChatUrl): asks its POST /retrieve"
+    )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument(
         "--max-new-tokens",

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..catalog import get_profile
 from ..engine import ChatEngine, EngineSettings
+from ..errors import SettingError
 from ..interfaces import Embedder, Generator
 from ..knowledge import document_sparse, document_vectors, faq_documents, file_sha256
 from ..retrieval import Bm25Encoder
@@ -36,7 +37,7 @@ def min_score_from_env() -> float | None:
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"RAGCHAT_MIN_SCORE must be a number, got {value!r}") from None
+        raise SettingError(f"RAGCHAT_MIN_SCORE must be a number, got {value!r}") from None
 
 
 @dataclass(frozen=True)

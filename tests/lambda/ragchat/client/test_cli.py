@@ -190,3 +190,22 @@ def test_a_bad_request_names_the_field(live_server, capsys):
 )
 def test_a_source_is_labelled_by_its_file_and_row_or_page(metadata, label):
     assert source_label({"id": "doc-7", "metadata": metadata}) == label
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["ask", "hi", "--url", "127.0.0.1:9"], {}, "is not an http:// or https:// URL (try http://127.0.0.1:9)"),
+        (["serve", "--model", "/nonexistent.gguf", "--port", "0"], {}, "no GGUF model at /nonexistent.gguf"),
+        (["ask", "hi"], {"RAGCHAT_MIN_SCORE": "abc"}, "RAGCHAT_MIN_SCORE must be a number, got 'abc'"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors_not_tracebacks(argv, env, message, tmp_path, monkeypatch, capsys):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        code = main(["--data-dir", str(tmp_path), *argv])
+    except SystemExit as exit_:  # argparse's own refusal
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
