@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"partial: {summary.line()}", file=sys.stderr)
         return 2
     if args.target == "local" and not args.dry_run:
-        held = f"the local index in {data_dir} now holds {index.count(args.namespace)} documents"
+        held = f"the local index in {data_dir} now holds {index.count(args.namespace)} entries (chunks and FAQ rows)"
         if args.namespace:
             print(f"{held} in namespace {args.namespace!r} (`ragchat serve` searches the default namespace)")
         else:
