@@ -36,7 +36,10 @@ def host_name(host: str) -> str:
     """`example.com:8080` -> `example.com`; `[::1]:8080` -> `[::1]`."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[: host.find("]") + 1]
+        end = host.find("]") + 1
+        rest = host[end:]
+        # only a port may follow the bracket: "[::1]evil.example" is no loopback name
+        return host[:end] if end and (not rest or (rest[0] == ":" and rest[1:].isdigit())) else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
