@@ -9,6 +9,7 @@ previous response), and the body within `BODY_TIMEOUT_SECONDS` and `MAX_BODY_BYT
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import anyio
@@ -91,9 +92,21 @@ class HeaderTimeoutProtocol(H11Protocol):
         self._header_timer = None
         if not self._waiting_for_headers():
             return
-        body = b'{"error": {"code": "header_timeout", "message": "the request headers did not arrive in time"}}'
+        message = "the request headers did not arrive in time"
+        self._send_json_and_close(408, "Request Timeout", "header_timeout", message)
+
+    def send_400_response(self, msg: str) -> None:
+        """A request h11 cannot parse (no or two Host headers, a bad Content-Length): JSON
+        like every other refusal, where uvicorn answers plain text."""
+        self._send_json_and_close(400, "Bad Request", "invalid_http", f"{msg}: the request is not valid HTTP/1.1")
+
+    def _send_json_and_close(self, status: int, reason: str, code: str, message: str) -> None:
+        body = json.dumps({"error": {"code": code, "message": message, "field": "headers"}}).encode()
         self.transport.write(
-            b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\nconnection: close\r\n".encode()
+            + b"content-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
         )
         self.transport.close()

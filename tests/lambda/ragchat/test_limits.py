@@ -54,6 +54,23 @@ def test_headers_that_never_complete_get_408_and_the_connection_closes(live_serv
         assert sock.recv(1) == b""  # closed
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /health HTTP/1.1\r\n\r\n",  # no Host
+        b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"POST /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
+    ],
+)
+def test_a_request_that_is_not_valid_http_gets_a_json_400(live_server, head):
+    """uvicorn answered these in plain text; every other refusal is JSON naming what is wrong."""
+    with connect(live_server) as sock:
+        sock.sendall(head)
+        status, body = read_response(sock)
+        error = json.loads(body)["error"]
+        assert status == 400 and error["code"] == "invalid_http" and error["field"] == "headers"
+
+
 def test_a_connection_that_sends_nothing_is_closed(live_server, monkeypatch):
     monkeypatch.setattr(HeaderTimeoutProtocol, "header_timeout", 0.2)
     with connect(live_server) as sock:
