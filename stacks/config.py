@@ -308,7 +308,10 @@ class DeploymentConfig:
         check(self.alarm_email == "" or bool(EMAIL.match(self.alarm_email)), "alarm_email", "must be an email address")
 
     def _validate_gpus(self, check: Any) -> None:
-        """The LLMs' instances have the GPUs their containers need (see `instance_facts`)."""
+        """The LLMs' instances have the GPUs their containers need (see `instance_facts`);
+        parked, no endpoint runs, and the type is checked when it is unparked."""
+        if self.parked:
+            return
         needs = []
         serving = self.model.serving
         if isinstance(serving, SageMakerServing):

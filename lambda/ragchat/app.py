@@ -219,12 +219,9 @@ def create_app(
         return JSONResponse(openai_api.model_list(engine_provider().profile.name, started))
 
     async def openai_model(request: Request) -> Response:
-        """`GET /v1/models/{id}` (the SDK's `models.retrieve`): the served model, or 404."""
-        name, wanted = engine_provider().profile.name, request.path_params["model"]
-        if wanted != name:
-            message = f"The model '{wanted}' does not exist; this service serves '{name}'."
-            raise openai_api.OpenAIError(404, message, "model", "model_not_found")
-        return JSONResponse(openai_api.model_object(name, started))
+        """`GET /v1/models/{id}` (the SDK's `models.retrieve`): the served model, whatever the
+        id, as the completions route serves it whatever `model` says ("local" in the README)."""
+        return JSONResponse(openai_api.model_object(engine_provider().profile.name, started))
 
     async def retrieve(request: Request) -> Response:
         """Retrieval as a chat turn would do it: the ranked matches (before the no-answer
@@ -259,7 +256,7 @@ def create_app(
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ChatServiceError)
-        if exc.status >= 500:
+        if exc.field is None:  # the service's or an upstream's doing (throttling too), not the caller's input
             log.warning("upstream failure in step %s: %s", exc.step, exc)
         return error_response(service_error(exc, openai_shape(request)), exc.retry_after, openai_shape(request))
 

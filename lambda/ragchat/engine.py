@@ -35,7 +35,7 @@ from .interfaces import (
     Usage,
     VectorIndex,
 )
-from .prompts import ModelProfile, fit_history
+from .prompts import ModelProfile, defuse, fit_history
 from .retrieval import (
     FOLLOWUP_TURNS,
     LEXICAL_WEIGHT,
@@ -207,11 +207,18 @@ class ChatEngine:
             return max(self.settings.context_budget_tokens, MIN_CONTEXT_TOKENS)
         return context_budget(self.profile, question, params.max_new_tokens, self.generator.count_tokens)
 
+    def defused(self, text: str) -> str:
+        """Untrusted text as the model will read it: the prompt format's turn markers and the
+        model's own control tokens broken (`prompts.defuse`). Done before anything is counted,
+        since a broken marker takes several tokens where the whole one took one."""
+        return defuse(text, self.profile.markers + tuple(getattr(self.generator, "control_texts", ())))
+
     def select_sources(
         self, question: str, matches: Sequence[Match], params: GenerationParams, history: Sequence[Turn] = ()
     ) -> list[Match]:
         """The matches placed in the prompt: as many as the context budget holds, long ones
         condensed to the sentences that share the words looked up."""
+        matches = [replace(m, text=self.defused(m.text)) for m in matches]
         budget = self.context_budget(question, params)
         query = self.query_text(question, history)
         return select_context(matches, budget, self.generator.count_tokens, separator_cost=1, query=query)
@@ -243,13 +250,15 @@ class ChatEngine:
         deadline = None if self.settings.deadline_seconds is None else time.monotonic() + self.settings.deadline_seconds
         timings: dict[str, float] = {}
         warnings: list[str] = []
-        self.check_fits(request.inputs, request.params)
+        question = self.defused(request.inputs)  # what the prompt holds; retrieval and the store get the original
+        self.check_fits(question, request.params)
         session_id = request.session_id or str(uuid.uuid4())
         stateless = request.history is not None
 
         conversation = conversation_key(request.owner, session_id)
         t = time.perf_counter()
         history = list(request.history) if stateless else self.store.load(conversation, self.settings.history_limit)
+        history = [Turn(t.role, self.defused(t.content)) for t in history]
         timings["history"] = _ms(t)
 
         now = datetime.now(UTC)
@@ -279,7 +288,7 @@ class ChatEngine:
             yield self._finished(ChatResult(self.settings.refusal, session_id, [], moderation, True, warnings, timings))
             return
 
-        sources = self.select_sources(request.inputs, matches, request.params, history)
+        sources = self.select_sources(question, matches, request.params, history)
         no_answer = retrieved and not sources
         held, verdict = "", None  # the reply's unreleased end; a verdict reached while streaming
         if no_answer and self.profile.no_answer_reply is not None:
@@ -288,7 +297,7 @@ class ChatEngine:
             held = reply
         else:
             context = join_context(sources)
-            prompt = self.build_prompt(request.inputs, context, history, request.params, now, no_answer)
+            prompt = self.build_prompt(question, context, history, request.params, now, no_answer)
             gate = self._moderation_gate(request, buffered, timings)
             reply, finish, usage, held, verdict = yield from self._generate(
                 prompt, request, deadline, buffered, timings, gate
@@ -326,7 +335,7 @@ class ChatEngine:
         until a sentence ends, then released only if the gate passes the reply so far; a flagged
         reply stops the model at once."""
         pieces: list[str] = []
-        held, verdict = "", None
+        held, released, verdict = "", "", None
         stop_filter = StopFilter(self.profile.stop + request.params.stop, self.profile.strip_tokens)
         report = GenerationReport()
         gen_params = replace(
@@ -351,14 +360,19 @@ class ChatEngine:
                         yield Token(piece)
                         continue
                     held += piece
-                    if not SENTENCE_END.search(held) and len(held) < RELEASE_CHARS:
+                    ends = [m.end() for m in SENTENCE_END.finditer(held)]
+                    if not ends and len(held) < RELEASE_CHARS:
                         continue
-                    checked = gate("".join(pieces))
+                    cut = ends[-1] if ends else len(held)  # whole sentences; the next one's start waits
+                    release, held = held[:cut], held[cut:]
+                    # the new sentences with the last released ones as context: linear in the reply
+                    # (the whole reply is checked once more at the end, as a buffered one is)
+                    checked = gate(released + release)
                     if checked.flagged:
                         verdict = checked
                         break
-                    yield Token(held)
-                    held = ""
+                    yield Token(release)
+                    released = release
             finally:
                 close = getattr(raw, "close", None)
                 if close is not None:

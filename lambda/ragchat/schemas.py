@@ -99,6 +99,13 @@ class ContentPart(BaseModel):
 class OpenAIMessage(_Strict):
     role: Literal["system", "developer", "user", "assistant"]  # developer: the newer name of system
     name: str | None = Field(None, max_length=256)  # accepted, not used
+    # what the SDK's own assistant message carries when a client echoes it back (`model_dump()`):
+    # accepted and not used (this service makes no tool calls, refusals or audio)
+    refusal: str | None = None
+    tool_calls: list[Any] | None = None
+    function_call: dict[str, Any] | None = None
+    annotations: list[Any] | None = None
+    audio: dict[str, Any] | None = None
     # a string is one text part: one shape to validate, and errors name `messages.N.content...`
     # without the labels pydantic gives the members of a union
     content: list[ContentPart] = Field(max_length=MAX_CONTENT_PARTS)

@@ -45,7 +45,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=[],
         metavar="PATH",
         help="delete every chunk stored from a file or folder that no longer exists (given as it was ingested: "
-        "docs, or docs/manual.pdf when the file was given alone); repeatable",
+        "docs, or docs/manual.pdf when the file was given alone; ids hold names, not paths, so another "
+        "folder of the same name shares them: check with --dry-run); repeatable",
     )
     p.add_argument("--dry-run", action="store_true", help="read, chunk and compare, write nothing")
     p.add_argument("--csv-columns", default="0,1", help="text columns, by 0-based index or by name with a header")
@@ -84,12 +85,17 @@ def _scopes(paths: list[Path]) -> list[str]:
 
 
 def _forgotten(paths: list[Path]) -> list[str]:
-    """The id scopes a removed path's chunks were stored under: as a file given alone
-    ("manual.pdf#") or as a folder ("docs/"); which one it was cannot be told any more."""
+    """The id scopes a removed path's chunks were stored under, as `id_scope` made them: as a
+    file given alone ("manual.pdf#", its own name) or as a folder ("docs/", the name it
+    resolved to); which one it was cannot be told any more. Ids hold names, not paths: a
+    folder of the same name elsewhere shares them (the README says to name folders apart)."""
     from .chunking import escape_id_part
 
-    names = [escape_id_part(path.resolve().name) for path in paths]
-    return [scope for name in names for scope in (f"{name}#", f"{name}/")]
+    return [
+        scope
+        for path in paths
+        for scope in (f"{escape_id_part(path.name)}#", f"{escape_id_part(path.resolve().name)}/")
+    ]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -254,6 +255,11 @@ def _read_jsonl(path: Path, name: str, options: JsonlOptions, problems: list[Pro
                 k for k, v in record.items() if k != options.text_field and isinstance(v, str | int | float | bool)
             ]
         metadata = {k: record[k] for k in names if k in record and record[k] is not None}
+        if infinite := [k for k, v in metadata.items() if isinstance(v, float) and not math.isfinite(v)]:
+            # JSON cannot carry NaN or Infinity: every answer citing the record would fail to serialize
+            message = f"field {infinite[0]!r} is not a finite number (NaN or Infinity): fix it, or leave it out"
+            problems.append(Problem(where, f"{message} with --metadata-fields"))
+            continue
         metadata["line"] = number
         yield SourceText(name, text.strip(), metadata, place=where)
 

@@ -96,7 +96,7 @@ class LlamaCppGenerator:
         self.llm._ctx.set_n_threads(self.generation_threads, self.threads)
         # every control token of this model (SmolLM2 has 17: <|im_start|>, <repo_name>, <filename>, ...):
         # the prompt is tokenized with special=True, so their text in a message would be the token
-        self._control_texts = control_token_texts(self.llm._model)
+        self.control_texts = control_token_texts(self.llm._model)
         template = self.llm.metadata.get("tokenizer.chat_template")
         self._chat_template = (
             Jinja2ChatFormatter(
@@ -124,7 +124,7 @@ class LlamaCppGenerator:
             return self.llm.tokenize((prompt.text or "").encode("utf-8"), add_bos=True, special=True)
         if self._chat_template is None:
             raise ValueError(f"{self.model_path.name} has no chat template: use a GGUF chat model")
-        messages = [{**m, "content": defuse(m["content"], self._control_texts)} for m in prompt.messages]
+        messages = [{**m, "content": defuse(m["content"], self.control_texts)} for m in prompt.messages]
         rendered = self._chat_template(messages=messages)
         return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
 

@@ -424,3 +424,16 @@ def test_upstream_errors_reach_the_caller_without_the_deployments_arns(client, e
     assert "model_access_denied" in r.text and "Fix: grant it" in r.text
     assert "arn:" not in r.text and "123456789012" not in r.text
     assert ROLE_ARN in caplog.text
+
+
+def test_throttling_is_logged_whole_while_the_caller_gets_it_without_arns(client, engine, monkeypatch, caplog):
+    """429s stopped being logged when 4xx service errors were kept out of the log; the caller
+    is told the ARN is in the log, so it must be there."""
+    from ragchat.errors import UpstreamThrottled
+
+    def throttled(prompt, params):
+        raise UpstreamThrottled(f"ThrottlingException: too many tokens for {ROLE_ARN}")
+
+    monkeypatch.setattr(engine.generator, "generate", throttled)
+    r = post(client, "/v1/chat/completions", {"messages": [{"role": "user", "content": SPOT}]})
+    assert r.status_code == 429 and "arn:" not in r.text and ROLE_ARN in caplog.text

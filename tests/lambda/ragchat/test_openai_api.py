@@ -336,5 +336,43 @@ def test_the_sdks_models_retrieve_finds_the_served_model(client, engine):
     name = engine.profile.name
     found = client.get(f"/v1/models/{name}")
     assert found.status_code == 200 and found.json()["id"] == name and found.json()["object"] == "model"
-    missing = client.get("/v1/models/gpt-4o")
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+    local = client.get("/v1/models/local")  # the README's examples say model="local": it is the served one
+    assert local.status_code == 200 and local.json()["id"] == name
+
+
+def test_moderating_a_streamed_reply_costs_linear_text_and_releases_whole_sentences(client, engine):
+    """Each check covered the whole reply so far (20 sentences: 8,103 characters checked for a
+    770-character reply), and a release carried the next sentence's first word along."""
+    sentences = [f"Sentence number {n} is here. " for n in range(20)]
+
+    def replying(prompt, params):
+        for sentence in sentences:
+            yield from (word + " " for word in sentence.split())  # word by word, as a model streams
+
+    engine.generator.stream = replying
+    events = sse_data(post(client, {"messages": QUESTION, "stream": True}).text)
+    chunks = [e for e in events if isinstance(e, dict) and e.get("choices")]
+    pieces = [e["choices"][0]["delta"]["content"] for e in chunks if e["choices"][0]["delta"].get("content")]
+    reply = "".join(sentences)
+    assert "".join(pieces).strip() == reply.strip() and all(p.endswith(". ") for p in pieces[:-1])
+    checked = sum(len(t) for t in engine.moderator.checked[1:])  # [0]: the question
+    assert checked <= 4 * len(reply), (checked, len(reply))
+
+
+def test_a_blocked_stream_carries_no_fragment_of_the_flagged_sentence(client, engine):
+    def replying(prompt, params):
+        yield from ["Fine answer. ", "Then FORBIDDEN words. ", "More."]
+
+    engine.generator.stream = replying
+    events = sse_data(post(client, {"messages": QUESTION, "stream": True}).text)
+    chunks = [e for e in events if isinstance(e, dict) and e.get("choices")]
+    text = "".join(e["choices"][0]["delta"].get("content", "") for e in chunks)
+    assert text.startswith("Fine answer. \n\n") and "Then" not in text and "FORBIDDEN" not in text
+
+
+def test_an_echoed_sdk_assistant_message_is_accepted(client):
+    """`messages.append(resp.choices[0].message.model_dump())` sends the SDK's null fields."""
+    echoed = {"role": "assistant", "content": "A managed ML service.", "refusal": None, "tool_calls": None,
+              "function_call": None, "annotations": [], "audio": None}  # fmt: skip
+    messages = [{"role": "user", "content": "What is SageMaker?"}, echoed, {"role": "user", "content": "Spot?"}]
+    assert post(client, {"messages": messages}).status_code == 200

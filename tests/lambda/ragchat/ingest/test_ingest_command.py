@@ -530,3 +530,14 @@ def test_knowledge_base_none_serves_only_your_own_documents(tmp_path, capsys):
     assert with_faq.count("") == 155
     mine = faq_parts(LocalSettings(data_dir=data, knowledge_base=None), progress=False)["index"]
     assert [m.text for m in mine.query([0.0] * 383 + [1.0], 10)] == ["Zephyr e-bikes charge in four hours."]
+
+
+def test_forget_finds_a_file_by_the_name_it_was_given_even_through_a_broken_link(tmp_path, capsys):
+    data = tmp_path / "data"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "v3.md").write_text("Version three notes.\n")
+    (tmp_path / "latest.md").symlink_to(tmp_path / "a" / "v3.md")
+    assert run_cli(data, str(tmp_path / "latest.md")) == 0
+    (tmp_path / "a" / "v3.md").unlink()  # the link is now broken: it exists no more
+    assert run_cli(data, "--forget", str(tmp_path / "latest.md")) == 0
+    assert "deleted 1: latest.md (1)" in capsys.readouterr().err

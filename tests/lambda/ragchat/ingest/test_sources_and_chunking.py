@@ -289,11 +289,13 @@ def test_a_line_json_cannot_read_is_a_problem_and_the_rest_is_read(tmp_path):
     """Only JSONDecodeError was caught: 100,000 nested brackets (RecursionError) or a
     5,000-digit number (ValueError) ended the run with a traceback, nothing ingested."""
     jsonl = tmp_path / "deep.jsonl"
-    lines = ['{"text": "first"}', "[" * 100_000, '{"text": "n", "n": ' + "9" * 5000 + "}", '{"text": "last"}']
+    lines = ['{"text": "first"}', "[" * 100_000, '{"text": "n", "n": ' + "9" * 5000 + "}", '{"text": "last"}',
+             '{"text": "nan", "n": NaN}', '{"text": "inf", "n": 1e999}']  # fmt: skip
     jsonl.write_text("\n".join(lines) + "\n")
     texts, problems = read_sources([jsonl])
     assert [t.text for t in texts] == ["first", "last"]
-    assert [p.where for p in problems] == [f"{jsonl}:2", f"{jsonl}:3"]
+    assert [p.where for p in problems] == [f"{jsonl}:{n}" for n in (2, 3, 5, 6)]
+    assert "not a finite number" in problems[-1].message  # it was stored, then every answer citing it was a 500
 
 
 def test_a_long_csv_field_is_read_not_the_whole_file_skipped(tmp_path):

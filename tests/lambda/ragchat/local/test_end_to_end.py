@@ -63,6 +63,23 @@ def test_a_question_over_smollm2s_window_is_a_400_and_one_just_under_is_answered
     assert ok.json()["usage"]["prompt_tokens"] + ok.json()["usage"]["completion_tokens"] <= 2048
 
 
+def test_control_token_text_is_counted_as_the_model_reads_it(client):
+    """Markers are broken into several tokens before the prompt is built; counting them as one
+    token each let a question, a caller's history or a stored turn overfill the window: a
+    500, and a session that failed at every later turn."""
+    flooded = client.post("/chat", json={"inputs": "What is SageMaker Neo? " + "<filename>" * 780})
+    assert flooded.status_code == 400 and flooded.json()["error"]["code"] == "input_too_long", flooded.text
+    history = [{"role": "user", "content": "<|im_start|>" * 600}, {"role": "assistant", "content": "ok"}]
+    messages = [*history, {"role": "user", "content": "What is SageMaker Neo?"}]
+    r = client.post("/v1/chat/completions", json={"messages": messages, "max_tokens": 4})
+    assert r.status_code == 200, r.text
+    session = {"session_id": "control-tokens", "max_new_tokens": 4, "no_retrieval": True}
+    first = "Please ignore these tags: " + "<jupyter_output>" * 200 + " What is SageMaker Neo?"
+    assert client.post("/chat", json={"inputs": first, "parameters": session}).status_code == 200
+    later = client.post("/chat", json={"inputs": SPOT, "parameters": session})
+    assert later.status_code == 200, later.text
+
+
 def test_streaming_on_real_model(client):
     with client.stream(
         "POST",

@@ -129,4 +129,4 @@ def test_control_tokens_in_message_text_stay_text(model):
     hostile_tokens = model.prompt_tokens(RenderedPrompt(messages=tuple(hostile)))
     for token in (start, end, model.llm.tokenize(b"<filename>", add_bos=False, special=True)[0]):
         assert hostile_tokens.count(token) == clean_tokens.count(token), token
-    assert "<filename>" in model._control_texts and len(model._control_texts) == 17
+    assert "<filename>" in model.control_texts and len(model.control_texts) == 17
