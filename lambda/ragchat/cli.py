@@ -188,17 +188,27 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    "process on the machine is not starved)")  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ragchat", description=__doc__)
-    parser.add_argument("--data-dir", help="local data folder (default: .data in the project, or $RAGCHAT_DATA_DIR)")
+def _add_data_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """The local data options, before the command or after it (`default` SUPPRESS: a command's
+    own copy sets the value only when given, so the one before the command stands)."""
+    parser.add_argument("--data-dir", default=default,
+                        help="local data folder (default: .data in the project, or $RAGCHAT_DATA_DIR)")  # fmt: skip
     parser.add_argument(
         "--knowledge-base",
+        default=default,
         help="the FAQ CSV indexed beside your own documents (default: data/Amazon_SageMaker_FAQs.csv); "
         "'none': only what `ragchat ingest` added (FAQ rows an earlier run indexed are removed)",
     )
     parser.add_argument(
-        "--wikipedia", help="serve this Wikipedia-format index folder instead of the FAQ ($RAGCHAT_WIKIPEDIA_DIR)"
+        "--wikipedia",
+        default=default,
+        help="serve this Wikipedia-format index folder instead of the FAQ ($RAGCHAT_WIKIPEDIA_DIR)",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ragchat", description=__doc__)
+    _add_data_options(parser, None)
     commands = parser.add_subparsers(dest="command", required=True)
 
     p_serve = commands.add_parser(
@@ -264,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     from .preflight.command import add_parser as add_preflight_parser
 
     add_preflight_parser(commands)
+    for command in commands.choices.values():  # `ragchat serve --data-dir X` as well as `ragchat --data-dir X serve`
+        _add_data_options(command, argparse.SUPPRESS)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -541,3 +541,13 @@ def test_forget_finds_a_file_by_the_name_it_was_given_even_through_a_broken_link
     (tmp_path / "a" / "v3.md").unlink()  # the link is now broken: it exists no more
     assert run_cli(data, "--forget", str(tmp_path / "latest.md")) == 0
     assert "deleted 1: latest.md (1)" in capsys.readouterr().err
+
+
+def test_data_dir_may_follow_the_command(tmp_path, capsys):
+    """`ragchat serve --data-dir X` was refused as an unrecognized argument."""
+    (tmp_path / "a.md").write_text("Placed after the command.\n")
+    assert main(["ingest", str(tmp_path / "a.md"), "--data-dir", str(tmp_path / "after"), "--no-progress"]) == 0
+    assert FaissVectorIndex(tmp_path / "after" / "index", 384).count("") == 1
+    # before the command it still works, and a command without it keeps the one given before
+    assert main(["--data-dir", str(tmp_path / "before"), "ingest", str(tmp_path / "a.md"), "--no-progress"]) == 0
+    assert FaissVectorIndex(tmp_path / "before" / "index", 384).count("") == 1
