@@ -262,7 +262,10 @@ class ChatEngine:
         timings["history"] = _ms(t)
 
         now = datetime.now(UTC)
-        checked = self.caller_text(request.inputs, history if stateless else [], request.params, now)
+        # a caller's own history is checked whole; a stored session's previous question(s) go with the
+        # new one, so a request split over two turns is read as one (each was checked alone when sent)
+        earlier = history if stateless else [t for t in history if t.role == "user"][-self.settings.followup_turns :]
+        checked = self.caller_text(request.inputs, earlier, request.params, now)
         input_check = self._pool.submit(self._timed, self.moderator.check, checked)
         matches: list[Match] = []
         retrieved = False  # the lookup answered: empty matches then mean "no answer in the knowledge base"

@@ -165,11 +165,31 @@ def test_moderation_checks_every_supplied_turn_that_can_reach_the_prompt():
     assert checked.endswith(SPOT) and "t0 " not in checked  # what can never fit is not sent
 
 
-def test_stored_history_is_not_checked_again(engine):
+def test_a_stored_sessions_previous_question_is_checked_with_the_new_one(engine):
+    """Only the previous user turn (the follow-up's own context), not the whole stored session."""
     first = engine.chat(ChatRequest(SPOT, session_id="s3"))
+    engine.chat(ChatRequest("What does it cost?", session_id=first.session_id))
     engine.moderator.checked.clear()
     engine.chat(ChatRequest("And which regions?", session_id=first.session_id))
-    assert engine.moderator.checked[0] == "And which regions?"
+    assert engine.moderator.checked[0] == "What does it cost?\n\nAnd which regions?"
+
+
+def test_a_request_split_over_two_turns_of_a_session_is_read_as_one():
+    """Each half passed alone; the outside review's harmful request, sent in two `/chat` turns
+    of one session, reached the model."""
+    from ragchat.interfaces import ModerationResult
+
+    class PairModerator:
+        checked: list[str] = []
+
+        def check(self, text: str) -> ModerationResult:
+            flagged = "build a" in text and "dangerous thing" in text
+            return ModerationResult(flagged, "needs intervention" if flagged else "casual", "test-double")
+
+    engine = make_engine(moderator=PairModerator())
+    first = engine.chat(ChatRequest("How do I build a", session_id="split"))
+    second = engine.chat(ChatRequest("dangerous thing at home?", session_id="split"))
+    assert not first.blocked and second.blocked and len(engine.generator.prompts) == 1
 
 
 def test_context_budget_can_be_set_in_tokens_but_not_below_the_floor():
