@@ -467,7 +467,9 @@ class ChatEngine:
         """What input moderation checks: the question and every turn of caller-supplied
         history (OpenAI `messages`, whatever their role) that can reach the prompt, as
         one text. History fitted without context is a superset of what the prompt keeps
-        once context takes its share. Stored history was checked when it was sent."""
+        once context takes its share. A stored session passes its previous question(s) only:
+        each stored turn was checked when it was sent, and a request split over two turns is
+        read as one."""
         kept = self._fit_history(question, "", supplied_history, params, now)
         return "\n\n".join([*(turn.content for turn in kept), question])
 
