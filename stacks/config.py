@@ -25,7 +25,7 @@ from ragchat.catalog import (
     chat_model,
 )
 
-from .instance_facts import gpu_count, smallest_with
+from .instance_facts import NO_BF16_FAMILIES, family, gpu_count, smallest_with
 
 PREFIX = "ragchat:"
 
@@ -320,6 +320,13 @@ class DeploymentConfig:
         if self.moderation == "endpoint":
             why = "GPT-JT-Moderation-6B runs on a GPU"
             needs.append(("moderation_instance_type", self.moderation_instance_type, 1, why))
+        if isinstance(serving, SageMakerServing) and serving.environment.get("OPTION_DTYPE") == "bf16":
+            check(
+                family(self.resolved_chat_instance_type) not in NO_BF16_FAMILIES,
+                "chat_instance_type",
+                f"{self.chat_model} runs in bf16, which T4 and V100 GPUs ({', '.join(NO_BF16_FAMILIES)}) lack: "
+                "choose a G5, G6, G6e, P4 or P5 type",
+            )
         for key, instance_type, wanted, why in needs:
             found = gpu_count(instance_type)
             check(

@@ -29,17 +29,24 @@ NO_GPU_FAMILIES = ("t2", "t3", "m4", "m5", "m5d", "m6i", "m6id", "m7i", "c4", "c
                    "r5", "r5d", "r6i", "r7i", "inf1", "inf2", "trn1")  # fmt: skip
 
 
+# Turing (T4) and Volta (V100) GPUs have no bfloat16: a bf16 model does not load there
+NO_BF16_FAMILIES = ("g4dn", "p3", "p3dn")
+
+
+def family(instance_type: str) -> str:
+    """`ml.g5.2xlarge` -> `g5`."""
+    return instance_type.split(".")[1] if instance_type.count(".") == 2 else ""
+
+
 def gpu_count(instance_type: str) -> int | None:
     """The instance's NVIDIA GPUs, 0 for a CPU (or Neuron) family, None when not known here."""
     if instance_type in GPUS:
         return GPUS[instance_type]
-    family = instance_type.split(".")[1] if instance_type.count(".") == 2 else ""
-    return 0 if family in NO_GPU_FAMILIES else None
+    return 0 if family(instance_type) in NO_GPU_FAMILIES else None
 
 
 def smallest_with(gpus: int, like: str) -> str:
     """The smallest listed instance of `like`'s family with at least `gpus` GPUs (for a fix)."""
-    family = like.split(".")[1] if like.count(".") == 2 else "g5"
-    family = family if any(t.startswith(f"ml.{family}.") for t in GPUS) else "g5"
-    fits = [t for t, n in GPUS.items() if t.startswith(f"ml.{family}.") and n >= gpus]
+    name = family(like) if any(family(t) == family(like) for t in GPUS) else "g5"
+    fits = [t for t, n in GPUS.items() if family(t) == name and n >= gpus]
     return min(fits, key=lambda t: (GPUS[t], list(GPUS).index(t))) if fits else "ml.p4d.24xlarge"

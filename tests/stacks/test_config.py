@@ -159,5 +159,7 @@ def test_instances_with_enough_gpus_or_of_unknown_families_pass():
     assert DeploymentConfig.from_context(qwen | {"ragchat:chat_instance_type": "ml.g6e.xlarge"})
     assert DeploymentConfig.from_context({"ragchat:moderation_instance_type": "ml.g7.2xlarge"})  # a newer family
     assert (gpu_count("ml.g5.48xlarge"), gpu_count("ml.p4d.24xlarge"), gpu_count("ml.inf2.xlarge")) == (8, 8, 0)
+    with pytest.raises(ConfigError, match="runs in bf16, which T4 and V100 GPUs"):
+        DeploymentConfig.from_context(qwen | {"ragchat:chat_instance_type": "ml.g4dn.xlarge"})
     parked = {"ragchat:parked": "true", "ragchat:moderation_instance_type": "ml.t2.medium"}
     assert DeploymentConfig.from_context(parked).parked  # no endpoint runs: checked when unparked
