@@ -76,13 +76,7 @@ def main() -> None:
         ("likelihood alone", None),
         *((f"hybrid + {w} x likelihood", w) for w in (0.1, 0.2, 0.3)),
     ):
-        result = rx.ranks(corpus, scored, rerank(weight))
-        cells = [
-            " / ".join(f"{v:.3f}" if i == 2 else f"{100 * v:.1f}" for i, v in enumerate(result[k]))
-            for k in ("answerable", "followup")
-        ]
-        versus = rx.sign_test(result["answerable rank-1"], current["answerable rank-1"])
-        print(f"{name:28s} answerable {cells[0]}  follow-ups {cells[1]}  vs hybrid {versus}")
+        print(rx.comparison_line(name, rx.ranks(corpus, scored, rerank(weight)), current, 28))
 
 
 if __name__ == "__main__":

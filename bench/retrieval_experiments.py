@@ -181,6 +181,17 @@ def sign_test(mine: tuple[bool, ...], theirs: tuple[bool, ...]) -> str:
     return f"+{wins} -{losses} p={min(1.0, 2 * tail):.2f}"
 
 
+def comparison_line(name: str, result: dict, baseline: dict, width: int) -> str:
+    """One method's rank-1 / top-5 / MRR (percent, MRR as a fraction) for answerable questions
+    and follow-ups, and its sign test against `baseline`: the bench scripts' report line."""
+    cells = [
+        " / ".join(f"{v:.3f}" if i == 2 else f"{100 * v:.1f}" for i, v in enumerate(result[k]))
+        for k in ("answerable", "followup")
+    ]
+    versus = sign_test(result["answerable rank-1"], baseline["answerable rank-1"])
+    return f"{name:{width}s} answerable {cells[0]}  follow-ups {cells[1]}  vs hybrid {versus}"
+
+
 def ranking_methods(c: Corpus) -> dict[str, Callable[[Q], np.ndarray]]:
     def hybrid(w: float, k1: float = 1.2, b: float = 0.75, qweight: int = 1, dense=None):
         bm = c.bm25(k1, b, qweight)

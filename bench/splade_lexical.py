@@ -67,13 +67,7 @@ def main() -> None:
         **{f"hybrid + {w} x splade": (lambda q, w=w: current(q) + w * splade(q)) for w in (0.002, 0.005, 0.01, 0.02)},
     }
     for name, score in methods.items():
-        result = rx.ranks(corpus, scored, score)
-        cells = [
-            " / ".join(f"{v:.3f}" if i == 2 else f"{100 * v:.1f}" for i, v in enumerate(result[k]))
-            for k in ("answerable", "followup")
-        ]
-        versus = rx.sign_test(result["answerable rank-1"], baseline["answerable rank-1"])
-        print(f"{name:24s} answerable {cells[0]}  follow-ups {cells[1]}  vs hybrid {versus}")
+        print(rx.comparison_line(name, rx.ranks(corpus, scored, score), baseline, 24))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,21 @@ def summary(capsys) -> str:
     return capsys.readouterr().out.strip().splitlines()[-1]
 
 
+def index_matches(data: Path, k: int = 50) -> list:
+    """Every chunk in the local index (up to `k`), whatever it says."""
+    return FaissVectorIndex(data / "index", 384).query([0.0] * 383 + [1.0], k)
+
+
+def index_sources(data: Path) -> list[str]:
+    """The source of every chunk in the local index, sorted."""
+    return sorted(m.metadata["source"] for m in index_matches(data))
+
+
+def index_texts(data: Path) -> list[str]:
+    """The text of every chunk in the local index, sorted."""
+    return sorted(m.text for m in index_matches(data))
+
+
 @pytest.fixture(scope="module")
 def embedder():
     from ragchat.local.embedder import OnnxMiniLMEmbedder
@@ -148,8 +163,7 @@ def test_sync_of_a_single_file_deletes_only_its_own_old_chunks(tmp_path, capsys)
     out = capsys.readouterr()
     assert ", upserted 1, " in out.out.splitlines()[-1] and ", deleted 1, " in out.out.splitlines()[-1]
     assert "deleted 1: a.md (1)" in out.err
-    texts = sorted(m.text for m in FaissVectorIndex(data / "index", 384).query([0.0] * 383 + [1.0], 10))
-    assert texts == ["Second version of a.", "Unrelated file b."]
+    assert index_texts(data) == ["Second version of a.", "Unrelated file b."]
 
 
 def test_forget_deletes_what_a_removed_file_or_folder_stored_and_nothing_else(tmp_path, capsys):
@@ -172,15 +186,12 @@ def test_forget_deletes_what_a_removed_file_or_folder_stored_and_nothing_else(tm
     assert run_cli(data, "--forget", str(tmp_path / "manual.md")) == 0
     out = capsys.readouterr()
     assert "deleted 1: manual.md (1)" in out.err and ", deleted 1, " in out.out.splitlines()[-1]
-    texts = sorted(m.text for m in FaissVectorIndex(data / "index", 384).query([0.0] * 383 + [1.0], 10))
-    assert texts == ["An old copy.", "Folder file a."]
+    assert index_texts(data) == ["An old copy.", "Folder file a."]
 
     (tmp_path / "docs" / "a.md").unlink()
     (tmp_path / "docs").rmdir()
     assert run_cli(data, "--forget", str(tmp_path / "docs")) == 0
-    assert sorted(m.text for m in FaissVectorIndex(data / "index", 384).query([0.0] * 383 + [1.0], 10)) == [
-        "An old copy."
-    ]
+    assert index_texts(data) == ["An old copy."]
 
 
 class FailingIndex:
@@ -399,12 +410,6 @@ def test_a_pdf_is_ingested_page_by_page_and_retrieved_with_its_page(tmp_path, ma
     (top, *_) = engine.retrieve("what is the okapi-lemur method?")
     assert top.metadata["file"] == "guide.pdf" and top.metadata["page"] == 2
     assert "okapi-lemur" in top.text
-
-
-def index_sources(data: Path) -> list[str]:
-    """The source of every chunk in the local index, sorted."""
-    index = FaissVectorIndex(data / "index", 384)
-    return sorted(m.metadata["source"] for m in index.query([0.0] * 383 + [1.0], 50))
 
 
 def test_sync_of_a_file_never_deletes_a_source_whose_name_continues_with_a_hash(tmp_path, capsys):
