@@ -10,10 +10,10 @@ import csv
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def read_sources(
         if not path.exists():
             problems.append(Problem(printable(path), "no such file or folder"))
             continue
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = folder_files(path, problems) if path.is_dir() else [path]
         try:
             folder = id_scope(path) if path.is_dir() else ""
         except UnicodeEncodeError:
@@ -109,6 +109,39 @@ def read_sources(
                     texts.append(replace(text, folder=folder))
             problems[before:] = [replace(p, id_prefix=id_prefix(name, folder)) for p in problems[before:]]
     return texts, problems
+
+
+def folder_files(folder: Path, problems: list[Problem]) -> list[Path]:
+    """The files under `folder`, sorted, walked without recursion (a folder thousands of levels
+    deep is read like any other). Linked folders are not entered, and a linked file is read only
+    when it lies inside `folder`: a downloaded repository or unpacked archive can carry a link to
+    `~/.aws/credentials` or `/proc/self/environ`, whose text would reach every caller."""
+    root = folder.resolve()
+    files: list[Path] = []
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError as exc:
+            problems.append(Problem(printable(current), f"cannot list the folder: {exc.strerror or exc}"))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                elif entry.is_symlink():
+                    target = path.resolve()
+                    if target.is_file() and not target.is_relative_to(root):
+                        problems.append(Problem(printable(path), "a link to a file outside the folder: skipped"))
+                    elif target.is_file():
+                        files.append(path)
+                elif entry.is_file(follow_symlinks=False):
+                    files.append(path)
+            except (OSError, RuntimeError):  # a link loop, or a target that cannot be examined
+                continue
+    return sorted(files)
 
 
 def _record_problem(file: Path, text: SourceText) -> Problem | None:
@@ -226,7 +259,8 @@ def _read_csv(path: Path, name: str, options: CsvOptions, problems: list[Problem
 
 def _read_jsonl(path: Path, name: str, options: JsonlOptions, problems: list[Problem]) -> Iterator[SourceText]:
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        # JSON lines end at "\n" only: U+2028, U+0085 and the like are valid inside a JSON string
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(str(path), f"cannot read: {exc}"))
         return
@@ -269,6 +303,9 @@ def _read_text_file(path: Path, name: str, problems: list[Problem]) -> Iterator[
         raw = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(str(path), f"cannot read as UTF-8 text: {exc}"))
+        return
+    if "\x00" in raw:  # valid UTF-8, but no text file holds NUL bytes
+        problems.append(Problem(str(path), "binary content (NUL bytes), not text: skipped"))
         return
     text = html_to_text(raw) if path.suffix.lower() in (".html", ".htm") else raw
     text = re.sub(r"\r\n?", "\n", text).strip()
@@ -333,40 +370,51 @@ def pdf_page_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-class _TextExtractor(HTMLParser):
-    BLOCKS = {"p", "div", "section", "article", "li", "tr", "br", "pre", "blockquote", "table", "ul", "ol"}
-    SKIP = {"script", "style", "noscript", "template", "head"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag in self.SKIP:
-            self._skip += 1
-        elif re.fullmatch(r"h[1-6]", tag):
-            self.parts.append("\n\n" + "#" * int(tag[1]) + " ")
-        elif tag in self.BLOCKS:
-            self.parts.append("\n\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif re.fullmatch(r"h[1-6]", tag) or tag in self.BLOCKS:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(re.sub(r"\s+", " ", data))
+HTML_BLOCKS = {"p", "div", "section", "article", "li", "tr", "br", "pre", "blockquote", "table", "ul", "ol"}
+HTML_SKIPPED = {"script", "style", "noscript", "template", "head"}
+HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
 def html_to_text(html: str) -> str:
     """Visible text, with headings as Markdown headings and blocks as paragraphs, so the
-    chunker sees the same structure as in a Markdown file."""
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.parts)
-    paragraphs = [re.sub(r"[ \t]+", " ", p).strip() for p in re.split(r"\n\s*\n", text)]
+    chunker sees the same structure as in a Markdown file. Elements a browser does not show
+    (`hidden`, `aria-hidden`, an inline `display: none`) are left out: a page's invisible text
+    is where injected instructions hide. lxml parses in linear time whatever the markup; the
+    standard library's parser is quadratic on unclosed tags (CVE-2025-6069: 60 KB took 33 s)."""
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    try:
+        root = lxml_html.document_fromstring(html.encode("utf-8"), parser=lxml_html.HTMLParser(encoding="utf-8"))
+    except etree.ParserError:  # nothing but whitespace, comments or an unclosed comment
+        return ""
+    parts: list[str] = []
+    walker = etree.iterwalk(root, events=("start", "end", "comment", "pi"))
+    for event, element in walker:
+        tag = element.tag if isinstance(element.tag, str) else ""  # comments and processing instructions
+        if event == "start" and (tag in HTML_SKIPPED or _hidden(element)):
+            walker.skip_subtree()
+        elif event == "start":
+            if heading := re.fullmatch(r"h([1-6])", tag):
+                parts.append("\n\n" + "#" * int(heading[1]) + " ")
+            elif tag in HTML_BLOCKS:
+                parts.append("\n\n")
+            parts.append(_spaced(element.text))
+        if event == "end" and (tag in HTML_BLOCKS or re.fullmatch(r"h[1-6]", tag)):
+            parts.append("\n\n")
+        if event in ("end", "comment", "pi"):
+            parts.append(_spaced(element.tail))
+    paragraphs = [re.sub(r"[ \t]+", " ", p).strip() for p in re.split(r"\n\s*\n", "".join(parts))]
     return "\n\n".join(p for p in paragraphs if p)
+
+
+def _spaced(text: str | None) -> str:
+    return re.sub(r"\s+", " ", text or "")
+
+
+def _hidden(element: Any) -> bool:
+    return (
+        element.get("hidden") is not None
+        or (element.get("aria-hidden") or "").strip().lower() == "true"
+        or bool(HIDDEN_STYLE.search(element.get("style") or ""))
+    )
