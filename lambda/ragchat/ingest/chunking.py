@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +30,10 @@ MAX_CHUNK_CHARS = 4_000
 MAX_SECTION_CHARS = 200  # a longer "# ..." line is read as text, not as a heading
 PIECE_CHARS = MAX_CHUNK_CHARS - MAX_SECTION_CHARS - 16  # room for the heading line a window repeats (6 + 8 + 1)
 SHORT_TAIL_CHARS = 500  # a boundary paragraph repeated in the next chunk is at most this long
+# A longer paragraph (a log, minified text) is tokenized in segments of this size: tokenizing 20 MB of
+# text at once held 2.9 GB of offsets; a segment's windows do not overlap the next segment's
+SEGMENT_CHARS = 65_536
+NON_SPACE = re.compile(r"\S")
 
 
 class TokenCounter(Protocol):
@@ -140,16 +144,29 @@ def _paragraphs(text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def _bounded(span: str) -> list[str]:
-    """The span cut into pieces of at most PIECE_CHARS, each at the last whitespace in its
-    second half where there is one: text the tokenizer barely counts."""
+def _bounded(span: str, limit: int = PIECE_CHARS) -> list[str]:
+    """The span cut into pieces of at most `limit` characters, each at the last whitespace in
+    its second half where there is one: text the tokenizer barely counts, or a paragraph too
+    long to tokenize at once."""
     pieces = []
-    while len(span) > PIECE_CHARS:
-        cut = max(span.rfind(" ", PIECE_CHARS // 2, PIECE_CHARS), span.rfind("\n", PIECE_CHARS // 2, PIECE_CHARS))
-        cut = cut if cut > 0 else PIECE_CHARS
-        pieces.append(span[:cut].rstrip())
-        span = span[cut:].lstrip()
-    return [*pieces, span] if span else pieces
+    start = 0  # an index, not a re-sliced remainder: cutting megabytes stays linear
+    while len(span) - start > limit:
+        end = start + limit
+        cut = max(span.rfind(" ", start + limit // 2, end), span.rfind("\n", start + limit // 2, end))
+        cut = cut if cut > 0 else end
+        pieces.append(span[start:cut].rstrip())
+        start = next_text.start() if (next_text := NON_SPACE.search(span, cut)) else len(span)
+    rest = span[start:]
+    return [*pieces, rest] if rest else pieces
+
+
+def _segments(text: str) -> Iterator[tuple[str, bool]]:
+    """The text's paragraphs, with those over SEGMENT_CHARS cut into segments."""
+    for paragraph, is_heading in _paragraphs(text):
+        if is_heading or len(paragraph) <= SEGMENT_CHARS:
+            yield paragraph, is_heading
+        else:
+            yield from ((segment, False) for segment in _bounded(paragraph, SEGMENT_CHARS))
 
 
 def chunk_text(text: str, counter: TokenCounter, settings: ChunkSettings = ChunkSettings()) -> list[tuple[str, str]]:
@@ -187,7 +204,7 @@ def chunk_text(text: str, counter: TokenCounter, settings: ChunkSettings = Chunk
         spans = counter.windows(paragraph, budget, min(overlap, budget // 2)) if size > budget else [paragraph]
         chunks.extend((prefix + piece, section) for span in spans for piece in _bounded(span))
 
-    for paragraph, is_heading in _paragraphs(text):
+    for paragraph, is_heading in _segments(text):
         size = counter.count(paragraph)
         if is_heading:
             flush(keep_tail=False)

@@ -33,14 +33,19 @@ def test_a_link_to_a_file_outside_the_folder_is_skipped_and_reported(tmp_path):
 def test_a_folder_thousands_of_levels_deep_is_walked_without_recursion(tmp_path):
     """pathlib's rglob recursed once per level: 1,200 levels ended the run with RecursionError."""
     folder = tmp_path / "docs"
-    deep = folder
-    for _ in range(1200):  # one level at a time: os.makedirs recurses too
-        deep = deep / "d"
-        deep.mkdir(parents=deep.parent == folder)
+    levels = [folder / "d"]
+    for _ in range(1199):
+        levels.append(levels[-1] / "d")
+    for level in levels:  # one at a time: os.makedirs (and shutil.rmtree, below) recurse too
+        level.mkdir(parents=level.parent == folder)
     (folder / "top.md").write_text("Top-level text.\n")
-    (deep / "bottom.md").write_text("Bottom text.\n")
-
-    texts, problems = read_sources([folder])
+    (levels[-1] / "bottom.md").write_text("Bottom text.\n")
+    try:
+        texts, problems = read_sources([folder])
+    finally:
+        (levels[-1] / "bottom.md").unlink()
+        for level in reversed(levels):
+            level.rmdir()
 
     assert [t.source for t in texts] == ["top.md"]
     assert len(problems) == 1 and "longer than 512 characters" in problems[0].message  # its id, not the walk

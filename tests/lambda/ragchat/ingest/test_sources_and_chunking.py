@@ -303,3 +303,25 @@ def test_a_long_csv_field_is_read_not_the_whole_file_skipped(tmp_path):
     faq.write_text("Short?,Yes.\n" + "Long?," + "word " * 40_000 + "\n")  # 200 KB in one field
     texts, problems = read_sources([faq], CsvOptions(title_column=None))
     assert problems == [] and len(texts) == 2 and len(texts[1].text) > 131_072
+
+
+def test_a_very_long_paragraph_is_tokenized_in_bounded_segments(tokens):
+    """A 20 MB log with no blank line was tokenized at once: 2.9 GB of offsets held in memory."""
+    from ragchat.ingest.chunking import SEGMENT_CHARS
+
+    longest = []
+
+    class Measuring:
+        def count(self, text):
+            longest.append(len(text))
+            return tokens.count(text)
+
+        def windows(self, text, size, overlap):
+            longest.append(len(text))
+            return tokens.windows(text, size, overlap)
+
+    words = [f"event{n} " for n in range(60_000)]  # about 500 KB, one paragraph
+    chunks = chunk_text("".join(words), Measuring())
+    assert max(longest) <= SEGMENT_CHARS
+    assert set(re.findall(r"event\d+", " ".join(text for text, _ in chunks))) == {w.strip() for w in words}
+    assert max(tokens.count(text) for text, _ in chunks) <= ChunkSettings().target_tokens
