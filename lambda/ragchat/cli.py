@@ -18,6 +18,7 @@ from .client.signing import SigningError
 from .engine import ChatEngine, ChatRequest, Token
 from .errors import SettingError
 from .interfaces import GenerationParams
+from .terminal import shown
 
 CURL_EXAMPLE = (
     "curl -s {url}/chat -H 'Content-Type: application/json' "
@@ -115,14 +116,14 @@ def ask(args: argparse.Namespace) -> int:
     result: dict = {}
     for event in turn(args.question, args.session_id):
         if event.kind == "token" and not args.json:
-            print(event.data.get("text", ""), end="", flush=True)
+            print(shown(event.data.get("text", "")), end="", flush=True)
         elif event.kind == "done":
             result = event.data
     if args.json:
         print_json(result)
         return 0
     if result.get("blocked"):
-        print(f"\n[blocked by moderation] {result.get('outputs', '')}", end="")
+        print(f"\n[blocked by moderation] {shown(result.get('outputs', ''))}", end="")
     if notice := cut_notice(result):
         print(f" {notice}", end="")
     print(f"\n\nsession: {result.get('session_id')}\nsources:")
@@ -153,7 +154,7 @@ def wikipedia_build(args: argparse.Namespace) -> int:
 
     texts, problems = read_sources(args.sources, jsonl_options=JsonlOptions(args.text_field))
     for problem in problems:
-        print(f"skipped {problem}", file=sys.stderr)
+        print(f"skipped {shown(problem)}", file=sys.stderr)
     try:
         summary = build_index(texts, args.out, progress=not args.no_progress)
     except ValueError as exc:
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (ClientFailure, SigningError, SettingError) as failure:
-        print(f"error: {failure}", file=sys.stderr)
+        print(f"error: {shown(failure)}", file=sys.stderr)
         return 2
     except FileNotFoundError as missing:  # a --model, --knowledge-base or --wikipedia path that is not there
         print(f"error: {missing}", file=sys.stderr)

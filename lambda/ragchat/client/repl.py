@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
+from ..terminal import shown
 from .http_client import ClientFailure, StreamEvent
 
 HELP = "/new starts a new session · /sources shows the last answer's sources · /quit (or Ctrl-D) leaves"
@@ -31,9 +32,8 @@ def format_sources(sources: list[dict[str, Any]]) -> list[str]:
     for n, source in enumerate(sources, 1):
         where = source_label(source)
         text = " ".join(str(source.get("text", "")).split())
-        lines.append(
-            f"  [{n}] {where} (score {source.get('score', 0):.3f}): {text[:160]}{'…' if len(text) > 160 else ''}"
-        )
+        line = f"  [{n}] {where} (score {source.get('score', 0):.3f}): {text[:160]}{'…' if len(text) > 160 else ''}"
+        lines.append(shown(line))
     return lines
 
 
@@ -75,20 +75,20 @@ def run_repl(
         try:
             for event in stream_turn(line, session_id):
                 if event.kind == "token":
-                    out.write(event.data.get("text", ""))
+                    out.write(shown(event.data.get("text", "")))
                     out.flush()
                 elif event.kind == "done":
                     last = event.data
                     session_id = last.get("session_id", session_id)
                     if last.get("blocked"):
-                        out.write(f"\n[blocked by moderation] {last.get('outputs', '')}")
+                        out.write(f"\n[blocked by moderation] {shown(last.get('outputs', ''))}")
                     if notice := cut_notice(last):
                         out.write(f" {notice}")
                     for warning in last.get("warnings") or []:
-                        out.write(f"\n(warning: {warning})")
+                        out.write(f"\n(warning: {shown(warning)})")
                     out.write(f"\n({len(last.get('sources') or [])} sources, /sources to show; session {session_id})\n")
         except ClientFailure as failure:
-            out.write(f"\nerror: {failure}\n")
+            out.write(f"\nerror: {shown(failure)}\n")
 
 
 def cut_notice(result: dict[str, Any]) -> str | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..cli_args import service_url
 from ..interfaces import GenerationParams, Match
+from ..terminal import shown
 from .questions import EvalQuestion, QuestionFileError, load_questions
 from .report import Outcome, format_report, report
 
@@ -140,5 +141,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     data = report(outcomes, target)
-    print(json.dumps(data, indent=2) if args.json else format_report(data))
+    print(json.dumps(data, indent=2) if args.json else shown(format_report(data)))
     return 0

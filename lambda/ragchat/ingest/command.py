@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..aws.settings import DEFAULT_PINECONE_INDEX
 from ..interfaces import Embedder
+from ..terminal import shown
 from .chunking import ChunkSettings, chunk_documents
 from .pipeline import IngestSummary, ingest
 from .sources import CsvOptions, JsonlOptions, id_scope, read_sources
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     fields = tuple(f.strip() for f in args.metadata_fields.split(",")) if args.metadata_fields else None
     texts, problems = read_sources(args.sources, csv_options, JsonlOptions(args.text_field, fields))
     for problem in problems:
-        print(f"skipped {problem}", file=sys.stderr)
+        print(f"skipped {shown(problem)}", file=sys.stderr)
     if args.sync and (missing := [str(path) for path in args.sources if not path.exists()]):
         print(f"note: to delete what {', '.join(missing)} stored, run with --forget {missing[0]}", file=sys.stderr)
     # a folder whose files were all removed: --sync deletes its chunks; files that failed are no such case

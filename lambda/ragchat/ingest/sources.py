@@ -134,7 +134,7 @@ def folder_files(folder: Path, problems: list[Problem]) -> list[Path]:
                 elif entry.is_symlink():
                     target = path.resolve()
                     if target.is_file() and not target.is_relative_to(root):
-                        problems.append(Problem(printable(path), "a link to a file outside the folder: skipped"))
+                        problems.append(Problem(printable(path), "a link to a file outside the folder"))
                     elif target.is_file():
                         files.append(path)
                 elif entry.is_file(follow_symlinks=False):
@@ -305,7 +305,7 @@ def _read_text_file(path: Path, name: str, problems: list[Problem]) -> Iterator[
         problems.append(Problem(str(path), f"cannot read as UTF-8 text: {exc}"))
         return
     if "\x00" in raw:  # valid UTF-8, but no text file holds NUL bytes
-        problems.append(Problem(str(path), "binary content (NUL bytes), not text: skipped"))
+        problems.append(Problem(str(path), "binary content (NUL bytes), not text"))
         return
     text = html_to_text(raw) if path.suffix.lower() in (".html", ".htm") else raw
     text = re.sub(r"\r\n?", "\n", text).strip()

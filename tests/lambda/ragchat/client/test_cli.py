@@ -14,7 +14,7 @@ import pytest
 
 from conftest import free_port
 from ragchat.cli import main
-from ragchat.client.http_client import ChatClient, ClientFailure
+from ragchat.client.http_client import ChatClient, ClientFailure, StreamEvent
 from ragchat.client.repl import run_repl, source_label
 from ragchat.client.signing import SigV4Signer
 from ragchat.errors import UpstreamNotReady
@@ -209,3 +209,31 @@ def test_user_mistakes_are_one_line_errors_not_tracebacks(argv, env, message, tm
         code = exit_.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_escape_sequences_in_replies_and_sources_never_reach_the_terminal_raw():
+    """A retrieved document holding ESC ] 52 (write the clipboard) or ESC ] 0 (retitle the
+    window) was printed raw by /sources and the streamed reply."""
+    hostile = "Spot docs \x1b]52;c;cm0gLXJmIH4vKgo=\x07 \x1b]0;PWNED\x07 \x1b[8mhidden\r\x9b2J"
+
+    def turn(question, session_id):
+        yield StreamEvent("token", {"text": hostile})
+        done = {"session_id": "s1", "sources": [{"source": "spot.md", "score": 0.7, "text": hostile}],
+                "warnings": [hostile], "blocked": True, "outputs": hostile}  # fmt: skip
+        yield StreamEvent("done", done)
+
+    inputs = iter([QUESTION, "/sources", "/quit"])
+    out = io.StringIO()
+    run_repl(turn, read=lambda prompt: next(inputs), out=out)
+    shown = out.getvalue()
+    assert not any(c in shown for c in "\x1b\x07\r\x9b")
+    assert shown.count("\\x1b]52;c;") == 4  # the reply, the refusal, the warning and the source
+
+
+def test_escape_sequences_in_file_names_never_reach_the_terminal_raw(tmp_path, capsys):
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "\x1b]0;PWNED\x07x.txt").write_bytes(b"\x00binary")
+    assert main(["--data-dir", str(tmp_path / "data"), "ingest", str(folder), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b]0;PWNED\\x07x.txt: binary content" in err

@@ -95,7 +95,7 @@ def test_a_text_file_with_nul_bytes_is_binary_not_text(tmp_path):
     texts, problems = read_sources([folder])
 
     assert [t.source for t in texts] == ["ok.txt"]
-    assert [p.message for p in problems] == ["binary content (NUL bytes), not text: skipped"]
+    assert [p.message for p in problems] == ["binary content (NUL bytes), not text"]
 
 
 def test_json_lines_end_at_newline_only(tmp_path):

@@ -1,0 +1,16 @@
+"""Text from documents, models and servers, made safe to write to a terminal.
+
+A retrieved document, a file name or a reply can hold escape sequences: ESC ] 0 retitles the
+window, ESC ] 52 writes the clipboard, ESC [ 8 m hides what follows, and a carriage return
+overwrites the line shown. The CLI prints such text through `shown`, which writes each control
+character as a visible escape (`\\x1b`) and keeps line breaks and tabs."""
+
+from __future__ import annotations
+
+import re
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but \t and \n, DEL, C1
+
+
+def shown(text: object) -> str:
+    return CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", str(text))
