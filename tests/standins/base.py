@@ -103,10 +103,14 @@ def send_json(
     handler.wfile.write(body)
 
 
-def send_chunked(handler: BaseHTTPRequestHandler, content_type: str, chunks: Any, status: int = 200) -> None:
+def send_chunked(
+    handler: BaseHTTPRequestHandler, content_type: str, chunks: Any, status: int = 200, headers: Any = ()
+) -> None:
     """A streamed answer: each chunk is written and flushed as it comes."""
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
+    for name, value in headers:
+        handler.send_header(name, value)
     handler.send_header("Transfer-Encoding", "chunked")
     handler.end_headers()
     for chunk in chunks:

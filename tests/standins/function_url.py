@@ -39,6 +39,9 @@ def expected_signature(recorded: Recorded, url: str, credentials: Credentials, r
 TEST_CREDENTIALS = Credentials("AKIDEXAMPLETESTKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "session-token-123")
 
 
+HOP_BY_HOP = {"content-type", "content-length", "transfer-encoding", "connection", "date", "server"}
+
+
 class FunctionUrlStandIn(StandInServer):
     def __init__(self, backend: str, credentials: Credentials = TEST_CREDENTIALS, region: str = "us-east-1") -> None:
         self.backend, self.credentials, self.region = backend.rstrip("/"), credentials, region
@@ -61,4 +64,6 @@ class FunctionUrlStandIn(StandInServer):
         with httpx.stream(recorded.method, self.backend + recorded.path, content=recorded.body, headers=headers,
                           timeout=30) as upstream:  # fmt: skip
             content_type = upstream.headers.get("content-type", "application/json")
-            send_chunked(handler, content_type, upstream.iter_bytes(), status=upstream.status_code)
+            # a Function URL passes the function's own response headers on (hop-by-hop ones aside)
+            passed = [(k, v) for k, v in upstream.headers.items() if k not in HOP_BY_HOP]
+            send_chunked(handler, content_type, upstream.iter_bytes(), status=upstream.status_code, headers=passed)

@@ -26,6 +26,12 @@ from ..limits import read_body
 from .signing import SigV4Signer
 
 FORWARDED_HEADERS = ("content-type", "accept")
+# what comes back: the page's own security headers too (its CSP, which names the hashes of the page's
+# scripts, and frame-ancestors 'none': a page that signs with your credentials must not be framed)
+RELAYED_HEADERS = (
+    "content-type", "retry-after", "cache-control",
+    "content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options",
+)  # fmt: skip
 PROXY_HOST = "127.0.0.1"
 
 
@@ -60,9 +66,7 @@ def create_proxy_app(target: str, signer: SigV4Signer, *, port: int, timeout: fl
             finally:
                 await upstream.aclose()
 
-        keep = {
-            k: v for k, v in upstream.headers.items() if k.lower() in ("content-type", "retry-after", "cache-control")
-        }
+        keep = {k: v for k, v in upstream.headers.items() if k.lower() in RELAYED_HEADERS}
         return StreamingResponse(relay(), status_code=upstream.status_code, headers=keep)
 
     async def on_api_error(request: Request, exc: Exception) -> Response:

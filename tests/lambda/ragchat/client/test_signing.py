@@ -11,6 +11,7 @@ import pytest
 from botocore.credentials import Credentials
 from starlette.testclient import TestClient
 
+from ragchat.app import chat_page
 from ragchat.cli import main
 from ragchat.client.http_client import ChatClient, ClientFailure
 from ragchat.client.proxy import create_proxy_app
@@ -133,6 +134,16 @@ def test_the_proxy_forwards_only_the_page_and_chat(function_url, browser, method
     response = browser.request(method, path, json={"query": QUESTION})
     assert response.status_code == status and response.json()["error"]["field"] == "path"
     assert function_url.requests == []
+
+
+def test_the_page_keeps_its_security_headers_through_the_proxy(function_url, browser):
+    """The proxy passed only content-type on: through it, the page that signs with the user's
+    credentials lost its CSP (frame-ancestors 'none'), nosniff and Referrer-Policy."""
+    page = browser.get("/")
+    assert page.status_code == 200
+    _, served = chat_page()
+    for name, value in served.items():
+        assert page.headers[name] == value
 
 
 def test_the_proxy_drops_the_query_and_limits_the_body(function_url, browser):
