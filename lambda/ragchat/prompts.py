@@ -7,9 +7,11 @@ function. Each deployable chat model's profile is part of its entry in `catalog.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import ClassVar, Literal
 
 from .interfaces import RenderedPrompt, Turn
@@ -47,11 +49,28 @@ BREAK = "\u200b"  # zero-width space: the text reads the same, the marker no lon
 def defuse(text: str, markers: Sequence[str]) -> str:
     """Untrusted text (retrieved documents and web pages, the caller's turns, replies stored
     in history) with every turn marker of the prompt's format broken by a zero-width space
-    after its first character, so no text can forge a turn of another role."""
-    for marker in markers:
-        if marker in text:
-            text = text.replace(marker, marker[0] + BREAK + marker[1:])
-    return text
+    after its first character, so no text can forge a turn of another role. Variants a
+    model may read as the marker are broken too: other case (`<Human>:`), full-width forms
+    (`＜human＞：`) and space before a colon (`<bot> :`)."""
+    if not markers:
+        return text
+    return _marker_pattern(tuple(markers)).sub(lambda m: m[0][0] + BREAK + m[0][1:], text)
+
+
+FULL_WIDTH_OFFSET = 0xFEE0  # U+FF01..U+FF5E are the full-width forms of ! .. ~
+SMALL_FORMS = {"<": "\ufe64", ">": "\ufe65", ":": "\ufe55"}
+
+
+@cache
+def _marker_pattern(markers: tuple[str, ...]) -> re.Pattern[str]:
+    def char(c: str) -> str:
+        forms = {c, c.lower(), c.upper()}
+        forms |= {chr(ord(f) + FULL_WIDTH_OFFSET) for f in forms if "!" <= f <= "~"}
+        forms |= {SMALL_FORMS[c]} if c in SMALL_FORMS else set()
+        pattern = "[" + "".join(re.escape(f) for f in sorted(forms)) + "]"
+        return r"\s*" + pattern if c == ":" else pattern
+
+    return re.compile("|".join("".join(char(c) for c in m) for m in sorted(markers, key=len, reverse=True)))
 
 
 def _system_text(instructions: str, context: str, no_answer: bool) -> str:

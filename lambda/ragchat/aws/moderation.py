@@ -4,6 +4,7 @@ detection (no endpoint to pay for), or off. Chosen by `RAGCHAT_MODERATION`."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
@@ -30,12 +31,23 @@ FEW_SHOT = (
 FORMAT_LINE = re.compile(r"^(\s*)(input|output)(\s*:)", re.IGNORECASE | re.MULTILINE)
 
 
+def checked_form(text: str) -> str:
+    """The text as the classifier should read it, so that no form of a format line slips past
+    FORMAT_LINE: compatibility forms folded (NFKC: `Ｏｕｔｐｕｔ：` is `Output:`), every line
+    break a model may read as one made `\n` (`\r`, U+2028, U+0085, vertical tab, form feed),
+    and invisible format characters dropped (a zero-width space before `Output:`). Only
+    the moderation prompt gets this form; the reply and the stored turn keep the original."""
+    folded = unicodedata.normalize("NFKC", text)
+    visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
+    return "\n".join(visible.splitlines())
+
+
 def moderation_prompt(text: str) -> str:
     """The OpenChatKit few-shot prompt: the labels, four examples, then the text, whose
     lines cannot start a format line of their own (a zero-width space breaks `Input:`)."""
     labels = "\n".join(f"{i}. {label}" for i, label in enumerate(LABELS, 1))
     examples = "\n\n".join(f"Input: {example}\nOutput: {label}" for example, label in FEW_SHOT)
-    text = FORMAT_LINE.sub(lambda m: f"{m[1]}{m[2]}{BREAK}{m[3]}", text)
+    text = FORMAT_LINE.sub(lambda m: f"{m[1]}{m[2]}{BREAK}{m[3]}", checked_form(text))
     return f"Possible labels:\n{labels}\n\n{examples}\n\nInput: {text}\nOutput:"
 
 
