@@ -26,11 +26,14 @@ _POLL_SECONDS = 0.05
 class QueueFull(ChatServiceError):
     status = 503
     code = "busy"
+    upstream = False
 
 
 class DeadlineExceeded(ChatServiceError):
     status = 504
     code = "deadline_exceeded"
+    upstream = False
+    retryable = False  # the same request would miss the same deadline again
 
 
 class RequestCancelled(ChatServiceError):
@@ -38,6 +41,7 @@ class RequestCancelled(ChatServiceError):
 
     status = 503
     code = "cancelled"
+    upstream = False
 
 
 @dataclass

@@ -256,9 +256,14 @@ def create_app(
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ChatServiceError)
-        if exc.field is None:  # the service's or an upstream's doing (throttling too), not the caller's input
+        if exc.field is None and exc.upstream:  # an upstream's doing (throttling too), not the caller's input
             log.warning("upstream failure in step %s: %s", exc.step, exc)
-        return error_response(service_error(exc, openai_shape(request)), exc.retry_after, openai_shape(request))
+        elif exc.field is None:  # this service's own limits: a capacity question, not a fault
+            log.warning("not served (%s): %s", exc.code, exc)
+        response = error_response(service_error(exc, openai_shape(request)), exc.retry_after, openai_shape(request))
+        if not exc.retryable:
+            response.headers["x-should-retry"] = "false"
+        return response
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -13,6 +13,12 @@ class ChatServiceError(Exception):
     status = 500
     code = "internal_error"
     field: str | None = None  # the request field at fault, for a 4xx
+    # An upstream's failure (a model endpoint, the index, Bedrock), as opposed to a limit of this
+    # service's own (busy, deadline, shutdown): the log says which, since the fixes differ.
+    upstream = True
+    # False: a retry cannot succeed, and the `x-should-retry: false` header says so to the OpenAI
+    # SDKs (whose default 2 retries otherwise ran a request that missed its deadline three times).
+    retryable = True
 
     def __init__(self, message: str, *, step: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)

@@ -149,6 +149,22 @@ def test_a_request_past_its_deadline_answers_504():
         wait_for(lambda: not engine.queue.busy, "the model's turn to be released")
 
 
+def test_an_openai_client_does_not_retry_a_request_that_missed_its_deadline(caplog):
+    """The SDK retries a 504 twice by default: one call past its deadline ran three times,
+    holding the model 3x as long; `x-should-retry: false` tells it a retry cannot succeed.
+    The log calls it a limit of this service, not an upstream failure."""
+    import openai
+
+    with server(deadline_seconds=0.5) as (url, engine, model):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")  # default max_retries=2
+        with pytest.raises(openai.InternalServerError) as raised:
+            client.chat.completions.create(model="any", messages=[{"role": "user", "content": "alpha"}])
+        assert raised.value.status_code == 504 and raised.value.response.headers["x-should-retry"] == "false"
+        assert model.runs[0].closed.wait(WAIT)
+        assert len(model.runs) == 1
+    assert "not served (deadline_exceeded)" in caplog.text and "upstream failure" not in caplog.text
+
+
 def test_a_request_that_cannot_get_the_model_before_its_deadline_answers_504():
     with server(deadline_seconds=0.5) as (url, engine, model):
         model.prefill.clear()  # the first request holds the model
