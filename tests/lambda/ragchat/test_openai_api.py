@@ -20,7 +20,7 @@ def post(client, body, **headers):
 )
 def test_stop_is_bounded_before_anything_reaches_the_model(client, engine, stop):
     r = post(client, {"messages": QUESTION, "stop": stop})
-    assert r.status_code == 422 and r.json()["error"]["field"] == "stop"
+    assert r.status_code == 400 and r.json()["error"]["field"] == "stop"
     assert engine.generator.prompts == [], "the model was never asked"
 
 
@@ -184,9 +184,9 @@ def test_non_text_content_parts_are_refused_naming_the_part(client, engine, cont
     ],
     ids=["text-part-without-text", "parts-over-8000-characters", "string-over-8000-characters", "no-parts"],
 )
-def test_bad_content_parts_are_422_naming_the_field(client, content, field):
+def test_bad_content_parts_are_400_naming_the_field(client, content, field):
     r = post(client, {"messages": [{"role": "user", "content": content}]})
-    assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
+    assert r.status_code == 400 and r.json()["error"]["field"] == field, r.text
 
 
 @pytest.mark.parametrize(
@@ -200,9 +200,12 @@ def test_bad_content_parts_are_422_naming_the_field(client, content, field):
     ],
 )
 def test_invalid_values_are_errors_in_openais_shape_naming_the_field(client, body, param):
+    """400 as OpenAI answers (the SDKs raise BadRequestError), the parameter in the message too:
+    a 422 escaped `except openai.BadRequestError`, and the message did not say which field."""
     r = post(client, body)
-    assert r.status_code == 422
+    assert r.status_code == 400
     error = r.json()["error"]
+    assert error["message"].startswith(f"{param}: ")
     assert error["type"] == "invalid_request_error" and error["param"] == error["field"] == param
     assert set(error) >= {"message", "type", "param", "code"}
 
@@ -286,7 +289,7 @@ def test_content_parts_are_bounded_and_the_error_stays_small(client):
     """14,000 empty parts fit in 224 KB: refused as one error on the list, not 14,000 errors (1.3 MB)."""
     body = {"messages": [{"role": "user", "content": [{"type": "text"}] * 14_000}]}
     r = post(client, body)
-    assert r.status_code == 422 and r.json()["error"]["param"] == "messages.0.content", r.text[:300]
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content", r.text[:300]
     assert "at most 256 items" in r.json()["error"]["message"] and len(r.content) < 4096
 
 
