@@ -72,5 +72,7 @@ def serve(
     )
     try:
         _StoppingServer(config, engine).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it caught once it has shut down gracefully
+        pass
     finally:
         engine.close()

@@ -1,4 +1,4 @@
-"""`ragchat serve` as a process: SIGTERM mid-stream ends the stream and the process, a
+"""`ragchat serve` as a process: SIGTERM or Ctrl-C mid-stream ends the stream and the process, a
 busy port is reported before any model loads, and `serve --help` documents each option."""
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def connect(port: int, proc: subprocess.Popen) -> socket.socket:
     raise AssertionError("server never listened")
 
 
-def test_sigterm_mid_stream_ends_the_stream_and_the_process():
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_mid_stream_ends_the_stream_and_the_process(sig):
+    """Ctrl-C also ended with a KeyboardInterrupt traceback, after a clean shutdown."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(ENDLESS_SERVER), str(port)],
@@ -45,11 +47,13 @@ def test_sigterm_mid_stream_ends_the_stream_and_the_process():
         sock = connect(port, proc)
         write_chat(sock, f"127.0.0.1:{port}", {"inputs": "talk forever", "stream": True})
         data = read_until(sock, b"event: token")
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         data += read_all(sock)  # the server ends the stream, then the connection
         assert proc.wait(timeout=WAIT) in (0, -signal.SIGTERM)
         assert b"event: error" in data and b"cancelled" in data
-        assert "closed" in proc.stdout.read(), "the model's stream was not closed"
+        output = proc.stdout.read()
+        assert "closed" in output, "the model's stream was not closed"
+        assert "Traceback" not in output, output
     finally:
         proc.kill()
         proc.wait()
