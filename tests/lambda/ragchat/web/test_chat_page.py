@@ -125,6 +125,36 @@ def test_ask_stream_sources_error_and_new_session(browser, live_server, page_eng
     page.close()
 
 
+def test_new_session_while_a_reply_streams_stops_it_and_starts_afresh(browser, live_server, page_engine):
+    """The streaming reply's end stored the old session id again: the next question went to
+    the old session while the page showed an empty, "new" one, and the old reply kept the
+    model busy to its end."""
+    page = browser.new_page()
+    page.goto(f"{live_server}/")
+    page.fill("#question", QUESTION)
+    page.press("#question", "Enter")
+    page.wait_for_selector("#log li.bot .sources summary", timeout=30_000)
+    (old_session,) = [s for s in page.evaluate("Object.values(sessionStorage)") if s]
+    before = turns_per_session(page_engine)
+
+    page.fill("#question", "And what does it cost?")
+    page.press("#question", "Enter")
+    page.wait_for_selector("#log li.bot:last-child .answer:not(:empty)")
+    page.click("#new-session")
+    page.wait_for_selector("#send:enabled")
+    page.fill("#question", QUESTION)
+    page.press("#question", "Enter")
+    page.wait_for_selector("#log li.bot .sources summary", timeout=30_000)
+
+    after = turns_per_session(page_engine)
+    new_sessions = set(after) - set(before)
+    assert after[old_session] == before[old_session], "the abandoned turn is not stored in the old session"
+    assert len(new_sessions) == 1 and after[new_sessions.pop()] == 2
+    assert page.inner_text("#session") != f"session {old_session[:8]}…"
+    assert page.locator("#log li.bot").count() == 1 and page.inner_text("#error") == ""
+    page.close()
+
+
 def test_the_page_labels_sources_as_the_cli_does(browser, live_server):
     from ragchat.client.repl import source_label
 
