@@ -34,6 +34,11 @@ def as_caller(arn: str) -> dict[str, str]:
             {"authorizer": {"iam": {"userArn": "arn:aws-cn:sts::111122223333:assumed-role/Dev/i-0abc"}}},
             "arn:aws-cn:sts::111122223333:assumed-role/Dev",
         ),
+        # GetFederationToken's caller names the federated user: bob could call himself alice
+        (
+            {"authorizer": {"iam": {"userArn": "arn:aws:sts::111122223333:federated-user/alice"}}},
+            "arn:aws:sts::111122223333:federated-user",
+        ),
         ({"requestId": "r"}, ANONYMOUS),  # AuthType NONE: no authorizer
         ({"authorizer": {"iam": None}}, ANONYMOUS),
         ("not json", ANONYMOUS),
