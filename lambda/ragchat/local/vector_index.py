@@ -3,18 +3,28 @@
 String ids, upsert replaces, exact inner-product search over unit vectors (= cosine),
 metadata returned with matches, independent namespaces. Documents may carry a sparse
 vector; a query with one scores dense + sparse dot products, as Pinecone's sparse-dense
-query on a `dotproduct` index does. Every change is written to disk atomically, so a
-crash never leaves a half-written index. A change another process writes (`ragchat
-ingest` while `ragchat serve` runs) is picked up at the next query: the manifest, written
-last, is checked on each query (one stat call)."""
+query on a `dotproduct` index does.
+
+Every change is a new generation of a namespace's files (`ns-NAME.GEN.faiss` and `.json`),
+committed by replacing the manifest that names them, so a crash or Ctrl-C at any point
+leaves the previous index whole (vectors and documents were written one after the other:
+an interrupt between them left vectors that no document owned). Changes are serialized
+across processes by an exclusive lock on `index.lock` (two `ragchat ingest` runs at once
+each gave new entries the same keys, and the last to save dropped the other's documents),
+and each change starts from the newest committed state. A change another process commits
+(`ragchat ingest` while `ragchat serve` runs) is picked up at the next query: the
+manifest's stamp is checked on each query (one stat call)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import faiss
@@ -22,6 +32,12 @@ import numpy as np
 
 from ..interfaces import Document, Match, SparseVector
 
+try:
+    import fcntl
+except ImportError:  # Windows: no lock between processes (one writer at a time is then up to you)
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 # With a sparse query, the dense ranking's best CANDIDATES documents and every document
 # sharing a term with the query are scored exactly; no other document can rank higher.
 DENSE_CANDIDATES = 100
@@ -67,13 +83,30 @@ class FaissVectorIndex:
         self.dimension = dimension
         self._lock = threading.RLock()
         self._spaces: dict[str, _Namespace] = {}
+        self._files: dict[str, int | None] = {}  # namespace -> the generation of its files (None: unversioned)
+        self._generation = 0
         self._loaded_stamp: tuple[int, int, int] | None = None
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._load()
+        with self._lock, self._file_lock(exclusive=False):
+            self._load()
 
     # -- persistence -------------------------------------------------------------------
     def _manifest_path(self) -> Path:
         return self.folder / "manifest.json"
+
+    @contextmanager
+    def _file_lock(self, exclusive: bool) -> Iterator[None]:
+        """Changes hold it exclusively; a load holds it shared, so no change removes the
+        files of the generation being read."""
+        if fcntl is None:
+            yield
+            return
+        with open(self.folder / "index.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -82,13 +115,21 @@ class FaissVectorIndex:
             return None
         return stat.st_ino, stat.st_mtime_ns, stat.st_size  # each save is a new file (os.replace)
 
-    def _reload_if_changed(self) -> None:
-        """Another process wrote the index since we loaded or saved it: load it again."""
+    def _reload_if_changed(self, locked: bool = False) -> None:
+        """Another process committed a change since we loaded or saved: load it again
+        (`locked`: the caller holds the exclusive lock already)."""
         if self._stamp() != self._loaded_stamp:
-            self._spaces = {}
-            self._load()
+            if locked:
+                self._load()
+            else:
+                with self._file_lock(exclusive=False):
+                    self._load()
+
+    def _stem(self, namespace: str, generation: int | None) -> Path:
+        return self.folder / (_safe(namespace) + ("" if generation is None else f".{generation}"))
 
     def _load(self) -> None:
+        self._spaces, self._files, self._generation = {}, {}, 0
         path = self._manifest_path()
         self._loaded_stamp = self._stamp()
         if not path.exists():
@@ -98,11 +139,14 @@ class FaissVectorIndex:
             raise ValueError(
                 f"the index in {self.folder} has dimension {manifest['dimension']}, the embedder {self.dimension}"
             )
-        for namespace in manifest["namespaces"]:
+        named = manifest["namespaces"]  # a list: an index written before generations
+        files = dict.fromkeys(named) if isinstance(named, list) else named
+        self._generation = manifest.get("generation", 0)
+        for namespace, generation in files.items():
             space = _Namespace(self.dimension)
-            stem = self.folder / _safe(namespace)
-            space.index = faiss.read_index(str(stem.with_suffix(".faiss")))
-            records = json.loads(stem.with_suffix(".json").read_text())
+            stem = self._stem(namespace, generation)
+            space.index = faiss.read_index(str(stem.with_suffix(stem.suffix + ".faiss")))
+            records = json.loads(stem.with_suffix(stem.suffix + ".json").read_text())
             for key, record in records["docs"].items():
                 doc = Document(record["id"], record["text"], record["metadata"])
                 space.docs[int(key)] = doc
@@ -110,7 +154,31 @@ class FaissVectorIndex:
                 if "sparse" in record:
                     space.set_sparse(int(key), SparseVector(*map(tuple, record["sparse"])))
             space.next_key = records["next_key"]
+            self._repair(namespace, space)
             self._spaces[namespace] = space
+        self._files = files
+
+    def _repair(self, namespace: str, space: _Namespace) -> None:
+        """Entries whose vectors and document disagree, as an earlier version could leave
+        them (a key with two vectors, a vector without a document, a document without a
+        vector), are dropped: `ragchat ingest` adds them again, since their ids are gone."""
+        keys = Counter(faiss.vector_to_array(space.index.id_map).tolist())
+        broken = {k for k, n in keys.items() if n > 1} | (keys.keys() ^ space.docs.keys())
+        if not broken:
+            return
+        space.index.remove_ids(np.array(sorted(broken), dtype=np.int64))
+        for key in broken:
+            if (doc := space.docs.pop(key, None)) is not None:
+                space.ids.pop(doc.id, None)
+            space.drop_sparse(key)
+        space.next_key = max([space.next_key, *(k + 1 for k in keys)])
+        log.warning(
+            "the index in %s (namespace %r) had %d entries whose vectors and documents disagreed; they are "
+            "dropped: run `ragchat ingest` on their sources again to restore them",
+            self.folder,
+            namespace,
+            len(broken),
+        )
 
     def _write(self, path: Path, data: bytes) -> None:
         tmp = path.with_suffix(path.suffix + ".tmp")
@@ -118,17 +186,26 @@ class FaissVectorIndex:
         os.replace(tmp, path)
 
     def _save(self, namespace: str) -> None:
+        """A new generation of the namespace's files, then the manifest naming it (the commit),
+        then the files no generation names any more. The caller holds the exclusive lock."""
         space = self._spaces[namespace]
-        stem = self.folder / _safe(namespace)
-        self._write(stem.with_suffix(".faiss"), faiss.serialize_index(space.index).tobytes())
+        generation = self._generation + 1
+        stem = self._stem(namespace, generation)
+        self._write(stem.with_suffix(stem.suffix + ".faiss"), faiss.serialize_index(space.index).tobytes())
         records = {
             "next_key": space.next_key,
             "docs": {str(k): self._record(space, k, d) for k, d in space.docs.items()},
         }
-        self._write(stem.with_suffix(".json"), json.dumps(records).encode())
-        manifest = {"dimension": self.dimension, "namespaces": sorted(self._spaces)}
+        self._write(stem.with_suffix(stem.suffix + ".json"), json.dumps(records).encode())
+        files = {**self._files, namespace: generation}
+        manifest = {"dimension": self.dimension, "generation": generation, "namespaces": files}
         self._write(self._manifest_path(), json.dumps(manifest).encode())
+        self._files, self._generation = files, generation
         self._loaded_stamp = self._stamp()
+        current = {stem.name + ".faiss", stem.name + ".json"}
+        for old in self.folder.glob(_safe(namespace) + ".*"):
+            if old.name not in current:
+                old.unlink(missing_ok=True)
 
     @staticmethod
     def _record(space: _Namespace, key: int, doc: Document) -> dict:
@@ -152,8 +229,8 @@ class FaissVectorIndex:
         matrix = np.asarray(vectors, dtype=np.float32).reshape(len(documents), -1)
         if matrix.shape[1] != self.dimension:
             raise ValueError(f"vector dimension {matrix.shape[1]} does not match the index dimension {self.dimension}")
-        with self._lock:
-            self._reload_if_changed()
+        with self._lock, self._file_lock(exclusive=True):
+            self._reload_if_changed(locked=True)
             space = self._spaces.setdefault(namespace, _Namespace(self.dimension))
             latest = {doc.id: row for row, doc in enumerate(documents)}  # the last copy of an id wins
             replaced = [space.ids[i] for i in latest if i in space.ids]
@@ -199,8 +276,8 @@ class FaissVectorIndex:
             ]
 
     def delete(self, ids: Sequence[str], namespace: str = "") -> int:
-        with self._lock:
-            self._reload_if_changed()
+        with self._lock, self._file_lock(exclusive=True):
+            self._reload_if_changed(locked=True)
             space = self._spaces.get(namespace)
             if space is None:
                 return 0

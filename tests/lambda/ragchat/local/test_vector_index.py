@@ -1,10 +1,13 @@
 import json
+import threading
 
 import numpy as np
 import pytest
 
 from ragchat.interfaces import Document, SparseVector
 from ragchat.local.vector_index import DENSE_CANDIDATES, FaissVectorIndex
+
+WAIT = 20.0  # a hang fails the test after this; it is not what is measured
 
 
 def unit(*values: float) -> list[float]:
@@ -65,7 +68,7 @@ def test_duplicate_ids_in_one_batch_keep_the_last(tmp_path):
     index = FaissVectorIndex(tmp_path, 3)
     index.upsert([Document("a", "first"), Document("a", "second")], [unit(1, 0, 0), unit(0, 1, 0)])
     assert index.count() == 1 and index.query(unit(0, 1, 0), 1)[0].text == "second"
-    assert json.loads((tmp_path / "manifest.json").read_text())["namespaces"] == [""]
+    assert json.loads((tmp_path / "manifest.json").read_text())["namespaces"] == {"": 1}
 
 
 def test_hybrid_query_scores_dense_plus_sparse_like_pinecone_and_survives_a_reload(tmp_path):
@@ -114,3 +117,121 @@ def test_a_change_written_by_another_process_is_served_at_the_next_query(tmp_pat
     assert serving.list_ids() == ["new"]
     serving.upsert(docs("own"), [unit(0, 0, 1)])  # its own write keeps the other's documents
     assert sorted(FaissVectorIndex(tmp_path, 3).list_ids()) == ["new", "own"]
+
+
+def test_two_writers_at_once_lose_nothing_and_share_no_key(tmp_path):
+    """Two `ragchat ingest` runs on one data folder each handed out keys from their own copy
+    of the index, and the last to save dropped the other's documents: vectors then stood
+    for other documents' text. Writer B reaches the lock while A is saving: it must wait for
+    A's commit and build on it."""
+    a, b = FaissVectorIndex(tmp_path, 3), FaissVectorIndex(tmp_path, 3)
+    b_waits, errors = threading.Event(), []
+
+    class SignallingLock:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, exclusive):
+            if exclusive:
+                b_waits.set()
+            return self.inner(exclusive)
+
+    b._file_lock = SignallingLock(b._file_lock)
+    save = a._save
+
+    def save_after_b_tried(namespace):
+        assert b_waits.wait(WAIT)  # B is at (or past) the lock while A holds it
+        save(namespace)
+
+    a._save = save_after_b_tried
+    writer_b = threading.Thread(target=lambda: b.upsert(docs("b1"), [unit(0, 1, 0)]))
+    a_thread = threading.Thread(target=lambda: a.upsert(docs("a1"), [unit(1, 0, 0)]))
+    a_thread.start()
+    while not a_thread.is_alive():
+        pass
+    writer_b.start()
+    a_thread.join(WAIT)
+    writer_b.join(WAIT)
+
+    fresh = FaissVectorIndex(tmp_path, 3)
+    assert errors == [] and fresh.list_ids() == ["a1", "b1"] and fresh.count() == 2
+    assert fresh.query(unit(1, 0, 0), 1)[0].text == "text a1" and fresh.query(unit(0, 1, 0), 1)[0].text == "text b1"
+
+
+def test_writer_processes_at_once_keep_every_document_with_its_own_vector(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    writer = Path(__file__).with_name("index_writer.py")
+    start = tmp_path / "start"
+    procs = [
+        subprocess.Popen([sys.executable, str(writer), str(tmp_path / "index"), name, str(start), "20"])
+        for name in ("alpha", "bravo", "charlie")
+    ]
+    start.touch()
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+
+    sys.path.insert(0, str(writer.parent))
+    from index_writer import vector
+
+    index = FaissVectorIndex(tmp_path / "index", 8)
+    ids = index.list_ids()
+    assert len(ids) == index.count() == 600
+    for doc_id in ids[::7]:
+        best = index.query(vector(doc_id).tolist(), 1)[0]
+        assert (best.id, best.text) == (doc_id, f"text of {doc_id}") and best.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_an_interrupted_change_leaves_the_previous_index_whole(tmp_path, monkeypatch):
+    """Vectors, documents and manifest were replaced one after the other: Ctrl-C between the
+    first two left vectors that no document owned, and later entries reused their keys."""
+    index = FaissVectorIndex(tmp_path, 3)
+    index.upsert(docs("a"), [unit(1, 0, 0)])
+    write = FaissVectorIndex._write
+
+    def interrupted(self, path, data):
+        if path.name == "manifest.json":
+            raise KeyboardInterrupt
+        write(self, path, data)
+
+    monkeypatch.setattr(FaissVectorIndex, "_write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        index.upsert(docs("b", "c"), [unit(0, 1, 0), unit(0, 0, 1)])
+    monkeypatch.undo()
+
+    reopened = FaissVectorIndex(tmp_path, 3)
+    assert reopened.list_ids() == ["a"] and reopened.count() == 1
+    reopened.upsert(docs("d"), [unit(0, 1, 1)])
+    again = FaissVectorIndex(tmp_path, 3)
+    assert again.list_ids() == ["a", "d"] and again.count() == 2
+    assert again.query(unit(0, 1, 1), 1)[0].text == "text d"
+    assert sorted(p.name for p in tmp_path.glob("ns-*")) == [
+        "ns-_default.2.faiss",
+        "ns-_default.2.json",
+    ]  # no leftovers
+
+
+def test_an_index_an_earlier_version_left_inconsistent_is_repaired_on_load(tmp_path, caplog):
+    """The files as the old concurrent writers left them: one key holding two vectors, and a
+    vector with no document. Those entries are dropped (ingest adds them back), the rest kept."""
+    import faiss
+
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(3))
+    vectors = np.array([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1), unit(1, 1, 0)], dtype=np.float32)
+    flat.add_with_ids(vectors, np.array([0, 1, 1, 2], dtype=np.int64))
+    (tmp_path / "ns-_default.faiss").write_bytes(faiss.serialize_index(flat).tobytes())
+    records = {
+        "next_key": 2,
+        "docs": {str(k): {"id": i, "text": f"text {i}", "metadata": {}} for k, i in [(0, "a"), (1, "b")]},
+    }
+    (tmp_path / "ns-_default.json").write_text(json.dumps(records))
+    (tmp_path / "manifest.json").write_text(json.dumps({"dimension": 3, "namespaces": [""]}))  # the old format
+
+    index = FaissVectorIndex(tmp_path, 3)
+
+    assert index.list_ids() == ["a"] and index.count() == 1
+    assert "had 2 entries whose vectors and documents disagreed" in caplog.text
+    index.upsert(docs("b"), [unit(0, 1, 0)])  # re-ingested
+    assert FaissVectorIndex(tmp_path, 3).query(unit(0, 1, 0), 1)[0].text == "text b"
+    assert sorted(p.name for p in tmp_path.glob("ns-*")) == ["ns-_default.1.faiss", "ns-_default.1.json"]
