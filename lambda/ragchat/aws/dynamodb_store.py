@@ -36,7 +36,9 @@ class DynamoDbConversationStore:
             response = self.client.query(
                 TableName=self.table,
                 KeyConditionExpression="conversation = :c",
-                ExpressionAttributeValues={":c": {"S": conversation}},
+                # TTL deletes expired items lazily (within days), and a query returns them until then
+                FilterExpression="expires_at > :now",
+                ExpressionAttributeValues={":c": {"S": conversation}, ":now": {"N": str(int(time.time()))}},
                 ExpressionAttributeNames={"#role": "role"},
                 ProjectionExpression="#role, content",
                 ScanIndexForward=False,

@@ -178,6 +178,21 @@ def test_store_write_failure_is_503_with_nothing_stored(aws_world):
     assert aws_world.items("s-1") == []  # the user turn did not land alone
 
 
+def test_expired_turns_are_not_read_back_before_ttl_deletes_them(aws_world):
+    """DynamoDB's TTL deletes an expired item within days, not at once, and a query returns
+    it until then: an expired session could be resumed."""
+    from ragchat.aws.dynamodb_store import DynamoDbConversationStore
+    from ragchat.interfaces import Turn
+
+    expired = DynamoDbConversationStore(aws_world.dynamodb, aws_world.settings.table, ttl_days=-1)
+    expired.append("old", [Turn("user", "stale question"), Turn("assistant", "stale answer")])
+    current = DynamoDbConversationStore(aws_world.dynamodb, aws_world.settings.table)
+    current.append("old", [Turn("user", "new question"), Turn("assistant", "new answer")])
+
+    assert len(aws_world.items("old", owner="")) == 4  # still stored, as before TTL's sweep
+    assert [t.content for t in current.load("old")] == ["new question", "new answer"]
+
+
 def test_twenty_concurrent_turns_on_one_session_all_land(aws_world):
     from ragchat.aws.dynamodb_store import DynamoDbConversationStore
     from ragchat.interfaces import Turn
