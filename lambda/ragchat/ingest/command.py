@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 dry_run=args.dry_run,
                 progress=not args.no_progress,
                 summary=summary,
+                stored=index.stored_texts(args.namespace) if args.target == "local" else (),
             )
         if args.forget:
             summary.deleted += forgotten.deleted

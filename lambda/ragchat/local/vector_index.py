@@ -290,6 +290,13 @@ class FaissVectorIndex:
                 self._save(namespace)
             return len(keys)
 
+    def stored_texts(self, namespace: str = "") -> list[tuple[str, str]]:
+        """(id, text) of every document: `ragchat ingest` fits BM25 on them with its own."""
+        with self._lock:
+            self._reload_if_changed()
+            space = self._spaces.get(namespace)
+            return [(doc.id, doc.text) for doc in space.docs.values()] if space else []
+
     def count(self, namespace: str = "") -> int:
         with self._lock:
             self._reload_if_changed()

@@ -556,3 +556,31 @@ def test_data_dir_may_follow_the_command(tmp_path, capsys):
     # before the command it still works, and a command without it keeps the one given before
     assert main(["--data-dir", str(tmp_path / "before"), "ingest", str(tmp_path / "a.md"), "--no-progress"]) == 0
     assert FaissVectorIndex(tmp_path / "before" / "index", 384).count("") == 1
+
+
+def test_a_file_added_alone_gets_the_knowledge_bases_word_weights(tmp_path, embedder):
+    """BM25 was fitted on each run's own chunks: a file ingested alone on day two had a
+    one-document corpus, and its keyword score was 13 times lower than ingested with its
+    folder. Fitted on what the local index holds too, both ways give the same weights."""
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    for n in range(12):
+        (folder / f"note{n}.md").write_text(f"Note {n} is about endpoint {n}, billing and instance types.\n")
+    extra = "The zebra refund window closes after thirty days for purple widgets.\n"
+    (folder / "refund.md").write_text(extra)
+    together, apart = tmp_path / "together", tmp_path / "apart"
+    assert main(["--data-dir", str(together), "ingest", str(folder), "--no-progress"]) == 0
+    (folder / "refund.md").unlink()
+    assert main(["--data-dir", str(apart), "ingest", str(folder), "--no-progress"]) == 0
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "refund.md").write_text(extra)
+    assert main(["--data-dir", str(apart), "ingest", str(lone / "refund.md"), "--no-progress"]) == 0
+
+    from ragchat.retrieval import encode_query
+
+    query = "zebra refund window purple widgets"
+    vector, sparse = embedder.embed([query])[0], encode_query(query, 1.0)
+    scores = [FaissVectorIndex(data / "index", 384).query(vector, 1, sparse=sparse)[0] for data in (together, apart)]
+    assert [m.text for m in scores] == [extra.strip()] * 2
+    assert scores[1].score == pytest.approx(scores[0].score, rel=1e-4)
