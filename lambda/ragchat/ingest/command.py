@@ -86,17 +86,22 @@ def _scopes(paths: list[Path]) -> list[str]:
 
 
 def _forgotten(paths: list[Path]) -> list[str]:
-    """The id scopes a removed path's chunks were stored under, as `id_scope` made them: as a
-    file given alone ("manual.pdf#", its own name) or as a folder ("docs/", the name it
-    resolved to); which one it was cannot be told any more. Ids hold names, not paths: a
-    folder of the same name elsewhere shares them (the README says to name folders apart)."""
+    """The id scopes a removed path's chunks may have been stored under, as `id_scope` made
+    them: as a file given alone ("manual.pdf#", its own name), as a folder given ("docs/",
+    the name it resolved to), or inside a folder given, at any level ("docs/sub/" and
+    "docs/sub#" for a removed `docs/sub`; which it was cannot be told any more). Ids hold
+    names, not paths: a folder of the same name elsewhere shares them (the README says to
+    name folders apart, and `--dry-run` shows what would go)."""
     from .chunking import escape_id_part
 
-    return [
-        scope
-        for path in paths
-        for scope in (f"{escape_id_part(path.name)}#", f"{escape_id_part(path.resolve().name)}/")
-    ]
+    scopes: list[str] = []
+    for path in paths:
+        scopes += [f"{escape_id_part(path.name)}#", f"{escape_id_part(path.resolve().name)}/"]
+        parts = [escape_id_part(part) for part in path.resolve().parts[1:]]
+        for level in range(len(parts) - 1):  # the folder given was parts[level]
+            inside = "/".join(parts[level:])
+            scopes += [f"{inside}#", f"{inside}/"]
+    return list(dict.fromkeys(scopes))
 
 
 def run(args: argparse.Namespace) -> int:

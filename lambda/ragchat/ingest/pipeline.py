@@ -80,6 +80,17 @@ def ingest(
     summary.kept = len(kept)
     if kept:
         print(f"kept {_by_source(kept)}: their files were reported as problems; fix them and re-run", file=sys.stderr)
+    if (
+        not sync
+        and scopes is not None
+        and (left := [i for i in existing - wanted if any(in_scope(i, p) for p in prefixes)])
+    ):
+        sources = len({id_source(i) for i in left})
+        print(
+            f"note: {len(left)} chunks of {sources} source(s) under these paths are not from this run (edited or "
+            "removed files, or other chunk settings) and stay searchable: add --sync to delete them",
+            file=sys.stderr,
+        )
     if dry_run:
         summary.seconds = time.perf_counter() - started
         print(f"dry run: would upsert {len(todo)} chunks and delete {_by_source(stale)}", file=sys.stderr)

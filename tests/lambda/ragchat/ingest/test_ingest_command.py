@@ -4,6 +4,7 @@ Pinecone (the stand-in speaks its control and data planes; the SDK is pointed at
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -192,6 +193,42 @@ def test_forget_deletes_what_a_removed_file_or_folder_stored_and_nothing_else(tm
     (tmp_path / "docs").rmdir()
     assert run_cli(data, "--forget", str(tmp_path / "docs")) == 0
     assert index_texts(data) == ["An old copy."]
+
+
+def test_forget_finds_a_removed_file_or_subfolder_of_an_ingested_folder(tmp_path, capsys):
+    """`--forget docs/sub` looked only for a folder given as `sub`: it said "delete 0" while
+    `--sync` of the parent would have deleted docs/sub/notes.txt."""
+    data, docs = tmp_path / "data", tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "sub" / "notes.txt").write_text("Sub notes.\n")
+    (docs / "top.md").write_text("Top file.\n")
+    (docs / "keep.md").write_text("Kept file.\n")
+    assert run_cli(data, str(docs)) == 0
+    (docs / "sub" / "notes.txt").unlink()
+    (docs / "sub").rmdir()
+    (docs / "top.md").unlink()
+    capsys.readouterr()
+
+    assert run_cli(data, "--forget", str(docs / "sub")) == 0
+    assert "deleted 1: docs/sub/notes.txt (1)" in capsys.readouterr().err
+    assert run_cli(data, "--forget", str(docs / "top.md")) == 0
+    assert "deleted 1: docs/top.md (1)" in capsys.readouterr().err
+    assert index_texts(data) == ["Kept file."]
+
+
+def test_chunks_a_run_without_sync_leaves_behind_are_pointed_out(tmp_path, docs_folder, capsys):
+    """Re-ingesting with other chunk settings kept both chunkings searchable, silently."""
+    data = tmp_path / "data"
+    assert run_cli(data, str(docs_folder)) == 0
+    capsys.readouterr()
+    assert run_cli(data, str(docs_folder), "--chunk-tokens", "60", "--overlap-tokens", "10") == 0
+    err = capsys.readouterr().err
+    note = re.search(r"note: (\d+) chunks of 1 source\(s\) under these paths are not from this run", err)
+    assert note, err
+    both = len(index_texts(data))
+    assert run_cli(data, str(docs_folder), "--chunk-tokens", "60", "--overlap-tokens", "10", "--sync") == 0
+    assert "note:" not in capsys.readouterr().err
+    assert len(index_texts(data)) == both - int(note[1])  # exactly what the note counted is gone
 
 
 class FailingIndex:
