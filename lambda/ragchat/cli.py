@@ -34,7 +34,7 @@ def _engine(args: argparse.Namespace) -> ChatEngine:
         overrides["knowledge_base"] = knowledge_base_path(args.knowledge_base)
     if args.wikipedia:
         overrides["wikipedia_dir"] = Path(args.wikipedia)
-    for option in ("queue_limit", "deadline_seconds", "model", "threads"):
+    for option in ("queue_limit", "deadline_seconds", "model", "threads", "conversation_days"):
         if getattr(args, option, None) is not None:
             overrides[option] = getattr(args, option)
     return build_local_engine(LocalSettings(**overrides))
@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                          "beyond it: 503 with Retry-After")  # fmt: skip
     p_serve.add_argument("--deadline", type=float, default=120.0, dest="deadline_seconds", metavar="SECONDS",
                          help="time a request may take, queue wait and generation together; past it: 504")  # fmt: skip
+    p_serve.add_argument("--conversation-days", type=float, default=30.0, dest="conversation_days", metavar="DAYS",
+                         help="keep each conversation turn this long (as the deployed table does); 0: all")  # fmt: skip
     p_serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                          help="also answer requests addressed to this host name (a LAN or container name; "
                          "repeatable). Loopback names and the --host address are always allowed; other "

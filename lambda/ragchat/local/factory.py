@@ -63,6 +63,8 @@ class LocalSettings:
     model: Path | None = None
     # llama.cpp threads (None: $RAGCHAT_THREADS, else every core for prefill and one for a small model's tokens)
     threads: int | None = None
+    # conversation turns are kept this long (as the deployed table's `conversation_ttl_days`); 0: forever
+    conversation_days: float = 30
 
 
 def ensure_knowledge_base(
@@ -185,7 +187,7 @@ def build_local_engine(
         **parts,
         generator=generator_factory(),
         moderator=KeywordStandInModerator(),
-        store=SqliteConversationStore(settings.data_dir / "conversations.sqlite3"),
+        store=SqliteConversationStore(settings.data_dir / "conversations.sqlite3", settings.conversation_days or None),
         profile=profile,
         settings=engine_settings,
     )

@@ -1,7 +1,9 @@
 """Conversation store in one SQLite file: one row per turn, appended in a transaction.
 
 Appending (instead of rewriting the transcript, as the original did) means concurrent
-requests on one session all land, and a failed request writes nothing."""
+requests on one session all land, and a failed request writes nothing. Turns expire
+`keep_days` after they were written, as the deployed table's do: they are no longer read
+from then, and deleted when a store opens the file (each `ragchat serve` start)."""
 
 from __future__ import annotations
 
@@ -26,12 +28,18 @@ CREATE TABLE IF NOT EXISTS turns (
 
 
 class SqliteConversationStore:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, keep_days: float | None = None) -> None:
+        """`keep_days`: how long a turn is kept; None keeps every turn."""
         self.path = str(path)
+        self.keep_seconds = None if keep_days is None else keep_days * 86400
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(SCHEMA)
+            db.execute("DELETE FROM turns WHERE created_at < ?", (self._cutoff(),))
+
+    def _cutoff(self) -> float:
+        return float("-inf") if self.keep_seconds is None else time.time() - self.keep_seconds
 
     def _connect(self) -> sqlite3.Connection:
         # A connection per call: sqlite3 connections must not cross threads.
@@ -40,8 +48,8 @@ class SqliteConversationStore:
     def load(self, session_id: str, limit: int = 50) -> list[Turn]:
         with closing(self._connect()) as db:
             rows = db.execute(
-                "SELECT role, content FROM turns WHERE session_id = ? ORDER BY turn DESC LIMIT ?",
-                (session_id, limit),
+                "SELECT role, content FROM turns WHERE session_id = ? AND created_at >= ? ORDER BY turn DESC LIMIT ?",
+                (session_id, self._cutoff(), limit),
             ).fetchall()
         return [Turn(role, content) for role, content in reversed(rows)]
 

@@ -77,6 +77,6 @@ def test_serve_help_describes_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     text = capsys.readouterr().out
-    for option in ("--host", "--port", "--queue-limit", "--deadline"):
+    for option in ("--host", "--port", "--queue-limit", "--deadline", "--conversation-days"):
         line = next(line for line in text.splitlines() if line.strip().startswith(option))
         assert line.strip() != option, f"{option} has no description"

@@ -38,3 +38,23 @@ def test_failed_append_writes_nothing(tmp_path):
     with pytest.raises(sqlite3.IntegrityError):
         store.append("s", [Turn("user", "new"), Turn("robot", "invalid role")])  # type: ignore[arg-type]
     assert store.load("s") == [Turn("user", "kept")]
+
+
+def test_turns_expire_after_the_days_kept_and_are_deleted_at_the_next_start(tmp_path, monkeypatch):
+    """Local conversations were kept for ever, while the deployed table's expire."""
+    import time as clock
+
+    path, now = tmp_path / "c.sqlite3", clock.time()
+    monkeypatch.setattr("ragchat.local.store.time.time", lambda: now - 31 * 86400)
+    running = SqliteConversationStore(path, keep_days=30)  # a server started a month ago
+    running.append("old", [Turn("user", "stale"), Turn("assistant", "x")])
+    monkeypatch.setattr("ragchat.local.store.time.time", lambda: now)
+    running.append("new", [Turn("user", "fresh")])
+
+    assert running.load("old") == [] and running.load("new") == [Turn("user", "fresh")]  # expired: not read
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM turns").fetchone() == (3,)
+    SqliteConversationStore(path, keep_days=30)  # the next start deletes them
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT session_id FROM turns").fetchall() == [("new",)]
+    assert SqliteConversationStore(path).load("new") == [Turn("user", "fresh")]  # None keeps everything
