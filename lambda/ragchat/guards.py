@@ -40,7 +40,8 @@ def host_name(host: str) -> str:
         rest = host[end:]
         # only a port may follow the bracket: "[::1]evil.example" is no loopback name
         return host[:end] if end and (not rest or (rest[0] == ":" and rest[1:].isdigit())) else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name, _, port = host.partition(":")
+    return name if host.count(":") == 1 and port.isdigit() else host  # "127.0.0.1:evil.example" is no port
 
 
 class HostPolicy:

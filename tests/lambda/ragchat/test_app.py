@@ -54,6 +54,7 @@ def test_every_post_must_be_labelled_json(client, engine, content_type, path):
         ("[::1]:8080", True),
         ("[::1]evil.example", False),  # text after the bracket that is not a port
         ("[::1]:80x", False),
+        ("127.0.0.1:evil.example", False),  # text after the colon that is not a port
         ("attacker.example", False),  # DNS rebinding: the attacker's name, resolved to 127.0.0.1
         ("attacker.example:8080", False),
         ("localhost.attacker.example", False),
