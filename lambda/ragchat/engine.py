@@ -211,7 +211,7 @@ class ChatEngine:
         """Untrusted text as the model will read it: the prompt format's turn markers and the
         model's own control tokens broken (`prompts.defuse`). Done before anything is counted,
         since a broken marker takes several tokens where the whole one took one."""
-        return defuse(text, self.profile.markers + tuple(getattr(self.generator, "control_texts", ())))
+        return defuse(text, self.profile.markers, exact=getattr(self.generator, "control_texts", ()))
 
     def select_sources(
         self, question: str, matches: Sequence[Match], params: GenerationParams, history: Sequence[Turn] = ()

@@ -46,12 +46,20 @@ CHAT_TEMPLATE_MARKERS = (
 BREAK = "\u200b"  # zero-width space: the text reads the same, the marker no longer matches
 
 
-def defuse(text: str, markers: Sequence[str]) -> str:
+def defuse(text: str, markers: Sequence[str], exact: Sequence[str] = ()) -> str:
     """Untrusted text (retrieved documents and web pages, the caller's turns, replies stored
     in history) with every turn marker of the prompt's format broken by a zero-width space
-    after its first character, so no text can forge a turn of another role. Variants a
-    model may read as the marker are broken too: other case (`<Human>:`), full-width forms
-    (`＜human＞：`) and space before a colon (`<bot> :`)."""
+    after its first character, so no text can forge a turn of another role.
+
+    `markers`, the format's turn markers, are also broken in the variants a model may read
+    as them: full-width forms (`＜human＞：`), space before a colon (`<bot> :`) and, for tag-like
+    markers, other case (`<Human>:`); a word marker (flan-t5's `ANSWER:`) keeps its case, so
+    prose such as "the short answer: yes" is left alone. `exact`, a tokenizer's control
+    tokens (thousands for some models), are matched as written: the tokenizer reads only
+    that exact text as the token."""
+    for token in exact:
+        if token in text:
+            text = text.replace(token, token[0] + BREAK + token[1:])
     if not markers:
         return text
     return _marker_pattern(tuple(markers)).sub(lambda m: m[0][0] + BREAK + m[0][1:], text)
@@ -63,14 +71,18 @@ SMALL_FORMS = {"<": "\ufe64", ">": "\ufe65", ":": "\ufe55"}
 
 @cache
 def _marker_pattern(markers: tuple[str, ...]) -> re.Pattern[str]:
-    def char(c: str) -> str:
-        forms = {c, c.lower(), c.upper()}
+    def char(c: str, any_case: bool) -> str:
+        forms = {c, c.lower(), c.upper()} if any_case else {c}
         forms |= {chr(ord(f) + FULL_WIDTH_OFFSET) for f in forms if "!" <= f <= "~"}
         forms |= {SMALL_FORMS[c]} if c in SMALL_FORMS else set()
         pattern = "[" + "".join(re.escape(f) for f in sorted(forms)) + "]"
         return r"\s*" + pattern if c == ":" else pattern
 
-    return re.compile("|".join("".join(char(c) for c in m) for m in sorted(markers, key=len, reverse=True)))
+    def marker(m: str) -> str:
+        any_case = not m.rstrip(":").isalpha()  # a tag (`<human>:`, `[INST]`), not a word (`ANSWER:`)
+        return "".join(char(c, any_case) for c in m)
+
+    return re.compile("|".join(marker(m) for m in sorted(markers, key=len, reverse=True)))
 
 
 def _system_text(instructions: str, context: str, no_answer: bool) -> str:

@@ -124,7 +124,7 @@ class LlamaCppGenerator:
             return self.llm.tokenize((prompt.text or "").encode("utf-8"), add_bos=True, special=True)
         if self._chat_template is None:
             raise ValueError(f"{self.model_path.name} has no chat template: use a GGUF chat model")
-        messages = [{**m, "content": defuse(m["content"], self.control_texts)} for m in prompt.messages]
+        messages = [{**m, "content": defuse(m["content"], (), exact=self.control_texts)} for m in prompt.messages]
         rendered = self._chat_template(messages=messages)
         return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
 
