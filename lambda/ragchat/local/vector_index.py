@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import threading
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -44,7 +45,14 @@ DENSE_CANDIDATES = 100
 
 
 def _safe(namespace: str) -> str:
+    """The file name an index written before generations used: "" and "_default" (or "a.b"
+    and "a_b") share it."""
     return "ns-" + (re.sub(r"[^A-Za-z0-9_-]", "_", namespace) or "_default")
+
+
+def _unique(namespace: str) -> str:
+    """The file name of a namespace's generations: readable, and distinct per namespace."""
+    return f"{_safe(namespace)}-{zlib.crc32(namespace.encode('utf-8', 'surrogatepass')):08x}"
 
 
 class _Namespace:
@@ -97,11 +105,20 @@ class FaissVectorIndex:
     @contextmanager
     def _file_lock(self, exclusive: bool) -> Iterator[None]:
         """Changes hold it exclusively; a load holds it shared, so no change removes the
-        files of the generation being read."""
+        files of the generation being read. An index this process may read but not write
+        (a read-only mount, another user's files) is read without the lock: nobody who can
+        change it is this process, and a change needs the lock file to be writable anyway."""
         if fcntl is None:
             yield
             return
-        with open(self.folder / "index.lock", "a+b") as handle:
+        try:
+            handle = open(self.folder / "index.lock", "a+b" if exclusive else "rb")  # noqa: SIM115
+        except OSError:
+            if exclusive:
+                raise
+            yield
+            return
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             try:
                 yield
@@ -126,13 +143,17 @@ class FaissVectorIndex:
                     self._load()
 
     def _stem(self, namespace: str, generation: int | None) -> Path:
-        return self.folder / (_safe(namespace) + ("" if generation is None else f".{generation}"))
+        if generation is None:
+            return self.folder / _safe(namespace)
+        return self.folder / f"{_unique(namespace)}.{generation}"
 
     def _load(self) -> None:
-        self._spaces, self._files, self._generation = {}, {}, 0
+        """Read the committed index; on any failure the state loaded before stays (and so does
+        its stamp, so the next call tries again)."""
         path = self._manifest_path()
-        self._loaded_stamp = self._stamp()
+        stamp = self._stamp()
         if not path.exists():
+            self._spaces, self._files, self._generation, self._loaded_stamp = {}, {}, 0, stamp
             return
         manifest = json.loads(path.read_text())
         if manifest["dimension"] != self.dimension:
@@ -141,7 +162,7 @@ class FaissVectorIndex:
             )
         named = manifest["namespaces"]  # a list: an index written before generations
         files = dict.fromkeys(named) if isinstance(named, list) else named
-        self._generation = manifest.get("generation", 0)
+        spaces: dict[str, _Namespace] = {}
         for namespace, generation in files.items():
             space = _Namespace(self.dimension)
             stem = self._stem(namespace, generation)
@@ -155,8 +176,9 @@ class FaissVectorIndex:
                     space.set_sparse(int(key), SparseVector(*map(tuple, record["sparse"])))
             space.next_key = records["next_key"]
             self._repair(namespace, space)
-            self._spaces[namespace] = space
-        self._files = files
+            spaces[namespace] = space
+        self._spaces, self._files, self._generation = spaces, files, manifest.get("generation", 0)
+        self._loaded_stamp = stamp
 
     def _repair(self, namespace: str, space: _Namespace) -> None:
         """Entries whose vectors and document disagree, as an earlier version could leave
@@ -182,7 +204,10 @@ class FaissVectorIndex:
 
     def _write(self, path: Path, data: bytes) -> None:
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the manifest names it, also across a power loss
         os.replace(tmp, path)
 
     def _save(self, namespace: str) -> None:
@@ -203,9 +228,12 @@ class FaissVectorIndex:
         self._files, self._generation = files, generation
         self._loaded_stamp = self._stamp()
         current = {stem.name + ".faiss", stem.name + ".json"}
-        for old in self.folder.glob(_safe(namespace) + ".*"):
+        for old in self.folder.glob(_unique(namespace) + ".*"):
             if old.name not in current:
                 old.unlink(missing_ok=True)
+        if _safe(namespace) not in {_safe(n) for n, g in files.items() if g is None}:  # unversioned, unused
+            for suffix in (".faiss", ".json"):
+                (self.folder / (_safe(namespace) + suffix)).unlink(missing_ok=True)
 
     @staticmethod
     def _record(space: _Namespace, key: int, doc: Document) -> dict:

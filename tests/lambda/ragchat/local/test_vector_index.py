@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ragchat.interfaces import Document, SparseVector
-from ragchat.local.vector_index import DENSE_CANDIDATES, FaissVectorIndex
+from ragchat.local.vector_index import DENSE_CANDIDATES, FaissVectorIndex, _unique
 
 WAIT = 20.0  # a hang fails the test after this; it is not what is measured
 
@@ -125,7 +125,7 @@ def test_two_writers_at_once_lose_nothing_and_share_no_key(tmp_path):
     for other documents' text. Writer B reaches the lock while A is saving: it must wait for
     A's commit and build on it."""
     a, b = FaissVectorIndex(tmp_path, 3), FaissVectorIndex(tmp_path, 3)
-    b_waits, errors = threading.Event(), []
+    b_waits = threading.Event()
 
     class SignallingLock:
         def __init__(self, inner):
@@ -154,7 +154,7 @@ def test_two_writers_at_once_lose_nothing_and_share_no_key(tmp_path):
     writer_b.join(WAIT)
 
     fresh = FaissVectorIndex(tmp_path, 3)
-    assert errors == [] and fresh.list_ids() == ["a1", "b1"] and fresh.count() == 2
+    assert fresh.list_ids() == ["a1", "b1"] and fresh.count() == 2
     assert fresh.query(unit(1, 0, 0), 1)[0].text == "text a1" and fresh.query(unit(0, 1, 0), 1)[0].text == "text b1"
 
 
@@ -206,10 +206,8 @@ def test_an_interrupted_change_leaves_the_previous_index_whole(tmp_path, monkeyp
     again = FaissVectorIndex(tmp_path, 3)
     assert again.list_ids() == ["a", "d"] and again.count() == 2
     assert again.query(unit(0, 1, 1), 1)[0].text == "text d"
-    assert sorted(p.name for p in tmp_path.glob("ns-*")) == [
-        "ns-_default.2.faiss",
-        "ns-_default.2.json",
-    ]  # no leftovers
+    leftovers = sorted(p.name for p in tmp_path.glob("ns-*"))
+    assert leftovers == [f"{_unique('')}.2.faiss", f"{_unique('')}.2.json"]
 
 
 def test_an_index_an_earlier_version_left_inconsistent_is_repaired_on_load(tmp_path, caplog):
@@ -234,4 +232,46 @@ def test_an_index_an_earlier_version_left_inconsistent_is_repaired_on_load(tmp_p
     assert "had 2 entries whose vectors and documents disagreed" in caplog.text
     index.upsert(docs("b"), [unit(0, 1, 0)])  # re-ingested
     assert FaissVectorIndex(tmp_path, 3).query(unit(0, 1, 0), 1)[0].text == "text b"
-    assert sorted(p.name for p in tmp_path.glob("ns-*")) == ["ns-_default.1.faiss", "ns-_default.1.json"]
+    assert sorted(p.name for p in tmp_path.glob("ns-*")) == [f"{_unique('')}.1.faiss", f"{_unique('')}.1.json"]
+
+
+def test_namespaces_whose_names_sanitize_alike_keep_their_own_files(tmp_path):
+    """ "" and "_default" (or "a.b" and "a_b") share a file name: saving one deleted the other's
+    current files, and the index no longer loaded."""
+    index = FaissVectorIndex(tmp_path, 3)
+    for namespace, vector in (("_default", unit(1, 0, 0)), ("", unit(0, 1, 0)), ("a.b", unit(0, 0, 1))):
+        index.upsert(docs(f"in-{namespace}"), [vector], namespace=namespace)
+    index.upsert(docs("again"), [unit(1, 1, 0)], namespace="_default")
+    index.upsert(docs("a_b"), [unit(1, 0, 1)], namespace="a_b")
+
+    fresh = FaissVectorIndex(tmp_path, 3)
+    assert fresh.list_ids("_default") == ["again", "in-_default"] and fresh.list_ids("") == ["in-"]
+    assert fresh.list_ids("a.b") == ["in-a.b"] and fresh.list_ids("a_b") == ["a_b"]
+
+
+def test_an_index_is_read_without_writing_to_its_folder(tmp_path):
+    """Every load opened index.lock for writing: an index on a read-only mount, or another
+    user's, no longer opened even to query."""
+    FaissVectorIndex(tmp_path, 3).upsert(docs("a"), [unit(1, 0, 0)])
+    (tmp_path / "index.lock").unlink()  # as copied to, or mounted from, where it cannot be created
+    reader = FaissVectorIndex(tmp_path, 3)
+    assert reader.query(unit(1, 0, 0), 1)[0].id == "a"
+    assert not (tmp_path / "index.lock").exists()
+
+
+def test_a_load_that_fails_keeps_what_was_loaded_and_tries_again(tmp_path, monkeypatch):
+    """The stamp was taken before reading: a load that failed half way left an empty index
+    served until the next change, and a change then wrote a manifest without the others."""
+    writer = FaissVectorIndex(tmp_path, 3)
+    writer.upsert(docs("a"), [unit(1, 0, 0)], namespace="one")
+    reader = FaissVectorIndex(tmp_path, 3)
+    writer.upsert(docs("b"), [unit(0, 1, 0)], namespace="two")
+    import faiss
+
+    read_index = faiss.read_index
+    monkeypatch.setattr(faiss, "read_index", lambda path: (_ for _ in ()).throw(RuntimeError("read failed")))
+    with pytest.raises(RuntimeError):
+        reader.query(unit(1, 0, 0), 1, namespace="one")
+    assert reader._spaces["one"].ids == {"a": 0}  # the old state stays
+    monkeypatch.setattr(faiss, "read_index", read_index)
+    assert reader.query(unit(0, 1, 0), 1, namespace="two")[0].id == "b"  # tried again, now whole
