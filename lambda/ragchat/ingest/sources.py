@@ -265,6 +265,7 @@ def _read_jsonl(path: Path, name: str, options: JsonlOptions, problems: list[Pro
         problems.append(Problem(str(path), f"cannot read: {exc}"))
         return
     for number, line in enumerate(lines, 1):
+        line = line.lstrip("\x1e")  # RFC 7464 JSON text sequences start each record with RS
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -371,21 +372,31 @@ def pdf_page_text(text: str) -> str:
 
 
 HTML_BLOCKS = {"p", "div", "section", "article", "li", "tr", "br", "pre", "blockquote", "table", "ul", "ol"}
-HTML_SKIPPED = {"script", "style", "noscript", "template", "head"}
-HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+# never shown: scripts and styles, fallbacks for what the browser does run, an SVG's labels
+HTML_SKIPPED = {"script", "style", "noscript", "template", "head", "iframe", "noframes", "noembed", "svg"}
+HIDDEN_STYLE = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden|opacity\s*:\s*0*\.?0*\s*(?:$|;|!)"
+    r"|font-size\s*:\s*0*\.?0*(?:px|em|rem|pt|%)?\s*(?:$|;|!))",
+    re.IGNORECASE,
+)
+CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 
 
 def html_to_text(html: str) -> str:
     """Visible text, with headings as Markdown headings and blocks as paragraphs, so the
-    chunker sees the same structure as in a Markdown file. Elements a browser does not show
-    (`hidden`, `aria-hidden`, an inline `display: none`) are left out: a page's invisible text
-    is where injected instructions hide. lxml parses in linear time whatever the markup; the
-    standard library's parser is quadratic on unclosed tags (CVE-2025-6069: 60 KB took 33 s)."""
+    chunker sees the same structure as in a Markdown file. Elements marked as not shown are
+    left out (`hidden`, a closed `<dialog>`, an inline `display: none`, `visibility: hidden`,
+    `opacity: 0` or `font-size: 0`, iframe and SVG fallbacks): a page's invisible text is
+    where injected instructions hide. Text hidden by a stylesheet or by positioning is not
+    detected. lxml parses in linear time whatever the markup (the standard library's parser is
+    quadratic on unclosed tags, CVE-2025-6069: 60 KB took 33 s), with `huge_tree` so that a
+    10 MB `<pre>` log or markup nested over 255 levels deep is read whole."""
     from lxml import etree
     from lxml import html as lxml_html
 
     try:
-        root = lxml_html.document_fromstring(html.encode("utf-8"), parser=lxml_html.HTMLParser(encoding="utf-8"))
+        parser = lxml_html.HTMLParser(encoding="utf-8", huge_tree=True)
+        root = lxml_html.document_fromstring(html.encode("utf-8"), parser=parser)
     except etree.ParserError:  # nothing but whitespace, comments or an unclosed comment
         return ""
     parts: list[str] = []
@@ -413,8 +424,11 @@ def _spaced(text: str | None) -> str:
 
 
 def _hidden(element: Any) -> bool:
+    """`aria-hidden` text is shown (only screen readers skip it), and so is `hidden="until-found"`
+    (a browser's find reveals it); both are kept."""
+    hidden = element.get("hidden")
     return (
-        element.get("hidden") is not None
-        or (element.get("aria-hidden") or "").strip().lower() == "true"
-        or bool(HIDDEN_STYLE.search(element.get("style") or ""))
+        (hidden is not None and hidden.strip().lower() != "until-found")
+        or (element.tag == "dialog" and element.get("open") is None)
+        or bool(HIDDEN_STYLE.search(CSS_COMMENT.sub("", element.get("style") or "")))
     )
