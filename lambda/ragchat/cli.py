@@ -125,8 +125,8 @@ def ask(args: argparse.Namespace) -> int:
     if result.get("blocked"):
         print(f"\n[blocked by moderation] {shown(result.get('outputs', ''))}", end="")
     if notice := cut_notice(result):
-        print(f" {notice}", end="")
-    print(f"\n\nsession: {result.get('session_id')}\nsources:")
+        print(f" {shown(notice)}", end="")
+    print(f"\n\nsession: {shown(result.get('session_id'))}\nsources:")
     print("\n".join(format_sources(result.get("sources") or [])))
     return 0
 

@@ -5,6 +5,7 @@ client (local service or Function URL) or the engine in-process."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
@@ -83,10 +84,11 @@ def run_repl(
                     if last.get("blocked"):
                         out.write(f"\n[blocked by moderation] {shown(last.get('outputs', ''))}")
                     if notice := cut_notice(last):
-                        out.write(f" {notice}")
+                        out.write(f" {shown(notice)}")
                     for warning in last.get("warnings") or []:
                         out.write(f"\n(warning: {shown(warning)})")
-                    out.write(f"\n({len(last.get('sources') or [])} sources, /sources to show; session {session_id})\n")
+                    count = len(last.get("sources") or [])
+                    out.write(f"\n({count} sources, /sources to show; session {shown(session_id)})\n")
         except ClientFailure as failure:
             out.write(f"\nerror: {shown(failure)}\n")
 
@@ -105,4 +107,7 @@ def cut_notice(result: dict[str, Any]) -> str | None:
 
 
 def print_json(result: dict[str, Any], out: TextIO | None = None) -> None:
-    (out or sys.stdout).write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    """JSON escapes C0 control characters itself; DEL and C1 (U+007F-U+009F, which some
+    terminals obey too) are escaped here, which is still the same JSON."""
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    (out or sys.stdout).write(re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m[0]):04x}", text) + "\n")

@@ -218,8 +218,9 @@ def test_escape_sequences_in_replies_and_sources_never_reach_the_terminal_raw():
 
     def turn(question, session_id):
         yield StreamEvent("token", {"text": hostile})
-        done = {"session_id": "s1", "sources": [{"source": "spot.md", "score": 0.7, "text": hostile}],
-                "warnings": [hostile], "blocked": True, "outputs": hostile}  # fmt: skip
+        done = {"session_id": "s1" + hostile, "sources": [{"source": "spot.md", "score": 0.7, "text": hostile}],
+                "warnings": [hostile], "blocked": True, "outputs": hostile, "finish_reason": "length",
+                "usage": {"completion_tokens": hostile}}  # fmt: skip
         yield StreamEvent("done", done)
 
     inputs = iter([QUESTION, "/sources", "/quit"])
@@ -227,7 +228,7 @@ def test_escape_sequences_in_replies_and_sources_never_reach_the_terminal_raw():
     run_repl(turn, read=lambda prompt: next(inputs), out=out)
     shown = out.getvalue()
     assert not any(c in shown for c in "\x1b\x07\r\x9b")
-    assert shown.count("\\x1b]52;c;") == 4  # the reply, the refusal, the warning and the source
+    assert shown.count("\\x1b]52;c;") == 6  # reply, refusal, cut notice, warning, session id and source
 
 
 def test_escape_sequences_in_file_names_never_reach_the_terminal_raw(tmp_path, capsys):
@@ -237,3 +238,12 @@ def test_escape_sequences_in_file_names_never_reach_the_terminal_raw(tmp_path, c
     assert main(["--data-dir", str(tmp_path / "data"), "ingest", str(folder), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\\x1b]0;PWNED\\x07x.txt: binary content" in err
+
+
+def test_json_output_escapes_c1_controls_too():
+    from ragchat.client.repl import print_json
+
+    out = io.StringIO()
+    print_json({"outputs": "a\x9d0;PWNED\x9c b\x1b c"}, out)
+    assert not any(c in out.getvalue() for c in "\x9d\x9c\x1b")
+    assert json.loads(out.getvalue()) == {"outputs": "a\x9d0;PWNED\x9c b\x1b c"}  # the same JSON
