@@ -170,9 +170,14 @@ class PineconeVectorIndex:
         from pinecone.errors import PineconeError, UnauthorizedError
 
         try:
-            return fn(self._data_plane())
+            try:
+                return fn(self._data_plane())
+            except UnauthorizedError:
+                used = self._index_key
+                if self.api_key(refresh=True) == used:  # the secret still holds the key refused
+                    raise
+                return fn(self._data_plane())  # rotated since we cached it: once more with the new key
         except UnauthorizedError:
-            self.api_key(refresh=True)  # the key may have been replaced since we cached it
             raise RetrievalUnavailable(
                 f"Pinecone rejected the API key while trying to {operation}; check the key in the secret",
                 step=STEP,

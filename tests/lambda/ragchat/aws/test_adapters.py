@@ -326,6 +326,22 @@ def test_secret_json_form_and_empty_secret(aws_world):
         SecretApiKey(aws_world.secrets, arn)()
 
 
+def test_a_rotated_pinecone_key_is_picked_up_by_the_request_that_meets_it(aws_client, aws_world):
+    """After a rotation, a warm function's first request answered without context (the key
+    was re-read only for the next request)."""
+    question = {"inputs": "Which instances can I use with Managed Spot Training?"}
+    assert aws_client.post("/chat", json=question).json()["sources"]  # the old key is cached
+    arn = aws_world.settings.pinecone_secret_arn
+    aws_world.secrets.put_secret_value(SecretId=arn, SecretString=json.dumps({"api_key": "pc-rotated"}))
+    aws_world.pinecone.api_key = "pc-rotated"
+    try:
+        body = aws_client.post("/chat", json=question).json()
+    finally:  # the stand-in outlives this test
+        aws_world.pinecone.api_key = PINECONE_KEY
+
+    assert body["sources"] and not body.get("warnings"), body
+
+
 def test_the_pinecone_key_never_reaches_the_logs(aws_client, aws_world, capfd, caplog):
     """At the service's own log levels, and with the Pinecone SDK and HTTP client at DEBUG.
     (botocore's DEBUG output prints whole response bodies, secrets included, for any AWS
