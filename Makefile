@@ -52,9 +52,15 @@ $(RUN_STAMP): requirements-local.txt requirements-models.txt lambda/requirements
 	$(PIP) --no-deps --no-build-isolation -e .
 	@touch $(RUN_STAMP)
 
-$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt requirements-models.txt lambda/requirements.txt pyproject.toml
+# The tests run the Wikipedia retrieval image's handler in this venv, so its dependencies install at the
+# versions the image pins (model_code/wikipedia_retrieval/requirements.txt, dependencies included): as
+# constraints, without that file's index options. Unconstrained, a new release of one of them (filelock)
+# came in here and not in the image.
+IMAGE_PINS := model_code/wikipedia_retrieval/requirements.txt
+$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt requirements-models.txt lambda/requirements.txt pyproject.toml $(IMAGE_PINS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) -r requirements-dev.txt
+	grep -v '^-' $(IMAGE_PINS) | sed 's/+cpu$$//' > $(VENV)/image-constraints.txt
+	$(PIP) -r requirements-dev.txt -c $(VENV)/image-constraints.txt
 	$(PIP) --no-deps -r requirements-models.txt
 	$(PIP) --no-deps --no-build-isolation -e .
 	@touch $(STAMP) $(RUN_STAMP)
