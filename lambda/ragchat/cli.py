@@ -26,6 +26,18 @@ CURL_EXAMPLE = (
 )
 
 
+def _days(value: str) -> float:
+    """A number of days, 0 or more: a negative one would put the expiry in the future and
+    delete every stored conversation at the start."""
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {value!r}") from None
+    if not days >= 0 or days == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 (keep everything) or more days, got {value}")
+    return days
+
+
 def _engine(args: argparse.Namespace) -> ChatEngine:
     from .local.factory import LocalSettings, build_local_engine, knowledge_base_path
 
@@ -226,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                          "beyond it: 503 with Retry-After")  # fmt: skip
     p_serve.add_argument("--deadline", type=float, default=120.0, dest="deadline_seconds", metavar="SECONDS",
                          help="time a request may take, queue wait and generation together; past it: 504")  # fmt: skip
-    p_serve.add_argument("--conversation-days", type=float, default=30.0, dest="conversation_days", metavar="DAYS",
+    p_serve.add_argument("--conversation-days", type=_days, default=30.0, dest="conversation_days", metavar="DAYS",
                          help="keep each conversation turn this long (as the deployed table does); 0: all")  # fmt: skip
     p_serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                          help="also answer requests addressed to this host name (a LAN or container name; "

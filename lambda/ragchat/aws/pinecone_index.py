@@ -157,26 +157,27 @@ class PineconeVectorIndex:
             source_tag="ragchat",
         )
 
-    def _data_plane(self) -> Any:
+    def _data_plane(self) -> tuple[Any, str]:
+        """The index client and the key it sends."""
         key = self.api_key()
         with self._lock:
             if self._index is None or key != self._index_key:
                 pc = self.client(key)
                 self._index = pc.index(host=self.host) if self.host else pc.index(name=self.index_name)
                 self._index_key = key
-            return self._index
+            return self._index, key
 
     def _call(self, operation: str, fn: Callable[[Any], Any]) -> Any:
         from pinecone.errors import PineconeError, UnauthorizedError
 
         try:
+            index, used = self._data_plane()
             try:
-                return fn(self._data_plane())
+                return fn(index)
             except UnauthorizedError:
-                used = self._index_key
                 if self.api_key(refresh=True) == used:  # the secret still holds the key refused
                     raise
-                return fn(self._data_plane())  # rotated since we cached it: once more with the new key
+                return fn(self._data_plane()[0])  # rotated since we cached it: once more with the new key
         except UnauthorizedError:
             raise RetrievalUnavailable(
                 f"Pinecone rejected the API key while trying to {operation}; check the key in the secret",

@@ -85,23 +85,27 @@ def _scopes(paths: list[Path]) -> list[str]:
     return scopes
 
 
+# A path removed from inside an ingested folder was stored under that folder's name; `--sync` of the
+# folder deletes exactly its chunks (scopes guessed from the path's parents could claim another
+# folder's: `archive/docs/sub`, ingested as `docs`, has the ids of a removed `site/docs/sub`).
+FORGET_INSIDE_HINT = (
+    "note: nothing was stored under {paths} as a file or folder given to ingest; if it was inside a folder "
+    "you ingested, run `ragchat ingest FOLDER --sync` with that folder as you gave it then"
+)
+
+
 def _forgotten(paths: list[Path]) -> list[str]:
-    """The id scopes a removed path's chunks may have been stored under, as `id_scope` made
-    them: as a file given alone ("manual.pdf#", its own name), as a folder given ("docs/",
-    the name it resolved to), or inside a folder given, at any level ("docs/sub/" and
-    "docs/sub#" for a removed `docs/sub`; which it was cannot be told any more). Ids hold
-    names, not paths: a folder of the same name elsewhere shares them (the README says to
-    name folders apart, and `--dry-run` shows what would go)."""
+    """The id scopes a removed path's chunks were stored under, as `id_scope` made them: as a
+    file given alone ("manual.pdf#", its own name) or as a folder ("docs/", the name it
+    resolved to); which one it was cannot be told any more. Ids hold names, not paths: a
+    folder of the same name elsewhere shares them (the README says to name folders apart)."""
     from .chunking import escape_id_part
 
-    scopes: list[str] = []
-    for path in paths:
-        scopes += [f"{escape_id_part(path.name)}#", f"{escape_id_part(path.resolve().name)}/"]
-        parts = [escape_id_part(part) for part in path.resolve().parts[1:]]
-        for level in range(len(parts) - 1):  # the folder given was parts[level]
-            inside = "/".join(parts[level:])
-            scopes += [f"{inside}#", f"{inside}/"]
-    return list(dict.fromkeys(scopes))
+    return [
+        scope
+        for path in paths
+        for scope in (f"{escape_id_part(path.name)}#", f"{escape_id_part(path.resolve().name)}/")
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.forget:
             summary.deleted += forgotten.deleted
+            if not forgotten.deleted and not args.dry_run:  # removed from inside an ingested folder, probably
+                print(FORGET_INSIDE_HINT.format(paths=", ".join(map(str, args.forget))), file=sys.stderr)
     except (TargetError, ChatServiceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(f"partial: {summary.line()}", file=sys.stderr)

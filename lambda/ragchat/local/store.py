@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS turns (
 class SqliteConversationStore:
     def __init__(self, path: Path | str, keep_days: float | None = None) -> None:
         """`keep_days`: how long a turn is kept; None keeps every turn."""
+        if keep_days is not None and not keep_days > 0:
+            raise ValueError(f"keep_days must be over 0 (None keeps everything), got {keep_days}")
         self.path = str(path)
         self.keep_seconds = None if keep_days is None else keep_days * 86400
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)

@@ -147,6 +147,16 @@ class FaissVectorIndex:
             return self.folder / _safe(namespace)
         return self.folder / f"{_unique(namespace)}.{generation}"
 
+    def _written_stem(self, namespace: str, generation: int | None) -> Path:
+        """Where a committed generation lies: its own name, or the one an early version of
+        generations used (`ns-NAME.GEN`, without the hash), which is read and then replaced."""
+        stem = self._stem(namespace, generation)
+        early = self.folder / f"{_safe(namespace)}.{generation}"
+        json_of = lambda path: path.with_suffix(path.suffix + ".json")  # noqa: E731
+        if generation is not None and not json_of(stem).exists() and json_of(early).exists():
+            return early
+        return stem
+
     def _load(self) -> None:
         """Read the committed index; on any failure the state loaded before stays (and so does
         its stamp, so the next call tries again)."""
@@ -165,7 +175,7 @@ class FaissVectorIndex:
         spaces: dict[str, _Namespace] = {}
         for namespace, generation in files.items():
             space = _Namespace(self.dimension)
-            stem = self._stem(namespace, generation)
+            stem = self._written_stem(namespace, generation)
             space.index = faiss.read_index(str(stem.with_suffix(stem.suffix + ".faiss")))
             records = json.loads(stem.with_suffix(stem.suffix + ".json").read_text())
             for key, record in records["docs"].items():
@@ -222,6 +232,7 @@ class FaissVectorIndex:
             "docs": {str(k): self._record(space, k, d) for k, d in space.docs.items()},
         }
         self._write(stem.with_suffix(stem.suffix + ".json"), json.dumps(records).encode())
+        previous = self._written_stem(namespace, self._files[namespace]) if namespace in self._files else None
         files = {**self._files, namespace: generation}
         manifest = {"dimension": self.dimension, "generation": generation, "namespaces": files}
         self._write(self._manifest_path(), json.dumps(manifest).encode())
@@ -231,6 +242,9 @@ class FaissVectorIndex:
         for old in self.folder.glob(_unique(namespace) + ".*"):
             if old.name not in current:
                 old.unlink(missing_ok=True)
+        if previous is not None and previous.name != _safe(namespace):  # an early generation's name
+            for suffix in (".faiss", ".json"):  # generations are numbered index-wide: no one else's
+                previous.with_suffix(previous.suffix + suffix).unlink(missing_ok=True)
         if _safe(namespace) not in {_safe(n) for n, g in files.items() if g is None}:  # unversioned, unused
             for suffix in (".faiss", ".json"):
                 (self.folder / (_safe(namespace) + suffix)).unlink(missing_ok=True)

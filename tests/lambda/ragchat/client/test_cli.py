@@ -198,6 +198,7 @@ def test_a_source_is_labelled_by_its_file_and_row_or_page(metadata, label):
         (["ask", "hi", "--url", "127.0.0.1:9"], {}, "is not an http:// or https:// URL (try http://127.0.0.1:9)"),
         (["serve", "--model", "/nonexistent.gguf", "--port", "0"], {}, "no GGUF model at /nonexistent.gguf"),
         (["ask", "hi"], {"RAGCHAT_MIN_SCORE": "abc"}, "RAGCHAT_MIN_SCORE must be a number, got 'abc'"),
+        (["serve", "--conversation-days", "-1"], {}, "must be 0 (keep everything) or more days, got -1"),
     ],
 )
 def test_user_mistakes_are_one_line_errors_not_tracebacks(argv, env, message, tmp_path, monkeypatch, capsys):

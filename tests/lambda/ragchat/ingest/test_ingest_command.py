@@ -195,24 +195,23 @@ def test_forget_deletes_what_a_removed_file_or_folder_stored_and_nothing_else(tm
     assert index_texts(data) == ["An old copy."]
 
 
-def test_forget_finds_a_removed_file_or_subfolder_of_an_ingested_folder(tmp_path, capsys):
-    """`--forget docs/sub` looked only for a folder given as `sub`: it said "delete 0" while
-    `--sync` of the parent would have deleted docs/sub/notes.txt."""
+def test_forget_of_a_path_inside_an_ingested_folder_points_to_sync_of_that_folder(tmp_path, capsys):
+    """`--forget docs/sub` found nothing and said only "deleted 0"; `--sync` of `docs` is what
+    deletes exactly its chunks (scopes guessed from parent names would claim another folder's:
+    `archive/docs/sub` ingested as `docs` has the same ids)."""
     data, docs = tmp_path / "data", tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)
     (docs / "sub" / "notes.txt").write_text("Sub notes.\n")
-    (docs / "top.md").write_text("Top file.\n")
     (docs / "keep.md").write_text("Kept file.\n")
     assert run_cli(data, str(docs)) == 0
     (docs / "sub" / "notes.txt").unlink()
     (docs / "sub").rmdir()
-    (docs / "top.md").unlink()
     capsys.readouterr()
 
     assert run_cli(data, "--forget", str(docs / "sub")) == 0
+    assert "if it was inside a folder you ingested, run `ragchat ingest FOLDER --sync`" in capsys.readouterr().err
+    assert run_cli(data, str(docs), "--sync") == 0
     assert "deleted 1: docs/sub/notes.txt (1)" in capsys.readouterr().err
-    assert run_cli(data, "--forget", str(docs / "top.md")) == 0
-    assert "deleted 1: docs/top.md (1)" in capsys.readouterr().err
     assert index_texts(data) == ["Kept file."]
 
 

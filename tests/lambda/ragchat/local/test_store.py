@@ -58,3 +58,13 @@ def test_turns_expire_after_the_days_kept_and_are_deleted_at_the_next_start(tmp_
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT session_id FROM turns").fetchall() == [("new",)]
     assert SqliteConversationStore(path).load("new") == [Turn("user", "fresh")]  # None keeps everything
+
+
+@pytest.mark.parametrize("days", [-1, 0, float("nan")])
+def test_a_keep_time_that_would_delete_everything_is_refused(tmp_path, days):
+    """-1 put the expiry in the future: one start deleted every conversation."""
+    store = SqliteConversationStore(tmp_path / "c.sqlite3")
+    store.append("s", [Turn("user", "kept")])
+    with pytest.raises(ValueError, match="keep_days"):
+        SqliteConversationStore(tmp_path / "c.sqlite3", keep_days=days)
+    assert store.load("s") == [Turn("user", "kept")]

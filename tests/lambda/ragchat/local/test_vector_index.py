@@ -275,3 +275,21 @@ def test_a_load_that_fails_keeps_what_was_loaded_and_tries_again(tmp_path, monke
     assert reader._spaces["one"].ids == {"a": 0}  # the old state stays
     monkeypatch.setattr(faiss, "read_index", read_index)
     assert reader.query(unit(0, 1, 0), 1, namespace="two")[0].id == "b"  # tried again, now whole
+
+
+def test_an_index_of_the_first_generation_format_is_read_and_replaced(tmp_path):
+    """Generation files were first named without the namespace's hash (`ns-_default.1.faiss`):
+    such an index did not load any more."""
+    index = FaissVectorIndex(tmp_path, 3)
+    index.upsert(docs("a"), [unit(1, 0, 0)])
+    index.upsert(docs("b"), [unit(0, 1, 0)], namespace="docs")
+    for stem, early in ((_unique(""), "ns-_default"), (_unique("docs"), "ns-docs")):
+        for path in tmp_path.glob(f"{stem}.*"):
+            path.rename(tmp_path / path.name.replace(stem, early))
+
+    again = FaissVectorIndex(tmp_path, 3)
+    assert again.list_ids() == ["a"] and again.list_ids("docs") == ["b"]
+    again.upsert(docs("c"), [unit(0, 0, 1)])
+    assert FaissVectorIndex(tmp_path, 3).list_ids() == ["a", "c"]
+    names = sorted(p.name for p in tmp_path.glob("ns-*"))
+    assert names == sorted(["ns-docs.2.faiss", "ns-docs.2.json", f"{_unique('')}.3.faiss", f"{_unique('')}.3.json"])
