@@ -58,7 +58,7 @@ def defuse(text: str, markers: Sequence[str], exact: Sequence[str] = ()) -> str:
     tokens (thousands for some models), are matched as written: the tokenizer reads only
     that exact text as the token."""
     for token in exact:
-        if token in text:
+        if len(token.strip()) > 1 and token in text:  # whitespace tokens (Gemma's "\n", "  ") forge nothing
             text = text.replace(token, token[0] + BREAK + token[1:])
     if not markers:
         return text

@@ -135,6 +135,8 @@ def test_prose_is_left_alone_and_control_tokens_match_exactly():
     prose = "The short answer: yes. In this context: none. Question : which?"
     assert defuse(prose, ["CONTEXT:", "QUESTION:", "ANSWER:"]) == prose
     assert defuse("a <filename> b <FILENAME>", [], exact=["<filename>"]) == f"a <{BREAK}filename> b <FILENAME>"
+    # Gemma lists "\n" and runs of spaces among its control tokens: a break after every newline
+    assert defuse("line one\n  line two", [], exact=["\n", "  ", "\t\t"]) == "line one\n  line two"
 
 
 def clean_count(profile, marker: str) -> int:
