@@ -94,13 +94,11 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
         listed = exc.errors(include_url=False, include_context=False, include_input=False)[:MAX_ERRORS_LISTED]
         errors = [{"field": _field_name(e["loc"]), "message": e["msg"]} for e in listed]
         first = errors[0]
+        status, message = 422, first["message"]
         if openai_shape(request):  # OpenAI answers 400 (the SDKs' BadRequestError), the parameter in the message
-            message = f"{first['field']}: {first['message']}"
-            raise ApiError(
-                400, "validation_error", message, first["field"], errors=errors, error_count=exc.error_count()
-            ) from None
+            status, message = 400, f"{first['field']}: {first['message']}"
         raise ApiError(
-            422, "validation_error", first["message"], first["field"], errors=errors, error_count=exc.error_count()
+            status, "validation_error", message, first["field"], errors=errors, error_count=exc.error_count()
         ) from None
 
 

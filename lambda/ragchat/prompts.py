@@ -59,10 +59,14 @@ def defuse(text: str, markers: Sequence[str], exact: Sequence[str] = ()) -> str:
     that exact text as the token."""
     for token in exact:
         if len(token.strip()) > 1 and token in text:  # whitespace tokens (Gemma's "\n", "  ") forge nothing
-            text = text.replace(token, token[0] + BREAK + token[1:])
+            text = text.replace(token, _broken(token))
     if not markers:
         return text
-    return _marker_pattern(tuple(markers)).sub(lambda m: m[0][0] + BREAK + m[0][1:], text)
+    return _marker_pattern(tuple(markers)).sub(lambda m: _broken(m[0]), text)
+
+
+def _broken(marker: str) -> str:
+    return marker[0] + BREAK + marker[1:]
 
 
 FULL_WIDTH_OFFSET = 0xFEE0  # U+FF01..U+FF5E are the full-width forms of ! .. ~

@@ -4,13 +4,11 @@ client (local service or Function URL) or the engine in-process."""
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from ..terminal import shown
+from ..terminal import shown, shown_json
 from .http_client import ClientFailure, StreamEvent
 
 HELP = "/new starts a new session · /sources shows the last answer's sources · /quit (or Ctrl-D) leaves"
@@ -107,7 +105,4 @@ def cut_notice(result: dict[str, Any]) -> str | None:
 
 
 def print_json(result: dict[str, Any], out: TextIO | None = None) -> None:
-    """JSON escapes C0 control characters itself; DEL and C1 (U+007F-U+009F, which some
-    terminals obey too) are escaped here, which is still the same JSON."""
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    (out or sys.stdout).write(re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m[0]):04x}", text) + "\n")
+    (out or sys.stdout).write(shown_json(result) + "\n")

@@ -73,18 +73,16 @@ def ingest(
     wanted = {chunk.id for chunk in chunks}
     todo = [chunk for chunk in chunks if chunk.id not in existing]
     summary.skipped = len(chunks) - len(todo)
-    ours = sorted(i for i in existing - wanted if any(in_scope(i, prefix) for prefix in prefixes)) if sync else []
+    # what this tool stored under the given paths and this run did not produce
+    left = sorted(i for i in existing - wanted if any(in_scope(i, prefix) for prefix in prefixes))
+    ours = left if sync else []
     kept_prefixes = set(keep)
     kept = [i for i in ours if f"{id_source(i)}#" in kept_prefixes]
     stale = [i for i in ours if f"{id_source(i)}#" not in kept_prefixes]
     summary.kept = len(kept)
     if kept:
         print(f"kept {_by_source(kept)}: their files were reported as problems; fix them and re-run", file=sys.stderr)
-    if (
-        not sync
-        and scopes is not None
-        and (left := [i for i in existing - wanted if any(in_scope(i, p) for p in prefixes)])
-    ):
+    if not sync and scopes is not None and left:
         sources = len({id_source(i) for i in left})
         print(
             f"note: {len(left)} chunks of {sources} source(s) under these paths are not from this run (edited or "

@@ -131,12 +131,11 @@ def folder_files(folder: Path, problems: list[Problem]) -> list[Path]:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(path)
-                elif entry.is_symlink():
-                    target = path.resolve()
-                    if target.is_file() and not target.is_relative_to(root):
-                        problems.append(Problem(printable(path), "a link to a file outside the folder"))
-                    elif target.is_file():
+                elif entry.is_symlink() and (target := path.resolve()).is_file():
+                    if target.is_relative_to(root):
                         files.append(path)
+                    else:
+                        problems.append(Problem(printable(path), "a link to a file outside the folder"))
                 elif entry.is_file(follow_symlinks=False):
                     files.append(path)
             except (OSError, RuntimeError):  # a link loop, or a target that cannot be examined
@@ -372,6 +371,7 @@ def pdf_page_text(text: str) -> str:
 
 
 HTML_BLOCKS = {"p", "div", "section", "article", "li", "tr", "br", "pre", "blockquote", "table", "ul", "ol"}
+HTML_HEADINGS = {f"h{level}" for level in range(1, 7)}
 # never shown: scripts and styles, fallbacks for what the browser does run, an SVG's labels
 HTML_SKIPPED = {"script", "style", "noscript", "template", "head", "iframe", "noframes", "noembed", "svg"}
 HIDDEN_STYLE = re.compile(
@@ -406,12 +406,12 @@ def html_to_text(html: str) -> str:
         if event == "start" and (tag in HTML_SKIPPED or _hidden(element)):
             walker.skip_subtree()
         elif event == "start":
-            if heading := re.fullmatch(r"h([1-6])", tag):
-                parts.append("\n\n" + "#" * int(heading[1]) + " ")
+            if tag in HTML_HEADINGS:
+                parts.append("\n\n" + "#" * int(tag[1]) + " ")
             elif tag in HTML_BLOCKS:
                 parts.append("\n\n")
             parts.append(_spaced(element.text))
-        if event == "end" and (tag in HTML_BLOCKS or re.fullmatch(r"h[1-6]", tag)):
+        if event == "end" and (tag in HTML_BLOCKS or tag in HTML_HEADINGS):
             parts.append("\n\n")
         if event in ("end", "comment", "pi"):
             parts.append(_spaced(element.tail))

@@ -55,6 +55,11 @@ def _unique(namespace: str) -> str:
     return f"{_safe(namespace)}-{zlib.crc32(namespace.encode('utf-8', 'surrogatepass')):08x}"
 
 
+def _files(stem: Path) -> tuple[Path, Path]:
+    """A generation's vectors and documents."""
+    return stem.with_name(stem.name + ".faiss"), stem.with_name(stem.name + ".json")
+
+
 class _Namespace:
     def __init__(self, dimension: int) -> None:
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
@@ -152,8 +157,7 @@ class FaissVectorIndex:
         generations used (`ns-NAME.GEN`, without the hash), which is read and then replaced."""
         stem = self._stem(namespace, generation)
         early = self.folder / f"{_safe(namespace)}.{generation}"
-        json_of = lambda path: path.with_suffix(path.suffix + ".json")  # noqa: E731
-        if generation is not None and not json_of(stem).exists() and json_of(early).exists():
+        if generation is not None and not _files(stem)[1].exists() and _files(early)[1].exists():
             return early
         return stem
 
@@ -175,9 +179,9 @@ class FaissVectorIndex:
         spaces: dict[str, _Namespace] = {}
         for namespace, generation in files.items():
             space = _Namespace(self.dimension)
-            stem = self._written_stem(namespace, generation)
-            space.index = faiss.read_index(str(stem.with_suffix(stem.suffix + ".faiss")))
-            records = json.loads(stem.with_suffix(stem.suffix + ".json").read_text())
+            vectors, documents = _files(self._written_stem(namespace, generation))
+            space.index = faiss.read_index(str(vectors))
+            records = json.loads(documents.read_text())
             for key, record in records["docs"].items():
                 doc = Document(record["id"], record["text"], record["metadata"])
                 space.docs[int(key)] = doc
@@ -225,29 +229,28 @@ class FaissVectorIndex:
         then the files no generation names any more. The caller holds the exclusive lock."""
         space = self._spaces[namespace]
         generation = self._generation + 1
-        stem = self._stem(namespace, generation)
-        self._write(stem.with_suffix(stem.suffix + ".faiss"), faiss.serialize_index(space.index).tobytes())
+        current = _files(self._stem(namespace, generation))
+        self._write(current[0], faiss.serialize_index(space.index).tobytes())
         records = {
             "next_key": space.next_key,
             "docs": {str(k): self._record(space, k, d) for k, d in space.docs.items()},
         }
-        self._write(stem.with_suffix(stem.suffix + ".json"), json.dumps(records).encode())
+        self._write(current[1], json.dumps(records).encode())
         previous = self._written_stem(namespace, self._files[namespace]) if namespace in self._files else None
         files = {**self._files, namespace: generation}
         manifest = {"dimension": self.dimension, "generation": generation, "namespaces": files}
         self._write(self._manifest_path(), json.dumps(manifest).encode())
         self._files, self._generation = files, generation
         self._loaded_stamp = self._stamp()
-        current = {stem.name + ".faiss", stem.name + ".json"}
+        # the files the previous generation was read from, unless another namespace still reads them (two
+        # unversioned namespaces whose names sanitize alike); then leftovers of an interrupted change
+        others = {self._written_stem(n, g) for n, g in files.items() if n != namespace}
+        if previous is not None and previous not in others:
+            for path in _files(previous):
+                path.unlink(missing_ok=True)
         for old in self.folder.glob(_unique(namespace) + ".*"):
-            if old.name not in current:
+            if old not in current:
                 old.unlink(missing_ok=True)
-        if previous is not None and previous.name != _safe(namespace):  # an early generation's name
-            for suffix in (".faiss", ".json"):  # generations are numbered index-wide: no one else's
-                previous.with_suffix(previous.suffix + suffix).unlink(missing_ok=True)
-        if _safe(namespace) not in {_safe(n) for n, g in files.items() if g is None}:  # unversioned, unused
-            for suffix in (".faiss", ".json"):
-                (self.folder / (_safe(namespace) + suffix)).unlink(missing_ok=True)
 
     @staticmethod
     def _record(space: _Namespace, key: int, doc: Document) -> dict:

@@ -147,8 +147,6 @@ def test_two_writers_at_once_lose_nothing_and_share_no_key(tmp_path):
     writer_b = threading.Thread(target=lambda: b.upsert(docs("b1"), [unit(0, 1, 0)]))
     a_thread = threading.Thread(target=lambda: a.upsert(docs("a1"), [unit(1, 0, 0)]))
     a_thread.start()
-    while not a_thread.is_alive():
-        pass
     writer_b.start()
     a_thread.join(WAIT)
     writer_b.join(WAIT)
